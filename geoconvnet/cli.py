@@ -1,0 +1,199 @@
+"""geoconvnet: guess the country of a street-view screenshot.
+
+The command line only parses arguments and calls the plain functions of each stage."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import fields
+from pathlib import Path
+
+from . import __version__
+from .config import TrainConfig
+from .errors import GeoconvnetError
+from .transforms import AUGMENTATIONS, EVAL_VIEWS
+
+TRAIN_HELP = {
+    "data": "dataset root with train/<Country>/ and test/<Country>/",
+    "arch": "model: resnet18..152, efficientnet_b0..b2, vit_b_16 or timm:<name>",
+    "weights": "imagenet (download + cache), none (from scratch) or a weights file",
+    "epochs": "maximum number of epochs", "batch_size": "images per step",
+    "optimizer": "adam or adamw", "lr": "backbone learning rate",
+    "head_lr_mult": "head learning rate = lr x this (reference: 10)",
+    "weight_decay": "weight decay", "scheduler": "step (StepLR), cosine (with warmup) or none",
+    "step_size": "StepLR: epochs between decays", "gamma": "StepLR: decay factor",
+    "warmup_epochs": "cosine: linear warmup length in epochs",
+    "label_smoothing": "cross-entropy label smoothing", "dropout": "dropout before the head",
+    "patience": "stop after this many epochs without a lower validation loss",
+    "val_fraction": "share of train held out for validation (stratified)",
+    "seed": "random seed (splits, init, augmentation)",
+    "crop_size": "training crop side in source pixels (reference: 448)",
+    "image_size": "side the crop is resized to (reference: 224)",
+    "hflip": "random horizontal flips (mirrors the driving side)",
+    "augment": f"augmentation: {', '.join(AUGMENTATIONS)}",
+    "eval_view": f"view for validation and later evaluation: {', '.join(EVAL_VIEWS)}",
+    "num_workers": "data loader processes (default: chosen for the device)",
+    "device": "auto, cpu, cuda, cuda:N or mps", "amp": "bf16 autocast on CUDA",
+    "channels_last": "channels_last memory format on CUDA",
+    "max_pixels": "images with more pixels are rejected as decompression bombs",
+    "name": "run name (folder under --runs-dir); default: date-time-arch",
+    "runs_dir": "folder holding the runs",
+}
+
+
+def _add_train_parser(sub) -> None:
+    p = sub.add_parser("train", help="train a model on a dataset folder",
+                       description="Train a model. Precedence: defaults < --config YAML < flags.")
+    for f in fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        help_text = TRAIN_HELP.get(f.name, "") + f" (default: {f.default})"
+        if f.type == "bool":
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+        else:
+            kind = {"int": int, "float": float, "int | None": int}.get(f.type, str)
+            p.add_argument(flag, type=kind, default=None, help=help_text)
+    p.add_argument("--config", help="YAML file of options (keys as the flags, _ or -)")
+    p.add_argument("--resume", action="store_true", help="continue the run named by --name")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="geoconvnet", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"geoconvnet {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    data = sub.add_parser("data", help="dataset tools").add_subparsers(dest="data_command",
+                                                                        required=True)
+    synth = data.add_parser("synth", help="write the procedurally drawn sample dataset")
+    synth.add_argument("out")
+    synth.add_argument("--classes", type=int, default=10)
+    synth.add_argument("--per-class", type=int, default=60, help="train images per class")
+    synth.add_argument("--test-per-class", type=int, help="default: per-class / 4")
+    synth.add_argument("--size", default="1600x900", help="WxH (default 1600x900)")
+    synth.add_argument("--seed", type=int, default=0)
+    scan = data.add_parser("scan", help="list unreadable images of a dataset folder")
+    scan.add_argument("root")
+
+    _add_train_parser(sub)
+
+    ev = sub.add_parser("evaluate", help="top-1/3/5, per-country report, confusion matrix")
+    ev.add_argument("checkpoint", help="checkpoint file or run folder")
+    ev.add_argument("--data", required=True)
+    ev.add_argument("--split", default="test")
+    ev.add_argument("--eval-view", choices=EVAL_VIEWS, help="default: the checkpoint's")
+    ev.add_argument("--batch-size", type=int, default=32)
+    ev.add_argument("--num-workers", type=int)
+    ev.add_argument("--device", default="auto")
+    ev.add_argument("--out", help="output folder (default: <run>/eval/<split>-<view>)")
+    ev.add_argument("--json", action="store_true", help="print one JSON object")
+
+    pr = sub.add_parser("predict", help="top-k countries for images, folders or globs")
+    pr.add_argument("checkpoint", help="checkpoint file or run folder")
+    pr.add_argument("paths", nargs="+")
+    pr.add_argument("--top-k", type=int, default=5)
+    pr.add_argument("--eval-view", choices=EVAL_VIEWS)
+    pr.add_argument("--device", default="auto")
+    pr.add_argument("--json", action="store_true")
+    return parser
+
+
+def _parse_size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise GeoconvnetError(f"--size {text!r}: expected WIDTHxHEIGHT, e.g. 1600x900") from None
+    return w, h
+
+
+def cmd_data(args) -> int:
+    from .progress import console
+
+    if args.data_command == "synth":
+        from .synth import synth
+
+        root = synth(args.out, args.classes, args.per_class, args.test_per_class,
+                     _parse_size(args.size), args.seed)
+        console.print(f"Sample dataset written to [bold]{root}[/] ({args.classes} classes)")
+        return 0
+    from .data import is_image_file, scan_images
+
+    files = sorted(str(p) for p in Path(args.root).rglob("*") if p.is_file() and is_image_file(p))
+    bad = scan_images(files)
+    for path, reason in sorted(bad.items()):
+        console.print(f"{path}: {reason}", markup=False)
+    console.print(f"{len(files)} images scanned, {len(bad)} unreadable")
+    return 1 if bad else 0
+
+
+def cmd_train(args) -> int:
+    from .train import train
+
+    overrides = {f.name: getattr(args, f.name) for f in fields(TrainConfig)}
+    train(config_file=args.config, resume=args.resume, **overrides)
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from .evaluate import evaluate
+    from .progress import console
+
+    result = evaluate(args.checkpoint, args.data, split=args.split, eval_view=args.eval_view,
+                      batch_size=args.batch_size, device=args.device, num_workers=args.num_workers,
+                      out_dir=args.out)
+    if args.json:
+        print(json.dumps({**result.metrics, "out_dir": str(result.out_dir)}))
+        return 0
+    from rich.table import Table
+
+    m = result.metrics
+    table = Table(title=f"{args.split} split, {m['eval_view']} view, {m['n']} images")
+    for column in ("top-1", "top-3", "top-5", "loss"):
+        table.add_column(column, justify="right")
+    table.add_row(f"{m['top1']:.1%}", f"{m['top3']:.1%}", f"{m['top5']:.1%}", f"{m['loss']:.4f}")
+    console.print(table)
+    console.print(f"Per-country report, confusion matrix and predictions: [bold]{result.out_dir}[/]")
+    return 0
+
+
+def cmd_predict(args) -> int:
+    from .predict import predict
+    from .progress import console
+
+    results = predict(args.checkpoint, args.paths, args.top_k, args.eval_view, args.device)
+    if args.json:
+        print(json.dumps([r.to_dict() for r in results], indent=1))
+    else:
+        from rich.table import Table
+
+        table = Table(title="Predicted countries")
+        table.add_column("image")
+        k = max((len(r.top) for r in results), default=0)
+        for i in range(k):
+            table.add_column(f"#{i + 1}")
+        for r in results:
+            if r.error is None:
+                table.add_row(r.path, *(f"{c} {p:.1%}" for c, p in r.top))
+        console.print(table)
+    for r in results:
+        if r.error is not None:
+            print(f"error: {r.error}", file=sys.stderr)
+    return 1 if any(r.error for r in results) else 0
+
+
+COMMANDS = {"data": cmd_data, "train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except GeoconvnetError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

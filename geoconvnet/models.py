@@ -1,0 +1,145 @@
+"""Model registry: architecture name -> builder of a feature backbone.
+
+Every model is ``GeoNet(backbone, head)`` with head = Dropout + Linear (Xavier init, as in
+the reference), so the head learning-rate multiplier and checkpoints work the same for
+every architecture. Names: the torchvision models in :data:`REGISTRY` and any timm model
+as ``timm:<name>``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+
+from .errors import CheckpointError, ConfigError, WeightsUnavailableError
+from .transforms import IMAGENET_MEAN, IMAGENET_STD
+
+
+@dataclass
+class Backbone:
+    module: nn.Module  # images -> pooled features [B, num_features]
+    num_features: int
+    mean: tuple = IMAGENET_MEAN
+    std: tuple = IMAGENET_STD
+    fixed_size: int | None = None  # input side the model requires (ViT), else any size
+
+
+def _torchvision(name: str, head_attr: str, features: Callable[[nn.Module], int],
+                 fixed_size: int | None = None):
+    def build(pretrained: bool) -> Backbone:
+        import torchvision
+
+        weights = torchvision.models.get_model_weights(name).DEFAULT if pretrained else None
+        model = torchvision.models.get_model(name, weights=weights)
+        num_features = features(model)
+        setattr(model, head_attr, nn.Identity())
+        return Backbone(model, num_features, fixed_size=fixed_size)
+
+    return build
+
+
+def _resnet(name):
+    return _torchvision(name, "fc", lambda m: m.fc.in_features)
+
+
+def _efficientnet(name):
+    return _torchvision(name, "classifier", lambda m: m.classifier[-1].in_features)
+
+
+REGISTRY: dict[str, Callable[[bool], Backbone]] = {
+    "resnet18": _resnet("resnet18"),
+    "resnet34": _resnet("resnet34"),
+    "resnet50": _resnet("resnet50"),
+    "resnet101": _resnet("resnet101"),
+    "resnet152": _resnet("resnet152"),
+    "efficientnet_b0": _efficientnet("efficientnet_b0"),
+    "efficientnet_b1": _efficientnet("efficientnet_b1"),
+    "efficientnet_b2": _efficientnet("efficientnet_b2"),
+    "vit_b_16": _torchvision("vit_b_16", "heads", lambda m: m.heads[-1].in_features,
+                             fixed_size=224),
+}
+
+
+def _timm(name: str, pretrained: bool) -> Backbone:
+    import timm
+
+    if not timm.list_models(name) and name not in timm.list_pretrained(name + "*"):
+        raise ConfigError(f"unknown timm model {name!r}; see timm.list_models()")
+    model = timm.create_model(name, pretrained=pretrained, num_classes=0)
+    cfg = model.pretrained_cfg or {}
+    fixed = cfg.get("input_size", (3, 224, 224))[-1] if "vit" in name or "deit" in name else None
+    return Backbone(model, model.num_features, tuple(cfg.get("mean", IMAGENET_MEAN)),
+                    tuple(cfg.get("std", IMAGENET_STD)), fixed)
+
+
+def available_architectures() -> list[str]:
+    return sorted(REGISTRY) + ["timm:<name>"]
+
+
+class GeoNet(nn.Module):
+    def __init__(self, backbone: Backbone, num_classes: int, dropout: float):
+        super().__init__()
+        self.backbone = backbone.module
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(backbone.num_features, num_classes))
+        nn.init.xavier_uniform_(self.head[1].weight)
+        nn.init.zeros_(self.head[1].bias)
+        self.mean, self.std, self.fixed_size = backbone.mean, backbone.std, backbone.fixed_size
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.head(self.backbone(images))
+
+    def param_groups(self, lr: float, head_lr_mult: float, weight_decay: float) -> list[dict]:
+        return [{"params": list(self.backbone.parameters()), "lr": lr, "weight_decay": weight_decay},
+                {"params": list(self.head.parameters()), "lr": lr * head_lr_mult,
+                 "weight_decay": weight_decay}]
+
+
+def build_backbone(arch: str, pretrained: bool) -> Backbone:
+    if arch.startswith("timm:"):
+        builder = lambda p: _timm(arch.removeprefix("timm:"), p)  # noqa: E731
+    elif arch in REGISTRY:
+        builder = REGISTRY[arch]
+    else:
+        raise ConfigError(f"unknown architecture {arch!r}; choose one of "
+                          f"{', '.join(available_architectures())}")
+    if not pretrained:
+        return builder(False)
+    try:
+        return builder(True)
+    except Exception as exc:  # urllib, hub and huggingface_hub raise many kinds
+        raise WeightsUnavailableError(
+            f"could not download ImageNet weights for {arch} ({type(exc).__name__}: {exc}). "
+            "Check the internet connection, or train from scratch with --weights none, or "
+            "pass a local weights file with --weights PATH.") from exc
+
+
+def build_model(arch: str, num_classes: int, weights: str = "none", dropout: float = 0.4) -> GeoNet:
+    """``weights``: ``imagenet`` (library download + cache), ``none`` or a file path."""
+    backbone = build_backbone(arch, pretrained=(weights == "imagenet"))
+    model = GeoNet(backbone, num_classes, dropout)
+    if weights not in ("imagenet", "none"):
+        load_backbone_weights(model, Path(weights))
+    return model
+
+
+def load_backbone_weights(model: GeoNet, path: Path) -> None:
+    """Initialise the backbone from a weights file: a geoconvnet checkpoint, or a plain
+    state dict (safetensors, or a tensors-only torch file) of the architecture."""
+    from .checkpoint import read_state_dict
+
+    if not path.is_file():
+        raise WeightsUnavailableError(f"--weights {path}: no such file; use imagenet, none or "
+                                      "the path of a weights file")
+    state = read_state_dict(path)
+    if any(k.startswith("backbone.") for k in state):
+        state = {k.removeprefix("backbone."): v for k, v in state.items() if k.startswith("backbone.")}
+    own = model.backbone.state_dict()
+    usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    if not usable:
+        raise CheckpointError(f"--weights {path}: none of its {len(state)} tensors match the "
+                              f"backbone ({len(own)} tensors); is it for another architecture?")
+    model.backbone.load_state_dict(usable, strict=False)

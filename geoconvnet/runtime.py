@@ -1,0 +1,56 @@
+"""Devices, mixed precision, seeding and data loaders: the parts every stage shares."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+import torch
+
+from .data import ImageDataset, collate_skip_broken
+from .errors import ConfigError
+
+
+def resolve_device(name: str | None = "auto") -> torch.device:
+    """``auto`` picks CUDA, then Apple MPS, then CPU."""
+    if name in (None, "auto"):
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:
+        raise ConfigError(f"unknown device {name!r}; use auto, cpu, cuda, cuda:N or mps") from exc
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda asked for, but PyTorch sees no CUDA GPU; use --device cpu")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError("--device mps asked for, but MPS is not available; use --device cpu")
+    return device
+
+
+def autocast(device: torch.device, enabled: bool = True):
+    """bf16 autocast on CUDA (no loss scaling needed); full precision elsewhere."""
+    if enabled and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def default_workers(device: torch.device) -> int:
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cores = cores or 1
+    # On CPU the model competes with the loader for the same cores.
+    return min(16, cores) if device.type == "cuda" else max(1, cores // 2)
+
+
+def make_loader(samples, transform, batch_size: int, device: torch.device, *, shuffle: bool,
+                seed: int = 0, num_workers: int | None = None, max_pixels: int = 40_000_000,
+                drop_last: bool = False):
+    workers = default_workers(device) if num_workers is None else num_workers
+    generator = torch.Generator().manual_seed(seed)
+    return torch.utils.data.DataLoader(
+        ImageDataset(samples, transform, max_pixels), batch_size=batch_size, shuffle=shuffle,
+        num_workers=workers, collate_fn=collate_skip_broken, generator=generator,
+        pin_memory=device.type == "cuda", drop_last=drop_last,
+        prefetch_factor=4 if workers else None)

@@ -1,0 +1,317 @@
+"""Training: a run folder with config, data report, split, metrics, TensorBoard logs and
+checkpoints; early stopping on validation loss; Ctrl-C safe; resumable.
+
+Run folder ``<runs_dir>/<name>/``:
+``config.yaml`` (resolved), ``split.json``, ``data_report.{json,md}``, ``metrics.csv``,
+``tb/``, ``best.safetensors`` (lowest validation loss), ``last.safetensors`` +
+``train_state.pt`` (to resume), ``summary.json``.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import json
+import math
+import os
+import time
+from datetime import datetime
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .checkpoint import BEST_NAME, LoadedModel, make_meta, save_checkpoint
+from .config import TrainConfig, resolve_config, save_config
+from .data import DatasetIndex, atomic_write_text, index_dataset, write_data_report
+from .errors import CheckpointError, ConfigError, DataError
+from .evaluate import TOP_K, evaluate, topk_correct
+from .models import build_model
+from .progress import add_task, console, progress_bar
+from .runtime import autocast, make_loader, resolve_device
+from .transforms import train_transform
+
+METRIC_FIELDS = ["epoch", "train_loss"] + [f"train_top{k}" for k in TOP_K] + ["val_loss"] + \
+    [f"val_top{k}" for k in TOP_K] + ["lr", "epoch_seconds", "train_images_per_s"]
+STATE_NAME, LAST_NAME = "train_state.pt", "last.safetensors"
+
+
+class BestWeights:
+    """Keeps a real copy of the best weights seen so far.
+
+    The reference kept ``model.state_dict()`` itself, whose tensors keep changing as
+    training goes on, so its "best" file held the last epoch. Cloning avoids that.
+    """
+
+    def __init__(self, loss: float = math.inf, epoch: int = 0):
+        self.loss, self.epoch, self.state = loss, epoch, None
+
+    def update(self, model: nn.Module, loss: float, epoch: int) -> bool:
+        if not loss < self.loss:
+            return False
+        self.loss, self.epoch = loss, epoch
+        self.state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+        return True
+
+
+def lr_factor(cfg: TrainConfig, steps_per_epoch: int):
+    """Learning-rate multiplier per optimizer step (LambdaLR), for every scheduler."""
+    warmup = cfg.warmup_epochs * steps_per_epoch
+    total = cfg.epochs * steps_per_epoch
+
+    def factor(step: int) -> float:
+        if cfg.scheduler == "step":  # the reference's StepLR, applied at epoch boundaries
+            return cfg.gamma ** ((step // steps_per_epoch) // cfg.step_size)
+        if cfg.scheduler == "cosine":
+            if step < warmup:
+                return (step + 1) / warmup
+            progress = (step - warmup) / max(1, total - warmup)
+            return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+        return 1.0
+
+    return factor
+
+
+def make_run_dir(cfg: TrainConfig, resume: bool) -> Path:
+    if resume:
+        if not cfg.name:
+            raise ConfigError("--resume needs --name of the run to continue")
+        run_dir = Path(cfg.runs_dir) / cfg.name
+        if not (run_dir / STATE_NAME).is_file():
+            raise CheckpointError(f"{run_dir}: nothing to resume (no {STATE_NAME}; did the first "
+                                  "epoch finish?)")
+        return run_dir
+    cfg.name = cfg.name or f"{datetime.now():%Y%m%d-%H%M%S}-{cfg.arch.replace(':', '-')}"
+    run_dir = Path(cfg.runs_dir) / cfg.name
+    if run_dir.exists() and any(run_dir.iterdir()):
+        raise ConfigError(f"{run_dir} already exists; continue it with --resume or pick another "
+                          "--name")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return run_dir
+
+
+def _config_for(resume: bool, config_file, overrides: dict) -> TrainConfig:
+    if not resume:
+        return resolve_config(config_file, **overrides)
+    name, runs_dir = overrides.get("name"), overrides.get("runs_dir") or "runs"
+    if not name:
+        raise ConfigError("--resume needs --name of the run to continue")
+    saved = Path(runs_dir) / name / "config.yaml"
+    if not saved.is_file():
+        raise ConfigError(f"{saved}: not found; is {Path(runs_dir) / name} a run folder?")
+    # The run's own config wins over a YAML file; explicit arguments (e.g. more epochs) win.
+    return resolve_config(saved, **overrides)
+
+
+class Trainer:
+    """State of one run; :func:`train` is the entry point."""
+
+    def __init__(self, cfg: TrainConfig, run_dir: Path, index: DatasetIndex, resume: bool):
+        self.cfg, self.run_dir, self.index = cfg, run_dir, index
+        self.device = resolve_device(cfg.device)
+        torch.manual_seed(cfg.seed)
+        net = build_model(cfg.arch, len(index.classes), "none" if resume else cfg.weights,
+                          cfg.dropout)
+        pp = cfg.preprocessing(net.mean, net.std)
+        meta = make_meta(cfg.arch, index.classes, cfg.dropout, pp, cfg.to_dict())
+        self.model = LoadedModel(net.to(self.device), meta)
+        if cfg.channels_last and self.device.type == "cuda":
+            net.to(memory_format=torch.channels_last)
+        self.transform = train_transform(pp)
+        self.steps_per_epoch = math.ceil(len(index.train) / cfg.batch_size)
+        opt_class = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
+        self.optimizer = opt_class(net.param_groups(cfg.lr, cfg.head_lr_mult, cfg.weight_decay))
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer,
+                                                           lr_factor(cfg, self.steps_per_epoch))
+        self.criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+        self.best, self.epoch, self.stale_epochs = BestWeights(), 0, 0
+        if resume:
+            self.load_state()
+
+    # -- persistence -------------------------------------------------------------------
+    def save_weights(self, name: str, state: dict, metrics: dict) -> None:
+        meta = {**self.model.meta, "metrics": metrics}
+        save_checkpoint(self.run_dir / name, state, meta)
+
+    def save_state(self) -> None:
+        """The commit point of an epoch: resume restarts after ``self.epoch``."""
+        state = {"epoch": self.epoch, "optimizer": self.optimizer.state_dict(),
+                 "scheduler": self.scheduler.state_dict(), "best_loss": self.best.loss,
+                 "best_epoch": self.best.epoch, "stale_epochs": self.stale_epochs}
+        tmp = self.run_dir / (STATE_NAME + ".tmp")
+        torch.save(state, tmp)
+        os.replace(tmp, self.run_dir / STATE_NAME)
+
+    def load_state(self) -> None:
+        from .checkpoint import read_state_dict
+
+        state = torch.load(self.run_dir / STATE_NAME, map_location="cpu", weights_only=True)
+        self.model.net.load_state_dict(read_state_dict(self.run_dir / LAST_NAME))
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.epoch, self.stale_epochs = state["epoch"], state["stale_epochs"]
+        self.best = BestWeights(state["best_loss"], state["best_epoch"])
+        _truncate_metrics(self.run_dir / "metrics.csv", self.epoch)
+
+    # -- one epoch ---------------------------------------------------------------------
+    def train_epoch(self, epoch: int) -> dict:
+        cfg, net, device = self.cfg, self.model.net, self.device
+        torch.manual_seed(cfg.seed + epoch)  # per-epoch seeds make a resumed run identical
+        loader = make_loader(self.index.train, self.transform, cfg.batch_size, device,
+                             shuffle=True, seed=cfg.seed + epoch, num_workers=cfg.num_workers,
+                             max_pixels=cfg.max_pixels, drop_last=len(self.index.train) > cfg.batch_size)
+        net.train()
+        loss_sum = torch.zeros((), device=device)
+        correct = torch.zeros(len(TOP_K), device=device, dtype=torch.long)
+        seen, start = 0, time.perf_counter()
+        with progress_bar() as bar:
+            task = add_task(bar, f"Epoch {epoch}/{cfg.epochs}", len(loader) * cfg.batch_size)
+            for step, batch in enumerate(loader):
+                if batch is None:
+                    continue
+                images, labels, _ = batch
+                images = images.to(device, non_blocking=True)
+                labels = labels.to(device, non_blocking=True)
+                if cfg.channels_last and device.type == "cuda":
+                    images = images.contiguous(memory_format=torch.channels_last)
+                with autocast(device, cfg.amp):
+                    logits = net(images)
+                    loss = self.criterion(logits.float(), labels)
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                self.optimizer.step()
+                self.scheduler.step()
+                loss_sum += loss.detach() * len(labels)
+                correct += topk_correct(logits.detach(), labels)
+                seen += len(labels)
+                if step % 10 == 0:  # .item() waits for the GPU: only now and then
+                    bar.update(task, info=f"loss {loss_sum.item() / seen:.3f}")
+                bar.advance(task, len(labels))
+            bar.update(task, total=seen, completed=seen, info=f"loss {loss_sum.item() / max(1, seen):.3f}")
+        seconds = time.perf_counter() - start
+        metrics = {"train_loss": loss_sum.item() / max(1, seen), "epoch_seconds": seconds,
+                   "train_images_per_s": seen / seconds, "lr": self.optimizer.param_groups[0]["lr"]}
+        metrics.update({f"train_top{k}": c.item() / max(1, seen) for k, c in zip(TOP_K, correct)})
+        return metrics
+
+    def validate(self) -> dict:
+        result = evaluate(self.model, self.index.val, split="val", device=self.device,
+                          batch_size=self.cfg.batch_size, num_workers=self.cfg.num_workers,
+                          write=False)
+        return {f"val_{k}": result.metrics[k] for k in ["loss"] + [f"top{k}" for k in TOP_K]}
+
+    # -- the loop ------------------------------------------------------------------------
+    def fit(self) -> dict:
+        from torch.utils.tensorboard import SummaryWriter
+
+        writer = SummaryWriter(str(self.run_dir / "tb"), purge_step=self.epoch + 1)
+        try:
+            while self.epoch < self.cfg.epochs and self.stale_epochs < self.cfg.patience:
+                epoch = self.epoch + 1
+                row = {"epoch": epoch, **self.train_epoch(epoch), **self.validate()}
+                self.finish_epoch(row, writer)
+                _print_epoch(row)
+        except KeyboardInterrupt:
+            self.save_weights("interrupted.safetensors", self.model.net.state_dict(),
+                              {"interrupted_in_epoch": self.epoch + 1})
+            console.print(f"\n[yellow]Interrupted.[/] Finished epochs are kept ({self.epoch}); "
+                          f"weights at the interruption: {self.run_dir / 'interrupted.safetensors'}"
+                          f"\nContinue with: geoconvnet train --resume --name {self.cfg.name} "
+                          f"--runs-dir {self.cfg.runs_dir}")
+            raise
+        finally:
+            writer.close()
+        return self.write_summary()
+
+    def finish_epoch(self, row: dict, writer) -> None:
+        self.epoch = row["epoch"]
+        if self.best.update(self.model.net, row["val_loss"], self.epoch):
+            self.stale_epochs = 0
+            best_metrics = {k: row[k] for k in row if k.startswith("val_")} | {"epoch": self.epoch}
+            self.save_weights(BEST_NAME, self.best.state, best_metrics)
+        else:
+            self.stale_epochs += 1
+        self.save_weights(LAST_NAME, self.model.net.state_dict(), {"epoch": self.epoch})
+        _append_metrics(self.run_dir / "metrics.csv", row)
+        for key, value in row.items():
+            if key != "epoch":
+                writer.add_scalar(key.replace("_", "/", 1), value, self.epoch)
+        writer.flush()
+        self.save_state()
+
+    def write_summary(self) -> dict:
+        summary = {"run": str(self.run_dir), "epochs_run": self.epoch, "best_epoch": self.best.epoch,
+                   "best_val_loss": self.best.loss,
+                   "stopped_early": self.stale_epochs >= self.cfg.patience and self.epoch < self.cfg.epochs,
+                   "classes": len(self.index.classes), "device": str(self.device)}
+        atomic_write_text(self.run_dir / "summary.json", json.dumps(summary, indent=2))
+        return summary
+
+
+def check_same_split(index: DatasetIndex, run_dir: Path) -> None:
+    saved = json.loads((run_dir / "split.json").read_text())["val"]
+    if saved != [os.path.relpath(p, index.root) for p, _ in index.val]:
+        raise DataError(f"{index.root} changed since {run_dir} started (the validation split "
+                        "differs); resuming would mix splits. Start a new run instead.")
+
+
+def _append_metrics(path: Path, row: dict) -> None:
+    new = not path.exists()
+    with open(path, "a", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=METRIC_FIELDS, extrasaction="ignore")
+        if new:
+            writer.writeheader()
+        writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+
+
+def _truncate_metrics(path: Path, last_epoch: int) -> None:
+    """Drop rows of epochs that were not committed (a crash between the two writes)."""
+    if not path.exists():
+        return
+    with open(path, newline="") as f:
+        rows = [r for r in csv.DictReader(f) if int(r["epoch"]) <= last_epoch]
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=METRIC_FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(tmp, path)
+
+
+def _print_epoch(row: dict) -> None:
+    console.print(f"epoch {row['epoch']:>3}  train loss {row['train_loss']:.4f} "
+                  f"top1 {row['train_top1']:.3f} | val loss {row['val_loss']:.4f} "
+                  f"top1 {row['val_top1']:.3f} top3 {row['val_top3']:.3f} top5 {row['val_top5']:.3f}"
+                  f" | {row['train_images_per_s']:.1f} img/s")
+
+
+def train(config: TrainConfig | None = None, *, config_file: str | Path | None = None,
+          resume: bool = False, **overrides) -> Path:
+    """Train a model and return its run folder.
+
+    ``train(data="sample", arch="resnet18", weights="none", epochs=2)`` -- any
+    :class:`TrainConfig` field can be passed; ``config_file`` is a YAML file of them.
+    """
+    cfg = copy.deepcopy(config) if config is not None else _config_for(resume, config_file, overrides)
+    if not cfg.data:
+        raise ConfigError("no dataset given: pass --data ROOT (try `geoconvnet data synth sample`)")
+    run_dir = make_run_dir(cfg, resume)
+    index = index_dataset(cfg.data, cfg.val_fraction, cfg.seed, max_pixels=cfg.max_pixels)
+    if not resume:
+        save_config(cfg, run_dir / "config.yaml")
+        write_data_report(index, run_dir)
+        split = {"val_fraction": cfg.val_fraction, "seed": cfg.seed,
+                 "val": [os.path.relpath(p, index.root) for p, _ in index.val]}
+        atomic_write_text(run_dir / "split.json", json.dumps(split, indent=1))
+    else:
+        check_same_split(index, run_dir)
+        save_config(cfg, run_dir / "config.yaml")  # e.g. a raised --epochs
+    if index.bad_files:
+        console.print(f"[yellow]{len(index.bad_files)} unreadable file(s) skipped[/], listed in "
+                      f"{run_dir / 'data_report.md'}")
+    console.print(f"Run [bold]{run_dir}[/]: {len(index.classes)} classes, {len(index.train)} train / "
+                  f"{len(index.val)} val images, arch {cfg.arch}, device {resolve_device(cfg.device)}")
+    summary = Trainer(cfg, run_dir, index, resume).fit()
+    console.print(f"Best epoch {summary['best_epoch']} (val loss {summary['best_val_loss']:.4f}); "
+                  f"checkpoint: {run_dir / BEST_NAME}")
+    return run_dir
