@@ -67,7 +67,7 @@ REGISTRY: dict[str, Callable[[bool], Backbone]] = {
 def _timm(name: str, pretrained: bool) -> Backbone:
     import timm
 
-    if not timm.list_models(name) and name not in timm.list_pretrained(name + "*"):
+    if not timm.is_model(name):
         raise ConfigError(f"unknown timm model {name!r}; see timm.list_models()")
     model = timm.create_model(name, pretrained=pretrained, num_classes=0)
     cfg = model.pretrained_cfg or {}

@@ -120,7 +120,10 @@ class Trainer:
         self.transform = train_transform(pp)
         self.steps_per_epoch = math.ceil(len(index.train) / cfg.batch_size)
         opt_class = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
-        self.optimizer = opt_class(net.param_groups(cfg.lr, cfg.head_lr_mult, cfg.weight_decay))
+        # The fused kernels are several times faster than the default per-tensor loop on CPU.
+        fused = {"fused": True} if self.device.type in ("cpu", "cuda") else {}
+        self.optimizer = opt_class(net.param_groups(cfg.lr, cfg.head_lr_mult, cfg.weight_decay),
+                                   **fused)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer,
                                                            lr_factor(cfg, self.steps_per_epoch))
         self.criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)

@@ -1,0 +1,26 @@
+"""Shared fixtures: a tiny generated dataset and one briefly trained run (CPU, seconds)."""
+
+from __future__ import annotations
+
+import pytest
+
+from geoconvnet.synth import synth
+from geoconvnet.train import train
+
+# Small images and crops keep every end-to-end test on a 2-core CPU in seconds; the crop is
+# the same share of the image as the reference's 448 of 1600.
+TINY = dict(classes=4, per_class=20, test_per_class=8, size=(384, 216), seed=0)
+TINY_TRAIN = dict(arch="resnet18", weights="none", epochs=6, patience=6, batch_size=8,
+                  crop_size=108, image_size=64, lr=1e-3, head_lr_mult=1.0, optimizer="adamw",
+                  scheduler="cosine", warmup_epochs=0.5, dropout=0.2, num_workers=0, seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory):
+    return synth(tmp_path_factory.mktemp("data") / "sample", workers=2, **TINY)
+
+
+@pytest.fixture(scope="session")
+def trained_run(tiny_data, tmp_path_factory):
+    runs = tmp_path_factory.mktemp("runs")
+    return train(data=str(tiny_data), runs_dir=str(runs), name="tiny", **TINY_TRAIN)

@@ -1,0 +1,49 @@
+import pytest
+import torch
+from PIL import Image
+
+from geoconvnet.errors import ConfigError
+from geoconvnet.transforms import Preprocessing, eval_transform, grid_positions, train_transform
+
+SCREEN = Image.new("RGB", (1600, 900), (120, 60, 30))
+
+
+def test_train_view_is_reference_crop_resized():
+    out = train_transform(Preprocessing())(SCREEN)
+    assert out.shape == (3, 224, 224) and out.dtype == torch.float32
+    # ImageNet normalisation of the constant red channel value 120/255.
+    assert out[0].mean().item() == pytest.approx((120 / 255 - 0.485) / 0.229, abs=1e-3)
+
+
+@pytest.mark.parametrize("view, shape", [("center", (1, 3, 224, 224)),
+                                         ("grid", (12, 3, 224, 224)),
+                                         ("full", (1, 3, 450, 800)),
+                                         ("random", (1, 3, 224, 224))])
+def test_eval_views_shapes(view, shape):
+    assert tuple(eval_transform(Preprocessing(), view)(SCREEN).shape) == shape
+
+
+def test_grid_covers_whole_image_with_overlap():
+    for length, crop in [(1600, 448), (900, 448), (896, 448), (300, 448)]:
+        starts = grid_positions(length, crop)
+        assert starts[0] == 0 and starts[-1] + min(crop, length) == length
+        assert all(b - a < crop for a, b in zip(starts, starts[1:]))  # overlap, no gaps
+
+
+def test_center_view_is_deterministic_random_is_not():
+    img = Image.effect_noise((1600, 900), 60).convert("RGB")
+    center = eval_transform(Preprocessing(), "center")
+    assert torch.equal(center(img), center(img))
+    rand = eval_transform(Preprocessing(), "random")
+    assert not torch.equal(rand(img), rand(img))
+
+
+def test_unknown_view_is_rejected():
+    with pytest.raises(ConfigError, match="eval view 'tiles'"):
+        Preprocessing(eval_view="tiles")
+
+
+def test_preprocessing_round_trip():
+    pp = Preprocessing(crop_size=300, image_size=150, eval_view="grid", hflip=False)
+    assert Preprocessing.from_dict(pp.to_dict()) == pp
+    assert pp.scale == 0.5
