@@ -43,7 +43,7 @@ class TrainConfig:
     image_size: int = 224
     hflip: bool = True
     augment: str = "reference"
-    eval_view: str = "full"
+    eval_view: str = "center"
     num_workers: int | None = None
     device: str = "auto"
     amp: bool = True
