@@ -74,6 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--seed", type=int, default=0)
     scan = data.add_parser("scan", help="list unreadable images of a dataset folder")
     scan.add_argument("root")
+    dl = data.add_parser("download", help="fetch the reference dataset (Hugging Face) into "
+                                          "the folder layout; needs the [hf] extra")
+    dl.add_argument("out")
+    dl.add_argument("--repo", default="deboradum/GeoGuessr-countries")
 
     _add_train_parser(sub)
 
@@ -115,6 +119,13 @@ def cmd_data(args) -> int:
         root = synth(args.out, args.classes, args.per_class, args.test_per_class,
                      _parse_size(args.size), args.seed)
         console.print(f"Sample dataset written to [bold]{root}[/] ({args.classes} classes)")
+        return 0
+    if args.data_command == "download":
+        from .download import download
+
+        counts = download(args.out, args.repo)
+        console.print(f"{args.repo} written to [bold]{args.out}[/]: " +
+                      ", ".join(f"{split} {n} images" for split, n in counts.items()))
         return 0
     from .data import is_image_file, scan_images
 

@@ -14,6 +14,7 @@ from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
 from .checkpoint import LoadedModel, load_checkpoint, resolve_checkpoint
 from .data import Sample, atomic_write_text, samples_for_split
+from .models import check_input_size
 from .progress import add_task, progress_bar
 from .runtime import autocast, make_loader, resolve_device
 from .transforms import eval_transform
@@ -58,6 +59,7 @@ def forward_views(net: torch.nn.Module, images, device: torch.device, channels_l
 def predict_logits(model: LoadedModel, samples: list[Sample], view: str, batch_size: int,
                    device: torch.device, num_workers: int | None = None, description="Evaluating"):
     """Logits for every sample that decodes; returns (logits, targets, kept sample indices)."""
+    check_input_size(model.net, model.meta["arch"], model.preprocessing.image_size, view)
     transform = eval_transform(model.preprocessing, view)
     loader = make_loader(samples, transform, batch_size, device, shuffle=False,
                          num_workers=num_workers)

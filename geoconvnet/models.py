@@ -98,6 +98,18 @@ class GeoNet(nn.Module):
                  "weight_decay": weight_decay}]
 
 
+def check_input_size(net: GeoNet, arch: str, image_size: int, view: str) -> None:
+    """Models with a fixed input size (ViT) cannot take other sizes or the ``full`` view."""
+    if net.fixed_size is None:
+        return
+    if image_size != net.fixed_size:
+        raise ConfigError(f"{arch} needs {net.fixed_size}x{net.fixed_size} inputs; use "
+                          f"--image-size {net.fixed_size}")
+    if view == "full":
+        raise ConfigError(f"{arch} needs {net.fixed_size}x{net.fixed_size} inputs, so the 'full' "
+                          "view cannot be used; choose center or grid")
+
+
 def build_backbone(arch: str, pretrained: bool) -> Backbone:
     if arch.startswith("timm:"):
         builder = lambda p: _timm(arch.removeprefix("timm:"), p)  # noqa: E731

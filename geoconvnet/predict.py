@@ -12,6 +12,7 @@ from .checkpoint import LoadedModel, load_checkpoint
 from .data import is_image_file, load_image
 from .errors import GeoconvnetError
 from .evaluate import forward_views
+from .models import check_input_size
 from .runtime import resolve_device
 from .transforms import eval_transform
 
@@ -49,7 +50,9 @@ def predict(checkpoint, paths: list[str] | str, top_k: int = 5, eval_view: str |
     (``Prediction.error``) and never stop the others."""
     device = resolve_device(device)
     model = checkpoint if isinstance(checkpoint, LoadedModel) else load_checkpoint(checkpoint, device)
-    transform = eval_transform(model.preprocessing, eval_view)
+    pp = model.preprocessing
+    check_input_size(model.net, model.meta["arch"], pp.image_size, eval_view or pp.eval_view)
+    transform = eval_transform(pp, eval_view)
     top_k = max(1, min(top_k, len(model.class_names)))
     results = []
     for path in expand_paths([paths] if isinstance(paths, str) else list(paths)):

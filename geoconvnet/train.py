@@ -26,7 +26,7 @@ from .config import TrainConfig, resolve_config, save_config
 from .data import DatasetIndex, atomic_write_text, index_dataset, write_data_report
 from .errors import CheckpointError, ConfigError, DataError
 from .evaluate import TOP_K, evaluate, topk_correct
-from .models import build_model
+from .models import build_model, check_input_size
 from .progress import add_task, console, progress_bar
 from .runtime import autocast, make_loader, resolve_device
 from .transforms import train_transform
@@ -113,6 +113,7 @@ class Trainer:
         net = build_model(cfg.arch, len(index.classes), "none" if resume else cfg.weights,
                           cfg.dropout)
         pp = cfg.preprocessing(net.mean, net.std)
+        check_input_size(net, cfg.arch, pp.image_size, pp.eval_view)
         meta = make_meta(cfg.arch, index.classes, cfg.dropout, pp, cfg.to_dict())
         self.model = LoadedModel(net.to(self.device), meta)
         if cfg.channels_last and self.device.type == "cuda":

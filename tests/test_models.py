@@ -74,3 +74,15 @@ def test_imagenet_weights_download_or_clear_error(tmp_path, monkeypatch):
         assert "--weights none" in str(exc) and "--weights PATH" in str(exc)
     else:
         assert model.backbone.conv1.weight.std() > 0.05  # pretrained, not a fresh init
+
+
+def test_fixed_size_models_reject_other_sizes_and_the_full_view():
+    from geoconvnet.models import check_input_size
+
+    vit = build_model("vit_b_16", 3)
+    check_input_size(vit, "vit_b_16", 224, "grid")
+    with pytest.raises(ConfigError, match="--image-size 224"):
+        check_input_size(vit, "vit_b_16", 112, "center")
+    with pytest.raises(ConfigError, match="'full' view"):
+        check_input_size(vit, "vit_b_16", 224, "full")
+    check_input_size(build_model("resnet18", 3), "resnet18", 112, "full")  # any size is fine
