@@ -178,7 +178,7 @@ def cmd_predict(args) -> int:
         from rich.table import Table
 
         table = Table(title="Predicted countries")
-        table.add_column("image")
+        table.add_column("image", overflow="fold")
         k = max((len(r.top) for r in results), default=0)
         for i in range(k):
             table.add_column(f"#{i + 1}")

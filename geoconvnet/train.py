@@ -283,10 +283,10 @@ def _truncate_metrics(path: Path, last_epoch: int) -> None:
 
 
 def _print_epoch(row: dict) -> None:
-    console.print(f"epoch {row['epoch']:>3}  train loss {row['train_loss']:.4f} "
-                  f"top1 {row['train_top1']:.3f} | val loss {row['val_loss']:.4f} "
-                  f"top1 {row['val_top1']:.3f} top3 {row['val_top3']:.3f} top5 {row['val_top5']:.3f}"
-                  f" | {row['train_images_per_s']:.1f} img/s")
+    console.print(f"epoch {row['epoch']}: train loss {row['train_loss']:.3f} top1 "
+                  f"{row['train_top1']:.1%} | val loss {row['val_loss']:.3f} top1 {row['val_top1']:.1%}"
+                  f" top3 {row['val_top3']:.1%} | {row['train_images_per_s']:.1f} img/s",
+                  soft_wrap=True)
 
 
 def train(config: TrainConfig | None = None, *, config_file: str | Path | None = None,

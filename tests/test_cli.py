@@ -28,7 +28,7 @@ def test_synth_train_evaluate_predict_resume(tmp_path):
     metrics = json.loads(run("evaluate", "runs/e2e", "--data", "data", "--json",
                              cwd=tmp_path).stdout)
     assert metrics["n"] == 9 and {"top1", "top3", "top5", "loss"} <= set(metrics)
-    assert (run_dir / "eval" / "test-full" / "per_class.csv").is_file()
+    assert (run_dir / "eval" / "test-center" / "per_class.csv").is_file()
 
     table = run("predict", "runs/e2e", "data/test", "--top-k", "2", cwd=tmp_path).stdout
     assert "Predicted countries" in table and "data/test" in table

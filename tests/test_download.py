@@ -1,12 +1,13 @@
 import io
+import os
+import subprocess
+import sys
 
 import datasets
-import pytest
 from PIL import Image
 
 from geoconvnet.data import index_dataset
-from geoconvnet.download import download, export_splits
-from geoconvnet.errors import GeoconvnetError
+from geoconvnet.download import export_splits
 
 
 def _png(color) -> bytes:
@@ -47,9 +48,11 @@ def test_export_is_incremental(tmp_path):
     assert target.stat().st_mtime_ns == before
 
 
-def test_offline_download_fails_with_a_clear_message(tmp_path, monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-    with pytest.raises(GeoconvnetError, match="could not download .*GeoGuessr-countries"):
-        download(tmp_path / "out")
+def test_offline_download_fails_with_a_clear_message(tmp_path):
+    # A fresh process, so the Hub libraries read the offline switch at import.
+    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", HF_HOME=str(tmp_path))
+    proc = subprocess.run([sys.executable, "-m", "geoconvnet", "data", "download", "out"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2
+    assert "could not download deboradum/GeoGuessr-countries" in proc.stderr
+    assert not (tmp_path / "out" / "train").exists()
