@@ -99,6 +99,29 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--eval-view", choices=EVAL_VIEWS)
     pr.add_argument("--device", default="auto")
     pr.add_argument("--json", action="store_true")
+
+    rp = sub.add_parser("report", help="figures, tables and one HTML page for a run")
+    rp.add_argument("run", help="run folder")
+    rp.add_argument("--data", help="dataset root (default: the run's); needed to evaluate and "
+                                   "for the prediction figures")
+    rp.add_argument("--split", default="test")
+    rp.add_argument("--eval-view", choices=EVAL_VIEWS, help="default: the run's")
+    rp.add_argument("--all-figures", action="store_true",
+                    help="a prediction figure for every image, in per-country folders")
+    rp.add_argument("--sample", type=int, default=24, help="prediction figures otherwise")
+    rp.add_argument("--archive", action="store_true", help="also write results.tar.gz")
+
+    cp = sub.add_parser("compare", help="overlay top-1/top-3 curves of runs and the reference")
+    cp.add_argument("runs", nargs="*", help="run folders")
+    cp.add_argument("--reference", action="append", default=[],
+                    choices=["resnet34", "resnet50", "resnet101", "resnet152"],
+                    help="add the reference's published curves (repeatable)")
+    cp.add_argument("--out", default="compare", help="output folder")
+
+    cal = sub.add_parser("calibrate", help="fit a temperature on the validation split")
+    cal.add_argument("checkpoint", help="checkpoint file or run folder")
+    cal.add_argument("--data", help="dataset root (default: the run's)")
+    cal.add_argument("--device", default="auto")
     return parser
 
 
@@ -192,7 +215,30 @@ def cmd_predict(args) -> int:
     return 1 if any(r.error for r in results) else 0
 
 
-COMMANDS = {"data": cmd_data, "train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict}
+def cmd_report(args) -> int:
+    from .report import report
+
+    report(args.run, args.data, args.split, args.eval_view, args.all_figures, args.sample,
+           args.archive)
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from .report import compare
+
+    compare(args.runs, args.reference, args.out)
+    return 0
+
+
+def cmd_calibrate(args) -> int:
+    from .calibrate import calibrate
+
+    calibrate(args.checkpoint, args.data, args.device)
+    return 0
+
+
+COMMANDS = {"data": cmd_data, "train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
+            "report": cmd_report, "compare": cmd_compare, "calibrate": cmd_calibrate}
 
 
 def main(argv: list[str] | None = None) -> int:

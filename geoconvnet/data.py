@@ -218,6 +218,17 @@ def samples_for_split(root: str | Path, split: str, classes: list[str]) -> list[
     return list_samples(split_dir, list(classes))
 
 
+def samples_from_split_file(run_dir: Path, root: str | Path, classes: list[str]) -> list[Sample]:
+    """The validation samples a run recorded in ``split.json`` (paths relative to ``root``)."""
+    split_file = Path(run_dir) / "split.json"
+    if not split_file.is_file():
+        raise DataError(f"{split_file}: not found; the validation split is only known for runs "
+                        "made by `geoconvnet train`")
+    paths = json.loads(split_file.read_text())["val"]
+    index = {name: i for i, name in enumerate(classes)}
+    return [(str(Path(root) / p), index[Path(p).parts[1]]) for p in paths]
+
+
 def write_data_report(index: DatasetIndex, run_dir: Path) -> None:
     """data_report.json (full) and data_report.md (a table a person reads)."""
     report = index.report()
