@@ -27,7 +27,7 @@ def fit_temperature(logits: torch.Tensor, targets: torch.Tensor, steps: int = 10
         return loss
 
     optimizer.step(closure)
-    return float(log_t.exp())
+    return float(log_t.detach().exp())
 
 
 def calibrate(checkpoint, data=None, device: str | None = None, batch_size: int = 32,

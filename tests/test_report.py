@@ -1,0 +1,118 @@
+import json
+import os
+import shutil
+import tarfile
+
+import pytest
+
+from geoconvnet.calibrate import calibrate, fit_temperature
+from geoconvnet.checkpoint import read_meta
+from geoconvnet.evaluate import evaluate
+from geoconvnet.report import compare, reference_f1, report
+
+FIGURES = ["curves.png", "f1_by_country.png", "confusion.png", "reliability.png",
+           "world_accuracy.png", "similarity_tsne_raw.png", "similarity_tsne_cosine.png",
+           "similarity_umap_raw.png", "similarity_umap_cosine.png", "predictions_correct.png"]
+
+
+@pytest.fixture(scope="module")
+def report_dir(trained_run, tiny_data):
+    return report(trained_run, data=tiny_data, sample=4, archive=True)
+
+
+def test_every_artefact_is_written(report_dir):
+    for name in FIGURES + ["report.html", "per_class.csv", "confused_pairs.csv",
+                           "calibration.json", "results.tar.gz"]:
+        path = report_dir / name
+        assert path.is_file() and path.stat().st_size > 0, name
+    cards = list(report_dir.glob("figures/*/*.png"))
+    assert len(cards) == 4  # the default sample, in per-country folders
+    assert 0 <= json.loads((report_dir / "calibration.json").read_text())["ece"] <= 1
+
+
+def test_archive_holds_results_and_figures(report_dir):
+    with tarfile.open(report_dir / "results.tar.gz") as tar:
+        names = tar.getnames()
+    assert "results/metrics.csv" in names
+    assert any(n.endswith("eval/test-center/predictions.csv") for n in names)
+    assert "results/report/confusion.png" in names
+
+
+def test_all_figures_writes_one_card_per_test_image(trained_run, tiny_data):
+    out = report(trained_run, data=tiny_data, all_figures=True)
+    assert len(list(out.glob("figures/*/*.png"))) == 32
+    assert {p.name for p in (out / "figures").iterdir()} == \
+        {"Albania", "Iceland", "Norway", "Uruguay"}
+
+
+def _chromium():
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        path = shutil.which(name)
+        if path:
+            return path
+    if os.environ.get("CI"):
+        pytest.fail("Chromium is not installed; .ci/run installs Debian's chromium package")
+    pytest.skip("no Chromium on this machine (apt-get install chromium)")
+
+
+def test_page_renders_in_headless_chromium(report_dir):
+    from playwright.sync_api import sync_playwright
+
+    executable = _chromium()
+    errors = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=executable, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--no-first-run"])
+        page = browser.new_page()
+        page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.on("request", lambda req: errors.append(f"network request: {req.url}")
+                if not req.url.startswith(("file:", "data:")) else None)
+        page.goto((report_dir / "report.html").as_uri())
+        sizes = page.eval_on_selector_all("img", "imgs => imgs.map(i => [i.complete, i.naturalWidth])")
+        # Sorting the country table by F1 is done by the page's script.
+        page.click("#country-table th:nth-child(4)")
+        first_f1 = page.eval_on_selector_all("#country-table tbody tr td:nth-child(4)",
+                                             "cells => cells.map(c => parseFloat(c.textContent))")
+        browser.close()
+    assert errors == []
+    assert len(sizes) >= len(FIGURES) + 4
+    assert all(complete and width > 0 for complete, width in sizes)
+    assert first_f1 == sorted(first_f1)
+
+
+def test_compare_with_reference_curves(trained_run, tmp_path):
+    written = compare([trained_run], ["resnet101", "resnet50"], tmp_path)
+    assert [p.name for p in written] == ["compare_top1.png", "compare_top3.png"]
+    assert all(p.stat().st_size > 0 for p in written)
+
+
+def test_reference_f1_for_reference_architectures_only():
+    f1 = reference_f1("resnet101")
+    assert len(f1) == 85 and f1["Lebanon"] > 0.9 and "accuracy" not in f1
+    assert reference_f1("resnet18") == {}
+
+
+def test_fit_temperature_recovers_a_known_scale():
+    import torch
+
+    torch.manual_seed(0)
+    targets = torch.randint(0, 5, (4000,))
+    true_logits = torch.randn(4000, 5) + 2.0 * torch.nn.functional.one_hot(targets, 5)
+    labels = torch.distributions.Categorical(logits=true_logits).sample()
+    # Logits 3x too sharp: the fitted temperature must undo that.
+    assert fit_temperature(true_logits * 3, labels) == pytest.approx(3.0, rel=0.1)
+
+
+def test_calibrate_stores_temperature_used_by_evaluate(trained_run, tiny_data, tmp_path):
+    run = shutil.copytree(trained_run, tmp_path / "run", ignore=shutil.ignore_patterns("report"))
+    before = evaluate(run, tiny_data, write=False, num_workers=0)
+    temperature = calibrate(run, data=tiny_data)
+    meta = read_meta(run)
+    assert meta["temperature"] == pytest.approx(temperature) and temperature > 0
+    assert meta["calibration"]["nll_after"] <= meta["calibration"]["nll_before"] + 1e-6
+    after = evaluate(run, tiny_data, write=False, num_workers=0)
+    assert after.metrics["top1"] == before.metrics["top1"]  # scaling keeps the ranking
+    if abs(temperature - 1) > 1e-3:
+        assert not (after.probs == before.probs).all()
