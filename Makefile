@@ -21,7 +21,7 @@ $(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
 
 install: $(VENV)/.installed
 
-## demo: install, draw the sample data, train, evaluate every eval view, predict
+## demo: install, draw the sample data, train, evaluate every eval view, predict, report
 demo: $(VENV)/.installed
 	$(PY) -m geoconvnet data synth $(DEMO_DATA) --classes 8 --per-class 48 --test-per-class 12
 	rm -rf $(DEMO_RUN)
@@ -31,10 +31,12 @@ demo: $(VENV)/.installed
 		$(PY) -m geoconvnet evaluate $(DEMO_RUN) --data $(DEMO_DATA) --eval-view $$view || exit 1; \
 	done
 	$(PY) -m geoconvnet predict $(DEMO_RUN) $(DEMO_DATA)/test/*/0.png --top-k 3
+	$(PY) -m geoconvnet report $(DEMO_RUN) --archive
 	@echo
 	@echo "Demo finished. Results:"
 	@echo "  run folder (config, metrics.csv, checkpoints): $(DEMO_RUN)"
 	@echo "  evaluation per view (per-country report, confusion, predictions): $(DEMO_RUN)/eval/"
+	@echo "  report (open in a browser): $(DEMO_RUN)/report/report.html"
 	@echo "  TensorBoard: $(VENV)/bin/tensorboard --logdir $(DEMO_DIR)/runs"
 
 ## test: install the test extras and run the whole suite
