@@ -92,9 +92,13 @@ def embed(matrix: np.ndarray, method: str, metric: str, seed: int = 0) -> np.nda
 
         kwargs = {"metric": "precomputed", "init": "random"} if metric == "cosine" else {"init": "pca"}
         return TSNE(2, perplexity=min(30.0, (n - 1) / 3), random_state=seed, **kwargs).fit_transform(features)
+    import warnings
+
     import umap
 
     kwargs = {"metric": "precomputed"} if metric == "cosine" else {}
     reducer = umap.UMAP(n_neighbors=min(15, n - 1), random_state=seed, init="random", n_jobs=1,
                         **kwargs)
-    return reducer.fit_transform(features)
+    with warnings.catch_warnings():  # "inverse_transform will be unavailable": not needed
+        warnings.filterwarnings("ignore", message=".*precomputed metric.*")
+        return reducer.fit_transform(features)

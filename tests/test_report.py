@@ -116,3 +116,28 @@ def test_calibrate_stores_temperature_used_by_evaluate(trained_run, tiny_data, t
     assert after.metrics["top1"] == before.metrics["top1"]  # scaling keeps the ranking
     if abs(temperature - 1) > 1e-3:
         assert not (after.probs == before.probs).all()
+
+
+def test_two_countries_and_an_unknown_name(tmp_path):
+    """A report from files alone (no model, no images): 2 classes, one not a real country."""
+    import numpy as np
+    import yaml
+
+    from geoconvnet.evaluate import EvalResult, write_results
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text(yaml.safe_dump({"arch": "resnet18", "eval_view": "center"}))
+    (run / "metrics.csv").write_text(
+        "epoch,train_loss,train_top1,train_top3,train_top5,val_loss,val_top1,val_top3,val_top5\n"
+        "1,0.9,0.5,1,1,0.8,0.6,1,1\n2,0.7,0.7,1,1,0.6,0.8,1,1\n")
+    probs = np.array([[0.9, 0.1], [0.3, 0.7], [0.2, 0.8], [0.6, 0.4]])
+    result = EvalResult({"loss": 0.5, "n": 4, "top1": 0.5, "top3": 1.0, "top5": 1.0,
+                         "split": "test", "eval_view": "center"}, probs, np.array([0, 0, 1, 1]),
+                        [str(tmp_path / f"missing{i}.png") for i in range(4)], ["Atlantis", "Norway"])
+    write_results(result, run / "eval" / "test-center")
+    out = report(run)
+    page = (out / "report.html").read_text()
+    assert "Not on the map (no ISO country found): Atlantis" in page
+    assert "Similarity maps need at least 4 countries" in page
+    assert (out / "world_accuracy.png").stat().st_size > 0
