@@ -141,6 +141,8 @@ def report(run: str | Path, data: str | Path | None = None, split: str = "test",
     figures: dict[str, Path] = {}
 
     figures["curves"] = plots.training_curves(epochs, out / "curves.png", f"{run.name} ({arch})")
+    for path in compare([run], REFERENCE_ARCHS, out, quiet=True):
+        figures[path.stem] = path
     ref = reference_f1(arch)
     figures["f1"] = plots.f1_bars(names, [c["f1"] for c in countries], out / "f1_by_country.png", ref)
     order = cluster_order(matrix)
@@ -229,7 +231,7 @@ def write_archive(run: Path, out: Path, eval_dir: Path) -> Path:
 
 
 def compare(runs: list[str | Path], references: list[str] = (), out: str | Path = "compare",
-            metrics: tuple[str, ...] = ("top1", "top3")) -> list[Path]:
+            metrics: tuple[str, ...] = ("top1", "top3"), quiet: bool = False) -> list[Path]:
     """Overlay the validation curves of runs and the reference's published test curves."""
     out = Path(out)
     written = []
@@ -247,5 +249,6 @@ def compare(runs: list[str | Path], references: list[str] = (), out: str | Path 
             raise GeoconvnetError("nothing to compare: give run folders and/or --reference NAME")
         label = metric.replace("top", "top-") + " accuracy"
         written.append(plots.compare_curves(series, out / f"compare_{metric}.png", label))
-    console.print(f"Comparison plots: {', '.join(str(p) for p in written)}")
+    if not quiet:
+        console.print(f"Comparison plots: {', '.join(str(p) for p in written)}")
     return written

@@ -10,7 +10,7 @@ from geoconvnet.checkpoint import read_meta
 from geoconvnet.evaluate import evaluate
 from geoconvnet.report import compare, reference_f1, report
 
-FIGURES = ["curves.png", "f1_by_country.png", "confusion.png", "reliability.png",
+FIGURES = ["curves.png", "compare_top1.png", "compare_top3.png", "f1_by_country.png", "confusion.png", "reliability.png",
            "world_accuracy.png", "similarity_tsne_raw.png", "similarity_tsne_cosine.png",
            "similarity_umap_raw.png", "similarity_umap_cosine.png", "predictions_correct.png"]
 
