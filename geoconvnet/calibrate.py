@@ -39,9 +39,12 @@ def calibrate(checkpoint, data=None, device: str | None = None, batch_size: int 
     root = data or model.meta.get("config", {}).get("data")
     if not root:
         raise GeoconvnetError("the dataset is unknown: pass --data ROOT")
+    from . import cache
+
     val = samples_from_split_file(path.parent, root, model.class_names)
     logits, targets, _ = predict_logits(model, val, model.preprocessing.eval_view, batch_size,
-                                        device, num_workers, "Calibrating")
+                                        device, num_workers, "Calibrating", cache.source_scale(root),
+                                        cache.checksums(root) if cache.is_cache(root) else None)
     before = nnf.cross_entropy(logits, targets).item()
     temperature = fit_temperature(logits, targets)
     after = nnf.cross_entropy(logits / temperature, targets).item()

@@ -74,6 +74,16 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--seed", type=int, default=0)
     scan = data.add_parser("scan", help="list unreadable images of a dataset folder")
     scan.add_argument("root")
+    prep = data.add_parser("prepare", help="convert a dataset folder into a fast training cache "
+                                           "(incremental)")
+    prep.add_argument("root", help="dataset folder (train/<Country>/..., test/<Country>/...)")
+    prep.add_argument("--out", required=True, help="cache folder")
+    prep.add_argument("--scale", type=float, default=0.5,
+                      help="downscale factor (0.5: a 448 crop becomes 224 pixels)")
+    prep.add_argument("--quality", type=int, default=90, help="JPEG quality")
+    prep.add_argument("--workers", type=int, help="processes (default: all cores)")
+    ver = data.add_parser("verify", help="check every file of a cache against its checksum")
+    ver.add_argument("cache")
     dl = data.add_parser("download", help="fetch the reference dataset (Hugging Face) into "
                                           "the folder layout; needs the [hf] extra")
     dl.add_argument("out")
@@ -143,6 +153,20 @@ def cmd_data(args) -> int:
                      _parse_size(args.size), args.seed)
         console.print(f"Sample dataset written to [bold]{root}[/] ({args.classes} classes)")
         return 0
+    if args.data_command == "prepare":
+        from .cache import prepare, print_summary
+
+        print_summary(prepare(args.root, args.out, args.scale, args.quality, args.workers),
+                      Path(args.out))
+        return 0
+    if args.data_command == "verify":
+        from .cache import checksums, verify
+
+        bad = verify(args.cache)
+        for path, reason in sorted(bad.items()):
+            print(reason, file=sys.stderr)
+        console.print(f"{len(checksums(args.cache))} cache files checked, {len(bad)} bad")
+        return 1 if bad else 0
     if args.data_command == "download":
         from .download import download
 

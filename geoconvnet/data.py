@@ -169,6 +169,8 @@ class DatasetIndex:
     val: list[Sample]
     test: list[Sample] = field(default_factory=list)
     bad_files: dict[str, str] = field(default_factory=dict)
+    source_scale: float = 1.0  # < 1 for a cache of downscaled images
+    checksums: dict[str, str] | None = None  # cache file -> SHA-256, checked on every read
 
     def split(self, name: str) -> list[Sample]:
         if name not in ("train", "val", "test"):
@@ -202,11 +204,22 @@ def index_dataset(root: str | Path, val_fraction: float = 0.1, seed: int = 0, sc
     if test_dir.exists():
         check_same_classes(train_dir, classes, test_dir, find_classes(test_dir))
         test = list_samples(test_dir, classes)
-    bad = scan_images([p for p, _ in train + test], max_pixels) if scan else {}
-    train = [s for s in train if s[0] not in bad]
-    test = [s for s in test if s[0] not in bad]
+    from . import cache
+
+    if cache.is_cache(root):
+        manifest = cache.load_manifest(root)
+        sums = cache.checksums(root)
+        bad = {str(Path(manifest["source"]) / k): v for k, v in manifest["bad_files"].items()}
+        corrupt = cache.verify(root) if scan else {}
+        bad.update(corrupt)
+        scale = float(manifest["scale"])
+    else:
+        sums, scale = None, 1.0
+        corrupt = bad = scan_images([p for p, _ in train + test], max_pixels) if scan else {}
+    train = [s for s in train if s[0] not in corrupt]
+    test = [s for s in test if s[0] not in corrupt]
     train, val = split_train_val(train, val_fraction, seed)
-    return DatasetIndex(root, classes, train, val, test, bad)
+    return DatasetIndex(root, classes, train, val, test, bad, scale, sums)
 
 
 def samples_for_split(root: str | Path, split: str, classes: list[str]) -> list[Sample]:
@@ -226,7 +239,16 @@ def samples_from_split_file(run_dir: Path, root: str | Path, classes: list[str])
                         "made by `geoconvnet train`")
     paths = json.loads(split_file.read_text())["val"]
     index = {name: i for i, name in enumerate(classes)}
-    return [(str(Path(root) / p), index[Path(p).parts[1]]) for p in paths]
+    return [(_locate(Path(root), p), index[Path(p).parts[1]]) for p in paths]
+
+
+def _locate(root: Path, relative: str) -> str:
+    """A recorded path in ``root``, also when one side is a cache (``<name>.jpg``)."""
+    path = root / relative
+    if not path.exists():
+        other = root / (relative[:-4] if relative.endswith(".jpg") else relative + ".jpg")
+        path = other if other.exists() else path
+    return str(path)
 
 
 def write_data_report(index: DatasetIndex, run_dir: Path) -> None:
@@ -258,8 +280,10 @@ class ImageDataset(torch.utils.data.Dataset):
     """(image tensor, label, index) for each sample; a file that fails to decode yields None
     (dropped by :func:`collate_skip_broken`) so one bad file never ends an epoch."""
 
-    def __init__(self, samples: list[Sample], transform, max_pixels: int = DEFAULT_MAX_PIXELS):
+    def __init__(self, samples: list[Sample], transform, max_pixels: int = DEFAULT_MAX_PIXELS,
+                 checksums: dict[str, str] | None = None):
         self.samples, self.transform, self.max_pixels = samples, transform, max_pixels
+        self.checksums = checksums  # set for a cache: files are checked and decoded as JPEG
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -267,7 +291,12 @@ class ImageDataset(torch.utils.data.Dataset):
     def __getitem__(self, index: int):
         path, label = self.samples[index]
         try:
-            image = load_image(path, self.max_pixels)
+            if self.checksums is None:
+                image = load_image(path, self.max_pixels)
+            else:
+                from .cache import read_cached
+
+                image = read_cached(path, self.checksums.get(path))
         except DataError as exc:
             warnings.warn(f"skipping {exc}", stacklevel=1)
             return None

@@ -57,12 +57,14 @@ def forward_views(net: torch.nn.Module, images, device: torch.device, channels_l
 
 @torch.no_grad()
 def predict_logits(model: LoadedModel, samples: list[Sample], view: str, batch_size: int,
-                   device: torch.device, num_workers: int | None = None, description="Evaluating"):
-    """Logits for every sample that decodes; returns (logits, targets, kept sample indices)."""
+                   device: torch.device, num_workers: int | None = None, description="Evaluating",
+                   source_scale: float = 1.0, checksums: dict | None = None):
+    """Logits for every sample that decodes; returns (logits, targets, kept sample indices).
+    ``source_scale``/``checksums`` describe a cache (see :mod:`geoconvnet.cache`)."""
     check_input_size(model.net, model.meta["arch"], model.preprocessing.image_size, view)
-    transform = eval_transform(model.preprocessing, view)
+    transform = eval_transform(model.preprocessing, view, source_scale)
     loader = make_loader(samples, transform, batch_size, device, shuffle=False,
-                         num_workers=num_workers)
+                         num_workers=num_workers, checksums=checksums)
     was_training = model.net.training
     model.net.eval()
     logits, targets, kept = [], [], []
@@ -93,11 +95,13 @@ def summarize(logits: torch.Tensor, targets: torch.Tensor) -> dict:
 def evaluate(model, data, *, split: str = "test", eval_view: str | None = None,
              batch_size: int = 32, device: str | torch.device | None = None,
              num_workers: int | None = None, out_dir: str | Path | None = None,
-             write: bool = True) -> EvalResult:
+             write: bool = True, source_scale: float = 1.0,
+             checksums: dict | None = None) -> EvalResult:
     """Top-1/3/5 and loss of a model on a dataset split.
 
     ``model``: a checkpoint file, a run folder or a :class:`LoadedModel`.
-    ``data``: a dataset root (``split`` picks its sub-folder) or a list of (path, label).
+    ``data``: a dataset root or cache (``split`` picks its sub-folder) or a list of
+    (path, label) -- then ``source_scale``/``checksums`` say whether they are cache files.
     With ``write`` the per-country report, confusion matrix and per-image predictions are
     written to ``out_dir`` (default ``<run>/eval/<split>-<view>``).
     """
@@ -105,8 +109,16 @@ def evaluate(model, data, *, split: str = "test", eval_view: str | None = None,
     loaded = model if isinstance(model, LoadedModel) else load_checkpoint(model, device)
     loaded.net.to(device)
     view = eval_view or loaded.preprocessing.eval_view
-    samples = data if isinstance(data, list) else samples_for_split(data, split, loaded.class_names)
-    logits, targets, kept = predict_logits(loaded, samples, view, batch_size, device, num_workers)
+    if isinstance(data, list):
+        samples = data
+    else:
+        from . import cache
+
+        samples = samples_for_split(data, split, loaded.class_names)
+        source_scale = cache.source_scale(data)
+        checksums = cache.checksums(data) if cache.is_cache(data) else None
+    logits, targets, kept = predict_logits(loaded, samples, view, batch_size, device, num_workers,
+                                           source_scale=source_scale, checksums=checksums)
     logits = logits / loaded.temperature
     metrics = {**summarize(logits, targets), "split": split, "eval_view": view,
                "skipped": len(samples) - len(kept)}

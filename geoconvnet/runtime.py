@@ -46,11 +46,11 @@ def default_workers() -> int:
 
 def make_loader(samples, transform, batch_size: int, device: torch.device, *, shuffle: bool,
                 seed: int = 0, num_workers: int | None = None, max_pixels: int = 40_000_000,
-                drop_last: bool = False):
+                drop_last: bool = False, checksums: dict | None = None):
     workers = default_workers() if num_workers is None else num_workers
     generator = torch.Generator().manual_seed(seed)
     return torch.utils.data.DataLoader(
-        ImageDataset(samples, transform, max_pixels), batch_size=batch_size, shuffle=shuffle,
+        ImageDataset(samples, transform, max_pixels, checksums), batch_size=batch_size, shuffle=shuffle,
         num_workers=workers, collate_fn=collate_skip_broken, generator=generator,
         pin_memory=device.type == "cuda", drop_last=drop_last,
         prefetch_factor=4 if workers else None)

@@ -118,7 +118,7 @@ class Trainer:
         self.model = LoadedModel(net.to(self.device), meta)
         if cfg.channels_last and self.device.type == "cuda":
             net.to(memory_format=torch.channels_last)
-        self.transform = train_transform(pp)
+        self.transform = train_transform(pp, index.source_scale)
         self.steps_per_epoch = math.ceil(len(index.train) / cfg.batch_size)
         opt_class = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
         # The fused kernels are several times faster than the default per-tensor loop on CPU.
@@ -163,7 +163,8 @@ class Trainer:
         torch.manual_seed(cfg.seed + epoch)  # per-epoch seeds make a resumed run identical
         loader = make_loader(self.index.train, self.transform, cfg.batch_size, device,
                              shuffle=True, seed=cfg.seed + epoch, num_workers=cfg.num_workers,
-                             max_pixels=cfg.max_pixels, drop_last=len(self.index.train) > cfg.batch_size)
+                             max_pixels=cfg.max_pixels, checksums=self.index.checksums,
+                             drop_last=len(self.index.train) > cfg.batch_size)
         net.train()
         loss_sum = torch.zeros((), device=device)
         correct = torch.zeros(len(TOP_K), device=device, dtype=torch.long)
@@ -201,7 +202,8 @@ class Trainer:
     def validate(self) -> dict:
         result = evaluate(self.model, self.index.val, split="val", device=self.device,
                           batch_size=self.cfg.batch_size, num_workers=self.cfg.num_workers,
-                          write=False)
+                          write=False, source_scale=self.index.source_scale,
+                          checksums=self.index.checksums)
         return {f"val_{k}": result.metrics[k] for k in ["loss"] + [f"top{k}" for k in TOP_K]}
 
     # -- the loop ------------------------------------------------------------------------

@@ -76,9 +76,22 @@ def _to_float(pp: Preprocessing):
     return [v2.ToDtype(torch.float32, scale=True), v2.Normalize(pp.mean, pp.std)]
 
 
-def train_transform(pp: Preprocessing):
-    """PIL image -> normalised ``[3, image_size, image_size]`` tensor, randomly cropped."""
-    steps = [v2.PILToTensor(), v2.RandomCrop(pp.crop_size, pad_if_needed=True),
+def to_uint8_tensor(image) -> torch.Tensor:
+    """PIL image or ``[3, H, W]`` uint8 tensor -> uint8 tensor."""
+    return image if isinstance(image, torch.Tensor) else F.pil_to_tensor(image)
+
+
+def source_crop(pp: Preprocessing, source_scale: float) -> int:
+    """The training crop in the pixels of an image stored at ``source_scale`` of the original
+    (a cache stores screenshots at half size, where a 448 crop is 224 pixels)."""
+    return max(1, round(pp.crop_size * source_scale))
+
+
+def train_transform(pp: Preprocessing, source_scale: float = 1.0):
+    """Image (PIL or uint8 tensor) -> normalised ``[3, image_size, image_size]`` tensor,
+    randomly cropped. ``source_scale``: how much the stored images were already shrunk."""
+    steps = [v2.Lambda(to_uint8_tensor),
+             v2.RandomCrop(source_crop(pp, source_scale), pad_if_needed=True),
              v2.Resize((pp.image_size, pp.image_size), antialias=True)]
     if pp.hflip:
         # Note: a flip mirrors the driving side and any text; kept on by default as in the
@@ -103,32 +116,33 @@ def grid_positions(length: int, crop: int) -> list[int]:
 class EvalView:
     """PIL image -> ``[V, 3, H, W]`` tensor of V views whose logits are averaged."""
 
-    def __init__(self, pp: Preprocessing, view: str):
+    def __init__(self, pp: Preprocessing, view: str, source_scale: float = 1.0):
         check_choice("eval view", view, EVAL_VIEWS)
-        self.pp, self.view = pp, view
+        self.pp, self.view, self.source_scale = pp, view, source_scale
+        self.crop = source_crop(pp, source_scale)
         self.finish = v2.Compose(_to_float(pp))
-        self.random = v2.Compose([v2.RandomCrop(pp.crop_size, pad_if_needed=True),
+        self.random = v2.Compose([v2.RandomCrop(self.crop, pad_if_needed=True),
                                   v2.RandomHorizontalFlip()])
 
     def __call__(self, image) -> torch.Tensor:
-        pp, img = self.pp, F.pil_to_tensor(image)
+        pp, img, crop = self.pp, to_uint8_tensor(image), self.crop
         size = [pp.image_size, pp.image_size]
         if self.view == "full":
             h, w = img.shape[-2:]
-            new = [max(1, round(h * pp.scale)), max(1, round(w * pp.scale))]
-            views = [F.resize(img, new, antialias=True)]
+            scale = pp.scale / self.source_scale
+            new = [max(1, round(h * scale)), max(1, round(w * scale))]
+            views = [img if new == [h, w] else F.resize(img, new, antialias=True)]
         elif self.view == "center":
-            views = [F.resize(F.center_crop(img, [pp.crop_size]), size, antialias=True)]
+            views = [F.resize(F.center_crop(img, [crop]), size, antialias=True)]
         elif self.view == "grid":
             h, w = img.shape[-2:]
-            crop_h, crop_w = min(h, pp.crop_size), min(w, pp.crop_size)
-            views = [F.resize(F.crop(img, top, left, crop_h, crop_w), size, antialias=True)
-                     for top in grid_positions(h, pp.crop_size)
-                     for left in grid_positions(w, pp.crop_size)]
+            views = [F.resize(F.crop(img, top, left, min(h, crop), min(w, crop)), size,
+                              antialias=True)
+                     for top in grid_positions(h, crop) for left in grid_positions(w, crop)]
         else:
             views = [F.resize(self.random(img), size, antialias=True)]
         return self.finish(torch.stack(views))
 
 
-def eval_transform(pp: Preprocessing, view: str | None = None) -> EvalView:
-    return EvalView(pp, view or pp.eval_view)
+def eval_transform(pp: Preprocessing, view: str | None = None, source_scale: float = 1.0) -> EvalView:
+    return EvalView(pp, view or pp.eval_view, source_scale)

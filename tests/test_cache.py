@@ -1,0 +1,120 @@
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from geoconvnet import cache
+from geoconvnet.data import index_dataset, load_image
+from geoconvnet.errors import DataError
+from geoconvnet.synth import synth
+from geoconvnet.transforms import Preprocessing, eval_transform
+
+
+@pytest.fixture()
+def source(tmp_path):
+    return synth(tmp_path / "src", classes=3, per_class=6, test_per_class=2, size=(320, 180),
+                 workers=1)
+
+
+def test_round_trip_size_and_content(source, tmp_path):
+    out = tmp_path / "cache"
+    summary = cache.prepare(source, out, workers=1)
+    assert summary["converted"] == 24 and summary["bad"] == 0
+    assert summary["cache_bytes"] < 0.05 * summary["source_bytes"]
+    manifest = cache.load_manifest(out)
+    key = "train/" + sorted(os.listdir(source / "train"))[0] + "/0.png"
+    entry = manifest["entries"][key]
+    decoded = cache.read_cached(str(out / entry["file"]), entry["sha256"])
+    assert decoded.shape == (3, 90, 160) and decoded.dtype == torch.uint8
+    expected = np.asarray(load_image(source / key).reduce(2), dtype=float)
+    error = np.abs(decoded.permute(1, 2, 0).numpy().astype(float) - expected).mean()
+    assert error < 6  # JPEG quality 90 on grainy images: a few grey levels on average
+
+
+def test_eval_views_see_the_same_image_region(source, tmp_path):
+    out = tmp_path / "cache"
+    cache.prepare(source, out, workers=1)
+    pp = Preprocessing(crop_size=96, image_size=48)
+    key = "test/" + sorted(os.listdir(source / "test"))[0] + "/0.png"
+    for view, shape in (("center", (1, 3, 48, 48)), ("full", (1, 3, 90, 160)), ("grid", None)):
+        from_png = eval_transform(pp, view)(load_image(source / key))
+        from_cache = eval_transform(pp, view, cache.source_scale(out))(
+            cache.read_cached(str(out / (key + ".jpg")), None))
+        assert from_png.shape == from_cache.shape and (shape is None or from_png.shape == shape)
+        assert (from_png - from_cache).abs().mean() < 0.15, view  # normalised units
+
+
+def test_prepare_is_incremental(source, tmp_path):
+    out = tmp_path / "cache"
+    cache.prepare(source, out, workers=1)
+    first = cache.load_manifest(out)
+    changed = next((source / "train").rglob("1.png"))
+    Image.new("RGB", (320, 180), (255, 0, 0)).save(changed)
+    added = changed.with_name("new.png")
+    Image.new("RGB", (320, 180), (0, 0, 255)).save(added)
+    removed = next((source / "train").rglob("2.png"))
+    removed.unlink()
+    summary = cache.prepare(source, out, workers=1)
+    assert (summary["converted"], summary["unchanged"], summary["removed"]) == (2, 22, 1)
+    second = cache.load_manifest(out)
+    key = str(changed.relative_to(source))
+    assert second["entries"][key]["sha256"] != first["entries"][key]["sha256"]
+    assert not (out / (str(removed.relative_to(source)) + ".jpg")).exists()
+
+
+def test_bad_sources_are_reported_and_skipped(source, tmp_path):
+    bad = next((source / "train").iterdir()) / "broken.png"
+    bad.write_bytes(b"\x89PNG not really")
+    out = tmp_path / "cache"
+    summary = cache.prepare(source, out, workers=1)
+    assert summary["bad"] == 1
+    assert "broken.png" in next(iter(cache.load_manifest(out)["bad_files"]))
+    index = index_dataset(out)
+    assert any(p.endswith("broken.png") for p in index.bad_files)
+
+
+def test_corrupted_cache_file_is_detected_and_named(source, tmp_path):
+    out = tmp_path / "cache"
+    cache.prepare(source, out, workers=1)
+    victim = next((out / "train").rglob("3.png.jpg"))
+    data = bytearray(victim.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    victim.write_bytes(bytes(data))
+    problems = cache.verify(out)
+    assert list(problems) == [str(victim)] and "checksum mismatch" in problems[str(victim)]
+    with pytest.raises(DataError, match="3.png.jpg: corrupted cache file"):
+        cache.read_cached(str(victim), cache.checksums(out)[str(victim)])
+    index = index_dataset(out)
+    assert str(victim) in index.bad_files
+    assert str(victim) not in {p for p, _ in index.train + index.val}
+
+
+def test_cache_and_folder_give_the_same_classes_splits_and_counts(source, tmp_path):
+    out = tmp_path / "cache"
+    cache.prepare(source, out, workers=1)
+    folder, cached = index_dataset(source, seed=3), index_dataset(out, seed=3)
+    assert folder.classes == cached.classes
+    assert cached.source_scale == 0.5 and folder.source_scale == 1.0
+    for split in ("train", "val", "test"):
+        a = [(os.path.relpath(p, source), l) for p, l in getattr(folder, split)]
+        b = [(os.path.relpath(p, out)[:-4], l) for p, l in getattr(cached, split)]
+        assert a == b, split
+
+
+def test_train_and_evaluate_from_a_cache(source, tmp_path):
+    from geoconvnet.evaluate import evaluate
+    from geoconvnet.train import train
+
+    out = tmp_path / "cache"
+    cache.prepare(source, out, workers=1)
+    run = train(data=str(out), arch="resnet18", weights="none", epochs=1, batch_size=8,
+                crop_size=96, image_size=48, num_workers=0, runs_dir=str(tmp_path / "runs"),
+                name="c")
+    report = json.loads((run / "data_report.json").read_text())
+    assert report["counts"]["train"] + report["counts"]["val"] == 18
+    on_cache = evaluate(run, out, write=False, num_workers=0)
+    on_png = evaluate(run, source, write=False, num_workers=0)
+    assert on_cache.metrics["n"] == on_png.metrics["n"] == 6
