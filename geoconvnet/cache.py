@@ -22,7 +22,6 @@ from concurrent.futures import ProcessPoolExecutor
 from functools import lru_cache
 from pathlib import Path
 
-import torch
 from PIL import Image
 
 from .data import (DEFAULT_MAX_PIXELS, atomic_write_text, find_classes, list_samples,
@@ -64,13 +63,12 @@ def checksums(root: str | Path) -> dict[str, str]:
     return _checksums(root, (Path(root) / MANIFEST).stat().st_mtime)
 
 
-def read_cached(path: str, expected_sha256: str | None) -> torch.Tensor:
-    """Decode a cache file to a uint8 ``[3, H, W]`` tensor after checking its SHA-256.
+def read_cached(path: str, expected_sha256: str | None) -> Image.Image:
+    """Decode a cache file (an RGB image) after checking its SHA-256.
 
     PIL (libjpeg-turbo) decodes 800x450 in about 1 ms, as fast as ``torchvision.io``, whose
-    decoders are deprecated since torchvision 0.29."""
-    import numpy as np
-
+    decoders are deprecated since torchvision 0.29. A PIL image lets the training crop
+    happen before any conversion to a tensor."""
     try:
         data = Path(path).read_bytes()
     except OSError as exc:
@@ -79,11 +77,11 @@ def read_cached(path: str, expected_sha256: str | None) -> torch.Tensor:
         raise DataError(f"{path}: corrupted cache file (checksum mismatch); re-run "
                         "`geoconvnet data prepare` to rebuild it")
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            pixels = np.array(image.convert("RGB"))  # writable copy for torch
+        image = Image.open(io.BytesIO(data))
+        image.load()
     except OSError as exc:
         raise DataError(f"{path}: undecodable cache file ({exc})") from exc
-    return torch.from_numpy(pixels).permute(2, 0, 1)
+    return image if image.mode == "RGB" else image.convert("RGB")
 
 
 def _convert(job) -> tuple[str, dict | None, str | None]:

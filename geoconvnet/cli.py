@@ -37,6 +37,7 @@ TRAIN_HELP = {
     "num_workers": "data loader processes (default: chosen for the device)",
     "device": "auto, cpu, cuda, cuda:N or mps", "amp": "bf16 autocast on CUDA",
     "channels_last": "channels_last memory format on CUDA",
+    "compile": "torch.compile the model for training (slow first epoch, faster later ones)",
     "max_pixels": "images with more pixels are rejected as decompression bombs",
     "name": "run name (folder under --runs-dir); default: date-time-arch",
     "runs_dir": "folder holding the runs",

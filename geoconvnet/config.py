@@ -48,6 +48,7 @@ class TrainConfig:
     device: str = "auto"
     amp: bool = True
     channels_last: bool = True
+    compile: bool = False
     max_pixels: int = 40_000_000
     name: str | None = None
     runs_dir: str = "runs"

@@ -119,6 +119,8 @@ class Trainer:
         if cfg.channels_last and self.device.type == "cuda":
             net.to(memory_format=torch.channels_last)
         self.transform = train_transform(pp, index.source_scale)
+        # Training steps may run a compiled copy; weights are shared, checkpoints use `net`.
+        self.train_net = torch.compile(net) if cfg.compile else net
         self.steps_per_epoch = math.ceil(len(index.train) / cfg.batch_size)
         opt_class = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
         # The fused kernels are several times faster than the default per-tensor loop on CPU.
@@ -180,7 +182,7 @@ class Trainer:
                 if cfg.channels_last and device.type == "cuda":
                     images = images.contiguous(memory_format=torch.channels_last)
                 with autocast(device, cfg.amp):
-                    logits = net(images)
+                    logits = self.train_net(images)
                     loss = self.criterion(logits.float(), labels)
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()

@@ -89,10 +89,15 @@ def source_crop(pp: Preprocessing, source_scale: float) -> int:
 
 def train_transform(pp: Preprocessing, source_scale: float = 1.0):
     """Image (PIL or uint8 tensor) -> normalised ``[3, image_size, image_size]`` tensor,
-    randomly cropped. ``source_scale``: how much the stored images were already shrunk."""
-    steps = [v2.Lambda(to_uint8_tensor),
-             v2.RandomCrop(source_crop(pp, source_scale), pad_if_needed=True),
-             v2.Resize((pp.image_size, pp.image_size), antialias=True)]
+    randomly cropped. ``source_scale``: how much the stored images were already shrunk.
+
+    The crop comes first, on the decoded image, so only the crop is converted and resized;
+    from a half-scale cache the 224 crop needs no resize at all."""
+    crop = source_crop(pp, source_scale)
+    steps = [v2.RandomCrop(crop, pad_if_needed=True)]
+    if crop != pp.image_size:
+        steps.append(v2.Resize((pp.image_size, pp.image_size), antialias=True))
+    steps.append(v2.Lambda(to_uint8_tensor))
     if pp.hflip:
         # Note: a flip mirrors the driving side and any text; kept on by default as in the
         # reference recipe, switch off with --no-hflip.
