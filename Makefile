@@ -4,6 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 DEMO_DIR ?= demo-out
 DEMO_DATA := $(DEMO_DIR)/sample
+DEMO_CACHE := $(DEMO_DIR)/cache
 DEMO_RUN := $(DEMO_DIR)/runs/demo
 
 .PHONY: demo test install clean
@@ -21,11 +22,12 @@ $(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
 
 install: $(VENV)/.installed
 
-## demo: install, draw the sample data, train, evaluate every eval view, predict, report
+## demo: install, draw the sample data, cache it, train, evaluate every view on the PNGs, predict, report
 demo: $(VENV)/.installed
 	$(PY) -m geoconvnet data synth $(DEMO_DATA) --classes 8 --per-class 48 --test-per-class 12
+	$(PY) -m geoconvnet data prepare $(DEMO_DATA) --out $(DEMO_CACHE)
 	rm -rf $(DEMO_RUN)
-	$(PY) -m geoconvnet train --data $(DEMO_DATA) --config configs/demo.yaml \
+	$(PY) -m geoconvnet train --data $(DEMO_CACHE) --config configs/demo.yaml \
 		--runs-dir $(DEMO_DIR)/runs --name demo
 	for view in center grid full random; do \
 		$(PY) -m geoconvnet evaluate $(DEMO_RUN) --data $(DEMO_DATA) --eval-view $$view || exit 1; \
@@ -34,6 +36,7 @@ demo: $(VENV)/.installed
 	$(PY) -m geoconvnet report $(DEMO_RUN) --archive
 	@echo
 	@echo "Demo finished. Results:"
+	@echo "  sample screenshots: $(DEMO_DATA)   training cache: $(DEMO_CACHE)"
 	@echo "  run folder (config, metrics.csv, checkpoints): $(DEMO_RUN)"
 	@echo "  evaluation per view (per-country report, confusion, predictions): $(DEMO_RUN)/eval/"
 	@echo "  report (open in a browser): $(DEMO_RUN)/report/report.html"

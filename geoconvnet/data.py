@@ -281,14 +281,17 @@ class ImageDataset(torch.utils.data.Dataset):
     (dropped by :func:`collate_skip_broken`) so one bad file never ends an epoch."""
 
     def __init__(self, samples: list[Sample], transform, max_pixels: int = DEFAULT_MAX_PIXELS,
-                 checksums: dict[str, str] | None = None):
+                 checksums: dict[str, str] | None = None, seed: int | None = None):
         self.samples, self.transform, self.max_pixels = samples, transform, max_pixels
         self.checksums = checksums  # set for a cache: files are checked and decoded as JPEG
+        self.seed = seed  # with a seed, each key's augmentation is reproducible
 
     def __len__(self) -> int:
         return len(self.samples)
 
-    def __getitem__(self, index: int):
+    def __getitem__(self, key: int):
+        """``key`` = epoch * len + index (see runtime.EpochSampler); a plain index works too."""
+        index = key % len(self.samples)
         path, label = self.samples[index]
         try:
             if self.checksums is None:
@@ -300,7 +303,13 @@ class ImageDataset(torch.utils.data.Dataset):
         except DataError as exc:
             warnings.warn(f"skipping {exc}", stacklevel=1)
             return None
-        return self.transform(image), label, index
+        if self.seed is None:
+            return self.transform(image), label, index
+        # A private RNG state: the main process's stream (dropout) stays untouched when
+        # loading runs there (0 workers).
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed * 1_000_003 + key)
+            return self.transform(image), label, index
 
 
 def collate_skip_broken(batch):

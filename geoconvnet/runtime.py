@@ -44,13 +44,38 @@ def default_workers() -> int:
     return max(1, min(16, cores or 1))
 
 
+class EpochSampler(torch.utils.data.Sampler):
+    """Yields ``epoch * n + i`` keys: the order is a function of (seed, epoch), and the
+    dataset seeds each sample's augmentation from its key. Results therefore do not depend
+    on the number of workers, and workers can persist across epochs (``set_epoch``)."""
+
+    def __init__(self, n: int, seed: int, shuffle: bool):
+        self.n, self.seed, self.shuffle, self.epoch = n, seed, shuffle, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        if self.shuffle:
+            generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+            order = torch.randperm(self.n, generator=generator).tolist()
+        else:
+            order = range(self.n)
+        return (self.epoch * self.n + i for i in order)
+
+    def __len__(self) -> int:
+        return self.n
+
+
 def make_loader(samples, transform, batch_size: int, device: torch.device, *, shuffle: bool,
                 seed: int = 0, num_workers: int | None = None, max_pixels: int = 40_000_000,
-                drop_last: bool = False, checksums: dict | None = None):
+                drop_last: bool = False, checksums: dict | None = None, persistent: bool = False):
+    """DataLoader over (path, label) samples; ``persistent`` keeps the workers between
+    epochs (call ``loader.sampler.set_epoch(e)`` before each)."""
     workers = default_workers() if num_workers is None else num_workers
-    generator = torch.Generator().manual_seed(seed)
+    dataset = ImageDataset(samples, transform, max_pixels, checksums, seed=seed)
     return torch.utils.data.DataLoader(
-        ImageDataset(samples, transform, max_pixels, checksums), batch_size=batch_size, shuffle=shuffle,
-        num_workers=workers, collate_fn=collate_skip_broken, generator=generator,
+        dataset, batch_size=batch_size, sampler=EpochSampler(len(samples), seed, shuffle),
+        num_workers=workers, collate_fn=collate_skip_broken,
         pin_memory=device.type == "cuda", drop_last=drop_last,
-        prefetch_factor=4 if workers else None)
+        persistent_workers=persistent and workers > 0, prefetch_factor=4 if workers else None)

@@ -131,6 +131,7 @@ class Trainer:
                                                            lr_factor(cfg, self.steps_per_epoch))
         self.criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
         self.best, self.epoch, self.stale_epochs = BestWeights(), 0, 0
+        self._train_loader = None
         if resume:
             self.load_state()
 
@@ -160,13 +161,23 @@ class Trainer:
         _truncate_metrics(self.run_dir / "metrics.csv", self.epoch)
 
     # -- one epoch ---------------------------------------------------------------------
+    def train_loader(self):
+        """One loader for the whole run: its workers persist between epochs (no start-up
+        cost per epoch); the sampler makes each epoch's order and crops reproducible."""
+        if self._train_loader is None:
+            cfg = self.cfg
+            self._train_loader = make_loader(
+                self.index.train, self.transform, cfg.batch_size, self.device, shuffle=True,
+                seed=cfg.seed, num_workers=cfg.num_workers, max_pixels=cfg.max_pixels,
+                checksums=self.index.checksums, persistent=True,
+                drop_last=len(self.index.train) > cfg.batch_size)
+        return self._train_loader
+
     def train_epoch(self, epoch: int) -> dict:
         cfg, net, device = self.cfg, self.model.net, self.device
         torch.manual_seed(cfg.seed + epoch)  # per-epoch seeds make a resumed run identical
-        loader = make_loader(self.index.train, self.transform, cfg.batch_size, device,
-                             shuffle=True, seed=cfg.seed + epoch, num_workers=cfg.num_workers,
-                             max_pixels=cfg.max_pixels, checksums=self.index.checksums,
-                             drop_last=len(self.index.train) > cfg.batch_size)
+        loader = self.train_loader()
+        loader.sampler.set_epoch(epoch)
         net.train()
         loss_sum = torch.zeros((), device=device)
         correct = torch.zeros(len(TOP_K), device=device, dtype=torch.long)

@@ -150,3 +150,11 @@ def test_early_stopping_after_patience(tiny_data, tmp_path, monkeypatch):
                        runs_dir=str(tmp_path), name="e"))
     summary = json.loads((run / "summary.json").read_text())
     assert summary["epochs_run"] == 3 and summary["stopped_early"] and summary["best_epoch"] == 1
+
+
+def test_results_do_not_depend_on_the_number_of_loader_workers(tiny_data, tmp_path):
+    args = dict(TINY_TRAIN, epochs=1, data=str(tiny_data), runs_dir=str(tmp_path))
+    zero = _metrics(train(**dict(args, num_workers=0, name="w0")))
+    two = _metrics(train(**dict(args, num_workers=2, name="w2")))
+    assert float(zero[0]["train_loss"]) == pytest.approx(float(two[0]["train_loss"]), rel=1e-5)
+    assert zero[0]["val_loss"] == two[0]["val_loss"]
