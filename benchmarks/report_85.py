@@ -13,16 +13,14 @@ from __future__ import annotations
 
 import argparse
 import csv
-import platform
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 import yaml
 
-from geoconvnet import __version__
+from _common import record
 from geoconvnet.evaluate import EvalResult, write_results
 from geoconvnet.report import report
 from geoconvnet.synth import REFERENCE_COUNTRIES, class_styles, draw_scene
@@ -85,14 +83,8 @@ def main() -> None:
         rows.append((label, time.perf_counter() - start))
     table = ["| report of an 85-class run, 5,100 test predictions | seconds |", "|---|---:|"]
     table += [f"| {label} | {seconds:.1f} |" for label, seconds in rows]
-    header = (f"\n## report_85.py — {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC\n"
-              f"Machine: {platform.machine()}, {__import__('os').cpu_count()} cores, "
-              f"Python {platform.python_version()}, geoconvnet {__version__}\n\n")
-    text = header + "\n".join(table) + "\n"
-    print(text)
-    results = Path(__file__).with_name("RESULTS.md")
-    with open(results, "a") as f:
-        f.write(text)
+    record("report_85.py: report time for 85 countries", table,
+           "The first report in a process includes numba's one-time compilation of UMAP.")
 
 
 if __name__ == "__main__":
