@@ -17,7 +17,7 @@ from .data import Sample, atomic_write_text, samples_for_split
 from .models import check_input_size
 from .progress import add_task, progress_bar
 from .runtime import autocast, make_loader, resolve_device
-from .transforms import eval_transform
+from .transforms import eval_transform, normalize
 
 TOP_K = (1, 3, 5)
 
@@ -41,13 +41,14 @@ def topk_correct(logits: torch.Tensor, targets: torch.Tensor, ks=TOP_K) -> torch
     return torch.stack([hits[:, :min(k, kmax)].any(dim=1).sum() for k in ks])
 
 
-def forward_views(net: torch.nn.Module, images, device: torch.device, channels_last: bool):
-    """Logits for a batch of ``[B, V, C, H, W]`` views (or a list of ``[V, C, H, W]`` of mixed
-    sizes), averaged over the V views of each image."""
+def forward_views(net: torch.nn.Module, images, device: torch.device, pp,
+                  channels_last: bool = True):
+    """Logits for a batch of uint8 ``[B, V, C, H, W]`` views (or a list of ``[V, C, H, W]`` of
+    mixed sizes), averaged over the V views of each image."""
     if isinstance(images, list):
-        return torch.cat([forward_views(net, img[None], device, channels_last) for img in images])
+        return torch.cat([forward_views(net, img[None], device, pp, channels_last) for img in images])
     b, v = images.shape[:2]
-    flat = images.flatten(0, 1).to(device, non_blocking=True)
+    flat = normalize(images.flatten(0, 1).to(device, non_blocking=True), pp)
     if channels_last and device.type == "cuda":
         flat = flat.contiguous(memory_format=torch.channels_last)
     with autocast(device):
@@ -74,7 +75,7 @@ def predict_logits(model: LoadedModel, samples: list[Sample], view: str, batch_s
             if batch is None:
                 continue
             images, labels, indices = batch
-            logits.append(forward_views(model.net, images, device, channels_last=True).cpu())
+            logits.append(forward_views(model.net, images, device, model.preprocessing).cpu())
             targets.append(labels)
             kept.append(indices)
             bar.advance(task, len(labels))

@@ -61,7 +61,7 @@ def predict(checkpoint, paths: list[str] | str, top_k: int = 5, eval_view: str |
         except GeoconvnetError as exc:
             results.append(Prediction(path, error=str(exc)))
             continue
-        logits = forward_views(model.net, views[None], device, channels_last=True)[0]
+        logits = forward_views(model.net, views[None], device, pp)[0]
         probs = (logits / model.temperature).softmax(dim=0)
         values, indices = probs.topk(top_k)
         results.append(Prediction(path, [(model.class_names[i], v) for i, v in

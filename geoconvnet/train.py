@@ -29,7 +29,7 @@ from .evaluate import TOP_K, evaluate, topk_correct
 from .models import build_model, check_input_size
 from .progress import add_task, console, progress_bar
 from .runtime import autocast, make_loader, resolve_device
-from .transforms import train_transform
+from .transforms import normalize, train_transform
 
 METRIC_FIELDS = ["epoch", "train_loss"] + [f"train_top{k}" for k in TOP_K] + ["val_loss"] + \
     [f"val_top{k}" for k in TOP_K] + ["lr", "epoch_seconds", "train_images_per_s"]
@@ -118,6 +118,7 @@ class Trainer:
         self.model = LoadedModel(net.to(self.device), meta)
         if cfg.channels_last and self.device.type == "cuda":
             net.to(memory_format=torch.channels_last)
+        self.pp = pp
         self.transform = train_transform(pp, index.source_scale)
         # Training steps may run a compiled copy; weights are shared, checkpoints use `net`.
         self.train_net = torch.compile(net) if cfg.compile else net
@@ -188,7 +189,7 @@ class Trainer:
                 if batch is None:
                     continue
                 images, labels, _ = batch
-                images = images.to(device, non_blocking=True)
+                images = normalize(images.to(device, non_blocking=True), self.pp)
                 labels = labels.to(device, non_blocking=True)
                 if cfg.channels_last and device.type == "cuda":
                     images = images.contiguous(memory_format=torch.channels_last)

@@ -72,8 +72,14 @@ def check_choice(what: str, value: str, choices) -> None:
         raise ConfigError(f"unknown {what} {value!r}; choose one of: {', '.join(choices)}")
 
 
-def _to_float(pp: Preprocessing):
-    return [v2.ToDtype(torch.float32, scale=True), v2.Normalize(pp.mean, pp.std)]
+def normalize(images: torch.Tensor, pp: Preprocessing) -> torch.Tensor:
+    """uint8 ``[..., 3, H, W]`` -> float32, ImageNet-normalised, on the images' device.
+
+    Transforms stop at uint8: loaders move a quarter of the bytes, and this step runs
+    batched where the model runs (on the GPU it costs nothing)."""
+    mean = torch.tensor(pp.mean, device=images.device).view(3, 1, 1) * 255
+    std = torch.tensor(pp.std, device=images.device).view(3, 1, 1) * 255
+    return (images.float() - mean) / std
 
 
 def to_uint8_tensor(image) -> torch.Tensor:
@@ -88,8 +94,8 @@ def source_crop(pp: Preprocessing, source_scale: float) -> int:
 
 
 def train_transform(pp: Preprocessing, source_scale: float = 1.0):
-    """Image (PIL or uint8 tensor) -> normalised ``[3, image_size, image_size]`` tensor,
-    randomly cropped. ``source_scale``: how much the stored images were already shrunk.
+    """Image (PIL or uint8 tensor) -> uint8 ``[3, image_size, image_size]`` tensor, randomly
+    cropped (:func:`normalize` follows on the model's device). ``source_scale``: how much the stored images were already shrunk.
 
     The crop comes first, on the decoded image, so only the crop is converted and resized;
     from a half-scale cache the 224 crop needs no resize at all."""
@@ -106,7 +112,7 @@ def train_transform(pp: Preprocessing, source_scale: float = 1.0):
         # No hue jitter: line and sign colours are country cues.
         steps += [v2.ColorJitter(brightness=0.3, contrast=0.3, saturation=0.3),
                   v2.RandomApply([v2.GaussianBlur(5, sigma=(0.1, 1.5))], p=0.2)]
-    return v2.Compose(steps + _to_float(pp))
+    return v2.Compose(steps)
 
 
 def grid_positions(length: int, crop: int) -> list[int]:
@@ -119,13 +125,12 @@ def grid_positions(length: int, crop: int) -> list[int]:
 
 
 class EvalView:
-    """PIL image -> ``[V, 3, H, W]`` tensor of V views whose logits are averaged."""
+    """PIL image -> uint8 ``[V, 3, H, W]`` tensor of V views whose logits are averaged."""
 
     def __init__(self, pp: Preprocessing, view: str, source_scale: float = 1.0):
         check_choice("eval view", view, EVAL_VIEWS)
         self.pp, self.view, self.source_scale = pp, view, source_scale
         self.crop = source_crop(pp, source_scale)
-        self.finish = v2.Compose(_to_float(pp))
         self.random = v2.Compose([v2.RandomCrop(self.crop, pad_if_needed=True),
                                   v2.RandomHorizontalFlip()])
 
@@ -146,7 +151,7 @@ class EvalView:
                      for top in grid_positions(h, crop) for left in grid_positions(w, crop)]
         else:
             views = [F.resize(self.random(img), size, antialias=True)]
-        return self.finish(torch.stack(views))
+        return torch.stack(views)
 
 
 def eval_transform(pp: Preprocessing, view: str | None = None, source_scale: float = 1.0) -> EvalView:

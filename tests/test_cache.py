@@ -43,7 +43,7 @@ def test_eval_views_see_the_same_image_region(source, tmp_path):
         from_cache = eval_transform(pp, view, cache.source_scale(out))(
             cache.read_cached(str(out / (key + ".jpg")), None))
         assert from_png.shape == from_cache.shape and (shape is None or from_png.shape == shape)
-        assert (from_png - from_cache).abs().mean() < 0.15, view  # normalised units
+        assert (from_png.float() - from_cache.float()).abs().mean() < 8, view  # grey levels
 
 
 def test_prepare_is_incremental(source, tmp_path):

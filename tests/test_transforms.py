@@ -3,16 +3,20 @@ import torch
 from PIL import Image
 
 from geoconvnet.errors import ConfigError
-from geoconvnet.transforms import Preprocessing, eval_transform, grid_positions, train_transform
+from geoconvnet.transforms import (Preprocessing, eval_transform, grid_positions, normalize,
+                                   train_transform)
 
 SCREEN = Image.new("RGB", (1600, 900), (120, 60, 30))
 
 
 def test_train_view_is_reference_crop_resized():
     out = train_transform(Preprocessing())(SCREEN)
-    assert out.shape == (3, 224, 224) and out.dtype == torch.float32
-    # ImageNet normalisation of the constant red channel value 120/255.
-    assert out[0].mean().item() == pytest.approx((120 / 255 - 0.485) / 0.229, abs=1e-3)
+    assert out.shape == (3, 224, 224) and out.dtype == torch.uint8
+    assert out[0].float().mean().item() == pytest.approx(120, abs=0.5)
+    # ImageNet normalisation happens batched on the model's device.
+    normed = normalize(out[None], Preprocessing())
+    assert normed.dtype == torch.float32
+    assert normed[0, 0].mean().item() == pytest.approx((120 / 255 - 0.485) / 0.229, abs=1e-3)
 
 
 @pytest.mark.parametrize("view, shape", [("center", (1, 3, 224, 224)),
