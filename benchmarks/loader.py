@@ -87,7 +87,8 @@ def main() -> None:
     record("loader.py: reference-style PNG pipeline vs cache", table,
            f"{len(list((root / 'train').rglob('*.png')))} train PNGs of 1600x900 (sample data, "
            "with photographic grain so they compress like screenshots: "
-           f"{summary['source_bytes'] / max(1, summary['converted']) / 2**20:.1f} MiB each).")
+           f"{summary['source_bytes'] / max(1, len(list(root.rglob('*.png')))) / 2**20:.1f} "
+           "MiB each).")
 
 
 if __name__ == "__main__":
