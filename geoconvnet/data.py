@@ -269,6 +269,18 @@ def write_data_report(index: DatasetIndex, run_dir: Path) -> None:
     atomic_write_text(run_dir / "data_report.md", "\n".join(lines) + "\n")
 
 
+def atomic_write_csv(path: Path, header: list, rows: list) -> None:
+    """A CSV file (rows as lists, or dicts keyed by ``header``) written atomically."""
+    import csv
+
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows([r[h] for h in header] if isinstance(r, dict) else r for r in rows)
+    os.replace(tmp, path)
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     """Write via a temporary file and rename, so a crash never leaves half a file."""
     tmp = path.with_name(path.name + ".tmp")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +12,7 @@ import torch.nn.functional as nnf
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
 from .checkpoint import LoadedModel, load_checkpoint, resolve_checkpoint
-from .data import Sample, atomic_write_text, samples_for_split
+from .data import Sample, atomic_write_csv, atomic_write_text, samples_for_split
 from .models import check_input_size
 from .progress import add_task, progress_bar
 from .runtime import autocast, make_loader, resolve_device
@@ -150,7 +149,7 @@ def write_results(result: EvalResult, out_dir: Path) -> Path:
     names = result.class_names
     atomic_write_text(out_dir / "metrics.json", json.dumps(result.metrics, indent=2))
     rows = per_class_table(result)
-    _write_csv(out_dir / "per_class.csv", ["country", "precision", "recall", "f1", "support"],
+    atomic_write_csv(out_dir / "per_class.csv", ["country", "precision", "recall", "f1", "support"],
                [[r["country"], f"{r['precision']:.4f}", f"{r['recall']:.4f}", f"{r['f1']:.4f}",
                  r["support"]] for r in rows])
     md = ["| country | precision | recall | F1 | support |", "|---|---:|---:|---:|---:|"]
@@ -159,21 +158,12 @@ def write_results(result: EvalResult, out_dir: Path) -> Path:
     atomic_write_text(out_dir / "per_class.md", "\n".join(md) + "\n")
     matrix = confusion_matrix(result.targets, result.probs.argmax(axis=1),
                               labels=list(range(len(names))))
-    _write_csv(out_dir / "confusion.csv", ["truth\\predicted"] + names,
+    atomic_write_csv(out_dir / "confusion.csv", ["truth\\predicted"] + names,
                [[name] + row.tolist() for name, row in zip(names, matrix)])
     k = min(5, len(names))
     top = np.argsort(-result.probs, axis=1)[:, :k]
     header = ["path", "truth"] + [f"{kind}{i + 1}" for i in range(k) for kind in ("pred", "prob")]
     body = [[path, names[t]] + [v for j in order for v in (names[j], f"{probs[j]:.4f}")]
             for path, t, order, probs in zip(result.paths, result.targets, top, result.probs)]
-    _write_csv(out_dir / "predictions.csv", header, body)
+    atomic_write_csv(out_dir / "predictions.csv", header, body)
     return out_dir
-
-
-def _write_csv(path: Path, header: list, rows: list) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(header)
-        writer.writerows(rows)
-    tmp.replace(path)

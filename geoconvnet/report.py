@@ -20,7 +20,7 @@ import yaml
 from . import plots
 from .analysis import (calibration_bins, cluster_order, embed, read_confusion, read_csv,
                        row_normalize, top_confused_pairs)
-from .data import atomic_write_text
+from .data import atomic_write_csv, atomic_write_text
 from .errors import GeoconvnetError
 from .progress import add_task, console, progress_bar
 
@@ -150,7 +150,7 @@ def report(run: str | Path, data: str | Path | None = None, split: str = "test",
     figures["confusion"] = plots.confusion_heatmap(shares[np.ix_(order, order)],
                                                    [names[i] for i in order], out / "confusion.png")
     pairs = top_confused_pairs(matrix, names)
-    _write_rows(out / "confused_pairs.csv", pairs, ["truth", "predicted", "share", "count"])
+    atomic_write_csv(out / "confused_pairs.csv", ["truth", "predicted", "share", "count"], pairs)
     figures.update(_similarity_maps(matrix, names, [c["f1"] for c in countries], out))
 
     confidence = np.array([float(p["prob1"]) for p in predictions])
@@ -166,7 +166,7 @@ def report(run: str | Path, data: str | Path | None = None, split: str = "test",
     figures["map"] = plots.world_map(shapes_for_map(), recall, out / "world_accuracy.png",
                                      "Accuracy (recall) by country", "share of the country's images guessed right")
     figures.update(_prediction_figures(predictions, out, all_figures, sample))
-    _write_rows(out / "per_class.csv", countries, list(countries[0]))
+    atomic_write_csv(out / "per_class.csv", list(countries[0]), countries)
 
     page = render_html(run, config, metrics, epochs, countries, pairs, ece, unmapped, figures, out)
     atomic_write_text(out / "report.html", page)
@@ -174,17 +174,6 @@ def report(run: str | Path, data: str | Path | None = None, split: str = "test",
         write_archive(run, out, eval_dir)
     console.print(f"Report: [bold]{out / 'report.html'}[/]")
     return out
-
-
-def _write_rows(path: Path, rows: list[dict], fields: list[str]) -> None:
-    import csv
-
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(rows)
-    tmp.replace(path)
 
 
 def _data_uri(path: Path) -> str:
