@@ -63,12 +63,8 @@ def checksums(root: str | Path) -> dict[str, str]:
     return _checksums(root, (Path(root) / MANIFEST).stat().st_mtime)
 
 
-def read_cached(path: str, expected_sha256: str | None) -> Image.Image:
-    """Decode a cache file (an RGB image) after checking its SHA-256.
-
-    PIL (libjpeg-turbo) decodes 800x450 in about 1 ms, as fast as ``torchvision.io``, whose
-    decoders are deprecated since torchvision 0.29. A PIL image lets the training crop
-    happen before any conversion to a tensor."""
+def _checked_bytes(path: str, expected_sha256: str | None) -> bytes:
+    """A cache file's bytes, or DataError naming it when missing or corrupted."""
     try:
         data = Path(path).read_bytes()
     except OSError as exc:
@@ -76,6 +72,16 @@ def read_cached(path: str, expected_sha256: str | None) -> Image.Image:
     if expected_sha256 is not None and hashlib.sha256(data).hexdigest() != expected_sha256:
         raise DataError(f"{path}: corrupted cache file (checksum mismatch); re-run "
                         "`geoconvnet data prepare` to rebuild it")
+    return data
+
+
+def read_cached(path: str, expected_sha256: str | None) -> Image.Image:
+    """Decode a cache file (an RGB image) after checking its SHA-256.
+
+    PIL (libjpeg-turbo) decodes 800x450 in about 1 ms, as fast as ``torchvision.io``, whose
+    decoders are deprecated since torchvision 0.29. A PIL image lets the training crop
+    happen before any conversion to a tensor."""
+    data = _checked_bytes(path, expected_sha256)
     try:
         image = Image.open(io.BytesIO(data))
         image.load()
@@ -185,14 +191,15 @@ def _run_jobs(jobs: list, manifest: dict, workers: int | None) -> None:
 
 
 def verify(root: str | Path) -> dict[str, str]:
-    """Check every cache file against its checksum; {path: problem} for the bad ones."""
+    """Check every cache file against its checksum; {path: problem} for the bad ones.
+    Hashing only (about 0.04 ms a file): decoding happens once, when training reads it."""
     bad = {}
     sums = checksums(root)
     with progress_bar(transient=True) as bar:
         task = add_task(bar, "Verifying cache", len(sums))
         for path, digest in sums.items():
             try:
-                read_cached(path, digest)
+                _checked_bytes(path, digest)
             except DataError as exc:
                 bad[path] = str(exc)
             bar.advance(task)

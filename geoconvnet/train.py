@@ -73,9 +73,7 @@ def lr_factor(cfg: TrainConfig, steps_per_epoch: int):
 
 
 def make_run_dir(cfg: TrainConfig, resume: bool) -> Path:
-    if resume:
-        if not cfg.name:
-            raise ConfigError("--resume needs --name of the run to continue")
+    if resume:  # _config_for has already required --name
         run_dir = Path(cfg.runs_dir) / cfg.name
         if not (run_dir / STATE_NAME).is_file():
             raise CheckpointError(f"{run_dir}: nothing to resume (no {STATE_NAME}; did the first "
