@@ -73,7 +73,9 @@ def lr_factor(cfg: TrainConfig, steps_per_epoch: int):
 
 
 def make_run_dir(cfg: TrainConfig, resume: bool) -> Path:
-    if resume:  # _config_for has already required --name
+    if resume:
+        if not cfg.name:  # also reached with a TrainConfig object, not only from the CLI
+            raise ConfigError("--resume needs --name of the run to continue")
         run_dir = Path(cfg.runs_dir) / cfg.name
         if not (run_dir / STATE_NAME).is_file():
             raise CheckpointError(f"{run_dir}: nothing to resume (no {STATE_NAME}; did the first "
