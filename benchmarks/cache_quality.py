@@ -5,6 +5,7 @@ the sample data -- once from the PNG folder, once from its cache -- and evaluate
 the PNG test split with every eval view. Appends the table to RESULTS.md.
 
     python benchmarks/cache_quality.py [--work DIR] [--epochs N] [--seeds 0 1 2]
+        [--caches 90:444 90:420]   # JPEG quality:chroma of each cache to compare
 """
 
 from __future__ import annotations
@@ -27,17 +28,25 @@ def main() -> None:
     parser.add_argument("--work")
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--caches", nargs="+", default=["90:444"],
+                        help="JPEG quality:chroma of each cache (default: the prepare default)")
     args = parser.parse_args()
     work = Path(args.work or tempfile.mkdtemp(prefix="geoconvnet-bench-"))
     root = sample_data(work, classes=8, per_class=48, test_per_class=24)
-    prepare(root, work / "cache")
+    sources = {"PNG folder": root}
+    for spec in args.caches:
+        quality, chroma = spec.split(":")
+        out = work / f"cache-q{quality}-{chroma}"
+        summary = prepare(root, out, quality=int(quality), chroma=chroma)
+        share = summary["cache_bytes"] / summary["source_bytes"]
+        sources[f"cache q{quality} {chroma} ({share:.1%} of PNG bytes)"] = out
     rows, means = [], {}
     for seed in args.seeds:
-        for name, data in (("PNG folder", root), ("cache", work / "cache")):
+        for name, data in sources.items():
             start = time.perf_counter()
             run = train(config_file=CONFIG, data=str(data), epochs=args.epochs, seed=seed,
                         runs_dir=str(work / "runs"),
-                        name=f"quality-{name.split()[0].lower()}-s{seed}-{int(start)}")
+                        name=f"quality-{Path(data).name}-s{seed}-{int(start)}")
             minutes = (time.perf_counter() - start) / 60
             views = {v: evaluate(run, root, eval_view=v, write=False).metrics
                      for v in ("center", "grid", "full")}
@@ -46,7 +55,7 @@ def main() -> None:
             rows.append(f"| {name} | {seed} | {minutes:.1f} | " + " | ".join(
                 f"{m['top1']:.1%} / {m['top3']:.1%}" for m in views.values()) + " |")
     if len(args.seeds) > 1:
-        for name in ("PNG folder", "cache"):
+        for name in sources:
             rows.append(f"| {name} | mean top-1 | | " + " | ".join(
                 f"{sum(means[(name, v)]) / len(args.seeds):.1%}" for v in ("center", "grid", "full"))
                 + " |")

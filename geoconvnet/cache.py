@@ -31,6 +31,9 @@ from .progress import add_task, console, progress_bar
 
 MANIFEST = "geoconvnet-cache.json"
 FORMAT = 1
+# JPEG chroma subsampling: PIL's code for each. "444" keeps colour at full resolution, which
+# matters for thin coloured cues (a yellow vs a white centre line is mostly chroma).
+CHROMA = {"444": 0, "422": 1, "420": 2}
 
 
 def is_cache(root: str | Path) -> bool:
@@ -92,7 +95,7 @@ def read_cached(path: str, expected_sha256: str | None) -> Image.Image:
 
 def _convert(job) -> tuple[str, dict | None, str | None]:
     """Worker: one source image -> (source key, manifest entry or None, error or None)."""
-    key, source, target, scale, quality, max_pixels = job
+    key, source, target, scale, quality, chroma, max_pixels = job
     try:
         image = load_image(source, max_pixels)
     except DataError as exc:
@@ -104,7 +107,7 @@ def _convert(job) -> tuple[str, dict | None, str | None]:
     else:
         small = image.resize(size, Image.LANCZOS)
     buffer = io.BytesIO()
-    small.save(buffer, format="JPEG", quality=quality)
+    small.save(buffer, format="JPEG", quality=quality, subsampling=CHROMA[chroma])
     data = buffer.getvalue()
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -131,20 +134,25 @@ def _sources(root: Path) -> list[str]:
 
 
 def prepare(root: str | Path, out: str | Path, scale: float = 0.5, quality: int = 90,
-            workers: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS) -> dict:
+            workers: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS,
+            chroma: str = "444") -> dict:
     """Convert (or update) the cache of a dataset folder; returns a summary."""
     root, out = Path(root), Path(out)
     if not 0 < scale <= 1 or not 1 <= quality <= 100:
         raise DataError(f"--scale must be in (0, 1] and --quality in 1..100, got {scale}, {quality}")
+    if chroma not in CHROMA:
+        raise DataError(f"--chroma must be one of {', '.join(CHROMA)}, got {chroma!r}")
     if is_cache(root):
         raise DataError(f"{root} is already a cache; prepare from the original dataset folder")
-    manifest = {"format": FORMAT, "scale": scale, "quality": quality, "source": str(root),
+    manifest = {"format": FORMAT, "scale": scale, "quality": quality, "chroma": chroma,
+                "source": str(root),
                 "entries": {}, "bad_files": {}}
     if is_cache(out):
         old = load_manifest(out)
-        if (old.get("scale"), old.get("quality")) != (scale, quality):
-            raise DataError(f"{out} was prepared with scale {old.get('scale')} and quality "
-                            f"{old.get('quality')}; use another --out for different settings")
+        settings = (old.get("scale"), old.get("quality"), old.get("chroma", "420"))
+        if settings != (scale, quality, chroma):
+            raise DataError(f"{out} was prepared with scale {settings[0]}, quality {settings[1]} "
+                            f"and chroma {settings[2]}; use another --out for different settings")
         manifest["entries"] = old["entries"]
     keys = _sources(root)
     jobs, unchanged = [], 0
@@ -154,7 +162,8 @@ def prepare(root: str | Path, out: str | Path, scale: float = 0.5, quality: int 
                 and (out / entry["file"]).is_file():
             unchanged += 1
             continue
-        jobs.append((key, str(root / key), str(out / (key + ".jpg")), scale, quality, max_pixels))
+        jobs.append((key, str(root / key), str(out / (key + ".jpg")), scale, quality, chroma,
+                     max_pixels))
     removed = _drop_vanished(manifest, set(keys), out)
     _run_jobs(jobs, manifest, workers)
     out.mkdir(parents=True, exist_ok=True)

@@ -82,6 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     prep.add_argument("--scale", type=float, default=0.5,
                       help="downscale factor (0.5: a 448 crop becomes 224 pixels)")
     prep.add_argument("--quality", type=int, default=90, help="JPEG quality")
+    prep.add_argument("--chroma", default="444", choices=["444", "422", "420"],
+                      help="JPEG chroma subsampling (444: colour at full resolution)")
     prep.add_argument("--workers", type=int, help="processes (default: all cores)")
     ver = data.add_parser("verify", help="check every file of a cache against its checksum")
     ver.add_argument("cache")
@@ -157,7 +159,8 @@ def cmd_data(args) -> int:
     if args.data_command == "prepare":
         from .cache import prepare, print_summary
 
-        print_summary(prepare(args.root, args.out, args.scale, args.quality, args.workers),
+        print_summary(prepare(args.root, args.out, args.scale, args.quality, args.workers,
+                              chroma=args.chroma),
                       Path(args.out))
         return 0
     if args.data_command == "verify":

@@ -24,7 +24,7 @@ class RateColumn(ProgressColumn):
         return Text(f"{task.speed:,.1f} {unit}/s", style="progress.data.speed")
 
 
-def progress_bar(transient: bool = False) -> Progress:
+def progress_bar(transient: bool = False, enabled: bool = True) -> Progress:
     """A progress bar with count, rate, elapsed time, ETA and a free ``info`` field."""
     return Progress(
         TextColumn("[bold]{task.description}"),
@@ -38,7 +38,7 @@ def progress_bar(transient: bool = False) -> Progress:
         console=err_console,
         transient=transient,
         # A transient bar off a terminal would only leave blank lines in logs.
-        disable=transient and not sys.stderr.isatty(),
+        disable=not enabled or (transient and not sys.stderr.isatty()),
         # Without a terminal (CI logs) rich would print only at the end; refresh less often.
         refresh_per_second=4 if sys.stderr.isatty() else 0.2,
     )

@@ -47,10 +47,14 @@ def default_workers() -> int:
 class EpochSampler(torch.utils.data.Sampler):
     """Yields ``epoch * n + i`` keys: the order is a function of (seed, epoch), and the
     dataset seeds each sample's augmentation from its key. Results therefore do not depend
-    on the number of workers, and workers can persist across epochs (``set_epoch``)."""
+    on the number of workers, and workers can persist across epochs (``set_epoch``).
 
-    def __init__(self, n: int, seed: int, shuffle: bool):
+    In a DDP run each of ``world`` processes takes every ``world``-th key of the same order
+    (padded by repeating the start so every rank runs the same number of steps)."""
+
+    def __init__(self, n: int, seed: int, shuffle: bool, rank: int = 0, world: int = 1):
         self.n, self.seed, self.shuffle, self.epoch = n, seed, shuffle, 0
+        self.rank, self.world = rank, world
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -60,22 +64,26 @@ class EpochSampler(torch.utils.data.Sampler):
             generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
             order = torch.randperm(self.n, generator=generator).tolist()
         else:
-            order = range(self.n)
+            order = list(range(self.n))
+        if self.world > 1:
+            order = (order * self.world)[:len(self) * self.world][self.rank::self.world]
         return (self.epoch * self.n + i for i in order)
 
     def __len__(self) -> int:
-        return self.n
+        return -(-self.n // self.world)
 
 
 def make_loader(samples, transform, batch_size: int, device: torch.device, *, shuffle: bool,
                 seed: int = 0, num_workers: int | None = None, max_pixels: int = 40_000_000,
-                drop_last: bool = False, checksums: dict | None = None, persistent: bool = False):
+                drop_last: bool = False, checksums: dict | None = None, persistent: bool = False,
+                rank: int = 0, world: int = 1):
     """DataLoader over (path, label) samples; ``persistent`` keeps the workers between
-    epochs (call ``loader.sampler.set_epoch(e)`` before each)."""
+    epochs (call ``loader.sampler.set_epoch(e)`` before each); ``rank``/``world`` shard it
+    for DDP."""
     workers = default_workers() if num_workers is None else num_workers
     dataset = ImageDataset(samples, transform, max_pixels, checksums, seed=seed)
     return torch.utils.data.DataLoader(
-        dataset, batch_size=batch_size, sampler=EpochSampler(len(samples), seed, shuffle),
+        dataset, batch_size=batch_size, sampler=EpochSampler(len(samples), seed, shuffle, rank, world),
         num_workers=workers, collate_fn=collate_skip_broken,
         pin_memory=device.type == "cuda", drop_last=drop_last,
         persistent_workers=persistent and workers > 0, prefetch_factor=4 if workers else None)

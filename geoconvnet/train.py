@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from . import distributed
 from .checkpoint import BEST_NAME, LoadedModel, make_meta, save_checkpoint
 from .config import TrainConfig, resolve_config, save_config
 from .data import DatasetIndex, atomic_write_text, index_dataset, write_data_report
@@ -106,9 +107,11 @@ def _config_for(resume: bool, config_file, overrides: dict) -> TrainConfig:
 class Trainer:
     """State of one run; :func:`train` is the entry point."""
 
-    def __init__(self, cfg: TrainConfig, run_dir: Path, index: DatasetIndex, resume: bool):
-        self.cfg, self.run_dir, self.index = cfg, run_dir, index
-        self.device = resolve_device(cfg.device)
+    def __init__(self, cfg: TrainConfig, run_dir: Path, index: DatasetIndex, resume: bool,
+                 on_epoch=None):
+        self.cfg, self.run_dir, self.index, self.on_epoch = cfg, run_dir, index, on_epoch
+        self.device = distributed.setup(resolve_device(cfg.device))
+        self.is_main = distributed.is_main()
         torch.manual_seed(cfg.seed)
         net = build_model(cfg.arch, len(index.classes), "none" if resume else cfg.weights,
                           cfg.dropout)
@@ -120,9 +123,12 @@ class Trainer:
             net.to(memory_format=torch.channels_last)
         self.pp = pp
         self.transform = train_transform(pp, index.source_scale)
-        # Training steps may run a compiled copy; weights are shared, checkpoints use `net`.
-        self.train_net = torch.compile(net) if cfg.compile else net
-        self.steps_per_epoch = math.ceil(len(index.train) / cfg.batch_size)
+        # Training steps may run a DDP-wrapped and/or compiled copy; weights are shared,
+        # checkpoints always save the plain `net`, so they load like single-process ones.
+        self.train_net = distributed.wrap(net, self.device)
+        self.train_net = torch.compile(self.train_net) if cfg.compile else self.train_net
+        self._train_loader = None
+        self.steps_per_epoch = len(self.train_loader())
         opt_class = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
         # The fused kernels are several times faster than the default per-tensor loop on CPU.
         fused = {"fused": True} if self.device.type in ("cpu", "cuda") else {}
@@ -132,7 +138,6 @@ class Trainer:
                                                            lr_factor(cfg, self.steps_per_epoch))
         self.criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
         self.best, self.epoch, self.stale_epochs = BestWeights(), 0, 0
-        self._train_loader = None
         if resume:
             self.load_state()
 
@@ -171,20 +176,23 @@ class Trainer:
                 self.index.train, self.transform, cfg.batch_size, self.device, shuffle=True,
                 seed=cfg.seed, num_workers=cfg.num_workers, max_pixels=cfg.max_pixels,
                 checksums=self.index.checksums, persistent=True,
-                drop_last=len(self.index.train) > cfg.batch_size)
+                drop_last=len(self.index.train) > cfg.batch_size * distributed.world_size(),
+                rank=distributed.rank(), world=distributed.world_size())
         return self._train_loader
 
     def train_epoch(self, epoch: int) -> dict:
         cfg, net, device = self.cfg, self.model.net, self.device
-        torch.manual_seed(cfg.seed + epoch)  # per-epoch seeds make a resumed run identical
+        # Per-epoch seeds make a resumed run identical; ranks draw different dropout masks.
+        torch.manual_seed(cfg.seed + epoch + 7919 * distributed.rank())
         loader = self.train_loader()
         loader.sampler.set_epoch(epoch)
         net.train()
         loss_sum = torch.zeros((), device=device)
         correct = torch.zeros(len(TOP_K), device=device, dtype=torch.long)
         seen, start = 0, time.perf_counter()
-        with progress_bar() as bar:
-            task = add_task(bar, f"Epoch {epoch}/{cfg.epochs}", len(loader) * cfg.batch_size)
+        world = distributed.world_size()
+        with progress_bar(enabled=self.is_main) as bar:
+            task = add_task(bar, f"Epoch {epoch}/{cfg.epochs}", len(loader) * cfg.batch_size * world)
             for step, batch in enumerate(loader):
                 if batch is None:
                     continue
@@ -205,7 +213,10 @@ class Trainer:
                 seen += len(labels)
                 if step % 10 == 0:  # .item() waits for the GPU: only now and then
                     bar.update(task, info=f"loss {loss_sum.item() / seen:.3f}")
-                bar.advance(task, len(labels))
+                bar.advance(task, len(labels) * world)
+            counts = torch.tensor(seen, device=device)
+            distributed.all_sum(loss_sum, correct, counts)
+            seen = int(counts.item())
             bar.update(task, total=seen, completed=seen, info=f"loss {loss_sum.item() / max(1, seen):.3f}")
         seconds = time.perf_counter() - start
         metrics = {"train_loss": loss_sum.item() / max(1, seen), "epoch_seconds": seconds,
@@ -224,14 +235,22 @@ class Trainer:
     def fit(self) -> dict:
         from torch.utils.tensorboard import SummaryWriter
 
-        writer = SummaryWriter(str(self.run_dir / "tb"), purge_step=self.epoch + 1)
+        writer = (SummaryWriter(str(self.run_dir / "tb"), purge_step=self.epoch + 1)
+                  if self.is_main else None)
         try:
             while self.epoch < self.cfg.epochs and self.stale_epochs < self.cfg.patience:
                 epoch = self.epoch + 1
-                row = {"epoch": epoch, **self.train_epoch(epoch), **self.validate()}
-                self.finish_epoch(row, writer)
-                _print_epoch(row)
+                row = {"epoch": epoch, **self.train_epoch(epoch)}
+                if self.is_main:  # validation is not sharded: rank 0 validates and decides
+                    row.update(self.validate())
+                    self.finish_epoch(row, writer)
+                    _print_epoch(row)
+                    if self.on_epoch is not None:
+                        self.on_epoch(row)  # e.g. Optuna reporting; may raise TrialPruned
+                self.epoch, self.stale_epochs = distributed.broadcast((epoch, self.stale_epochs))
         except KeyboardInterrupt:
+            if not self.is_main:
+                raise
             self.save_weights("interrupted.safetensors", self.model.net.state_dict(),
                               {"interrupted_in_epoch": self.epoch + 1})
             console.print(f"\n[yellow]Interrupted.[/] Finished epochs are kept ({self.epoch}); "
@@ -240,8 +259,9 @@ class Trainer:
                           f"--runs-dir {self.cfg.runs_dir}")
             raise
         finally:
-            writer.close()
-        return self.write_summary()
+            if writer is not None:
+                writer.close()
+        return self.write_summary() if self.is_main else {}
 
     def finish_epoch(self, row: dict, writer) -> None:
         self.epoch = row["epoch"]
@@ -263,7 +283,8 @@ class Trainer:
         summary = {"run": str(self.run_dir), "epochs_run": self.epoch, "best_epoch": self.best.epoch,
                    "best_val_loss": self.best.loss,
                    "stopped_early": self.stale_epochs >= self.cfg.patience and self.epoch < self.cfg.epochs,
-                   "classes": len(self.index.classes), "device": str(self.device)}
+                   "classes": len(self.index.classes), "device": str(self.device),
+                   "processes": distributed.world_size()}
         atomic_write_text(self.run_dir / "summary.json", json.dumps(summary, indent=2))
         return summary
 
@@ -306,16 +327,43 @@ def _print_epoch(row: dict) -> None:
 
 
 def train(config: TrainConfig | None = None, *, config_file: str | Path | None = None,
-          resume: bool = False, **overrides) -> Path:
+          resume: bool = False, on_epoch=None, **overrides) -> Path:
     """Train a model and return its run folder.
 
     ``train(data="sample", arch="resnet18", weights="none", epochs=2)`` -- any
     :class:`TrainConfig` field can be passed; ``config_file`` is a YAML file of them.
+    ``on_epoch(row)`` is called after every epoch with that epoch's metrics.
+    Under ``torchrun`` this is one process of a DDP run (see :mod:`geoconvnet.distributed`).
     """
     cfg = copy.deepcopy(config) if config is not None else _config_for(resume, config_file, overrides)
     if not cfg.data:
         raise ConfigError("no dataset given: pass --data ROOT (try `geoconvnet data synth sample`)")
-    run_dir = make_run_dir(cfg, resume)
+    if distributed.world_size() > 1:
+        try:
+            return _train_distributed(cfg, resume)
+        finally:
+            distributed.teardown()
+    return _train_here(cfg, resume, on_epoch)
+
+
+def _train_distributed(cfg: TrainConfig, resume: bool) -> Path:
+    """One process of a torchrun job: rank 0 creates the run folder, every rank trains."""
+    distributed.setup(resolve_device(cfg.device))
+    if distributed.is_main():
+        make_run_dir(cfg, resume)
+    cfg.name = distributed.broadcast(cfg.name)  # default names carry rank 0's clock
+    distributed.barrier()
+    if distributed.is_main():
+        return _train_here(cfg, resume=resume, on_epoch=None, run_dir_made=True)
+    index = index_dataset(cfg.data, cfg.val_fraction, cfg.seed, max_pixels=cfg.max_pixels)
+    run_dir = Path(cfg.runs_dir) / cfg.name
+    distributed.barrier()  # rank 0 has written config and split
+    Trainer(cfg, run_dir, index, resume).fit()
+    return run_dir
+
+
+def _train_here(cfg: TrainConfig, resume: bool, on_epoch, run_dir_made: bool = False) -> Path:
+    run_dir = Path(cfg.runs_dir) / cfg.name if run_dir_made else make_run_dir(cfg, resume)
     index = index_dataset(cfg.data, cfg.val_fraction, cfg.seed, max_pixels=cfg.max_pixels)
     if not resume:
         save_config(cfg, run_dir / "config.yaml")
@@ -329,9 +377,12 @@ def train(config: TrainConfig | None = None, *, config_file: str | Path | None =
     if index.bad_files:
         console.print(f"[yellow]{len(index.bad_files)} unreadable file(s) skipped[/], listed in "
                       f"{run_dir / 'data_report.md'}")
+    world = distributed.world_size()
     console.print(f"Run [bold]{run_dir}[/]: {len(index.classes)} classes, {len(index.train)} train / "
-                  f"{len(index.val)} val images, arch {cfg.arch}, device {resolve_device(cfg.device)}")
-    summary = Trainer(cfg, run_dir, index, resume).fit()
+                  f"{len(index.val)} val images, arch {cfg.arch}, device {resolve_device(cfg.device)}"
+                  + (f" x {world} processes (DDP)" if world > 1 else ""))
+    distributed.barrier()  # the other ranks wait for config and split before they start
+    summary = Trainer(cfg, run_dir, index, resume, on_epoch).fit()
     console.print(f"Best epoch {summary['best_epoch']} (val loss {summary['best_val_loss']:.4f}); "
                   f"checkpoint: {run_dir / BEST_NAME}")
     return run_dir
