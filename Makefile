@@ -42,9 +42,11 @@ demo: $(VENV)/.installed
 	@echo "  report (open in a browser): $(DEMO_RUN)/report/report.html"
 	@echo "  TensorBoard: $(VENV)/bin/tensorboard --logdir $(DEMO_DIR)/runs"
 
-## test: install the test extras and run the whole suite
+## test: install the test extras and run the whole suite (starts a throwaway PostgreSQL on
+## 127.0.0.1 for the shared-study tests when PostgreSQL is installed; skipped otherwise)
 test: $(VENV)/.installed-test
-	$(PY) -m pytest
+	GEOCONVNET_TEST_POSTGRES=$${GEOCONVNET_TEST_POSTGRES:-$$(scripts/test_postgres.sh || true)} \
+		$(PY) -m pytest
 
 clean:
 	rm -rf $(DEMO_DIR) runs .pytest_cache

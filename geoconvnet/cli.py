@@ -44,10 +44,11 @@ TRAIN_HELP = {
 }
 
 
-def _add_train_parser(sub) -> None:
-    p = sub.add_parser("train", help="train a model on a dataset folder",
-                       description="Train a model. Precedence: defaults < --config YAML < flags.")
+def _add_train_options(p, skip: tuple = ()) -> None:
+    """One flag per TrainConfig field (so train and tune never disagree on names)."""
     for f in fields(TrainConfig):
+        if f.name in skip:
+            continue
         flag = "--" + f.name.replace("_", "-")
         help_text = TRAIN_HELP.get(f.name, "") + f" (default: {f.default})"
         if f.type == "bool":
@@ -56,7 +57,46 @@ def _add_train_parser(sub) -> None:
             kind = {"int": int, "float": float, "int | None": int}.get(f.type, str)
             p.add_argument(flag, type=kind, default=None, help=help_text)
     p.add_argument("--config", help="YAML file of options (keys as the flags, _ or -)")
+
+
+def _add_train_parser(sub) -> None:
+    p = sub.add_parser("train", help="train a model on a dataset folder",
+                       description="Train a model. Precedence: defaults < --config YAML < flags. "
+                                   "Multi-GPU: torchrun --nproc-per-node N -m geoconvnet train ...")
+    _add_train_options(p)
     p.add_argument("--resume", action="store_true", help="continue the run named by --name")
+
+
+def _add_tune_parser(sub) -> None:
+    p = sub.add_parser(
+        "tune", help="hyperparameter search with Optuna (validation only, pruning, many workers)",
+        description="Run or join an Optuna study until it holds --trials finished trials, then "
+                    "retrain with the best parameters and evaluate once on test. Training flags "
+                    "below are fixed for every trial; the search space is the reference's unless "
+                    "--space says otherwise.")
+    p.add_argument("--trials", type=int, default=10, help="finished trials the study should hold, "
+                   "counting earlier runs and other workers (default: 10)")
+    p.add_argument("--timeout", type=float, help="seconds after which this worker starts no new trial")
+    p.add_argument("--study", default="geoconvnet", help="study name (default: geoconvnet)")
+    p.add_argument("--studies-dir", default="studies", help="folder holding study folders")
+    p.add_argument("--storage", help="database URL shared by workers, e.g. postgresql://user:pw@"
+                   "host/db (default: SQLite file in the study folder)")
+    p.add_argument("--space", help="YAML search space (default: the reference's)")
+    p.add_argument("--archs", help="also search the architecture, e.g. resnet34,resnet50")
+    p.add_argument("--objective", default="val_loss", choices=["val_loss", "val_top1"])
+    p.add_argument("--pruner", default="median", choices=["median", "hyperband", "none"])
+    p.add_argument("--pruner-warmup", type=int, default=1, help="epochs never pruned (default 1)")
+    p.add_argument("--pruner-startup", type=int, default=5,
+                   help="median pruner: trials completed before pruning starts (default 5)")
+    p.add_argument("--heartbeat", type=int, default=60, help="seconds between a worker's "
+                   "heartbeats; a trial silent for twice that is marked failed (default 60)")
+    p.add_argument("--sampler-seed", type=int, help="TPE sampler seed (one worker: reproducible)")
+    p.add_argument("--final-epochs", type=int, help="epochs of the final retraining "
+                   "(default: --epochs)")
+    p.add_argument("--finalize", action="store_true",
+                   help="only retrain/evaluate/summarise the study's best trial now")
+    p.add_argument("--no-finalize", action="store_true", help="stop after the trials")
+    _add_train_options(p, skip=("name", "runs_dir"))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -93,6 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     dl.add_argument("--repo", default="deboradum/GeoGuessr-countries")
 
     _add_train_parser(sub)
+    _add_tune_parser(sub)
 
     ev = sub.add_parser("evaluate", help="top-1/3/5, per-country report, confusion matrix")
     ev.add_argument("checkpoint", help="checkpoint file or run folder")
@@ -196,6 +237,28 @@ def cmd_train(args) -> int:
     return 0
 
 
+def cmd_tune(args) -> int:
+    from .progress import console
+    from .tune import dashboard_hint, finalize, tune
+
+    if args.finalize:
+        finalize(args.study, args.studies_dir, args.storage, args.final_epochs)
+    else:
+        if not args.data:
+            raise GeoconvnetError("tune needs --data ROOT_OR_CACHE")
+        fixed = {f.name: getattr(args, f.name) for f in fields(TrainConfig)
+                 if f.name not in ("name", "runs_dir", "data")}
+        tune(args.data, args.trials, study=args.study, studies_dir=args.studies_dir,
+             storage=args.storage, space=args.space,
+             archs=args.archs.split(",") if args.archs else None, config_file=args.config,
+             objective=args.objective, pruner=args.pruner, pruner_warmup=args.pruner_warmup,
+             pruner_startup=args.pruner_startup, timeout=args.timeout, heartbeat=args.heartbeat,
+             sampler_seed=args.sampler_seed, finalize=not args.no_finalize,
+             final_epochs=args.final_epochs, **fixed)
+    console.print(dashboard_hint(Path(args.studies_dir) / args.study, args.storage))
+    return 0
+
+
 def cmd_evaluate(args) -> int:
     from .evaluate import evaluate
     from .progress import console
@@ -265,7 +328,7 @@ def cmd_calibrate(args) -> int:
     return 0
 
 
-COMMANDS = {"data": cmd_data, "train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
+COMMANDS = {"data": cmd_data, "train": cmd_train, "tune": cmd_tune, "evaluate": cmd_evaluate, "predict": cmd_predict,
             "report": cmd_report, "compare": cmd_compare, "calibrate": cmd_calibrate}
 
 
