@@ -27,7 +27,7 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
-from .config import TrainConfig, load_yaml, resolve_config
+from .config import TrainConfig, _coerce, load_yaml, resolve_config
 from .data import atomic_write_text
 from .errors import ConfigError
 from .progress import console
@@ -121,10 +121,11 @@ def load_space(path: str | Path | None, archs: list[str] | None = None) -> list[
 
 def sample(space: list[Param], trial: optuna.Trial) -> dict:
     """One trial's training options (conditional params only when their condition holds)."""
+    types = {f.name: f.type for f in fields(TrainConfig)}
     values: dict = {}
     for param in space:
         if all(values.get(k) == v for k, v in param.only_if.items()):
-            values[param.name] = param.suggest(trial)
+            values[param.name] = _coerce(param.name, param.suggest(trial), types[param.name])
     return values
 
 

@@ -70,6 +70,19 @@ def test_space_file_errors_name_the_file_and_parameter(tmp_path):
         parse_space({"gamma": {"low": 0.1, "high": 0.9, "if": {"scheduler": "step"}}})
 
 
+def test_example_space_file_parses_and_samples_valid_configs():
+    from dataclasses import replace
+
+    from geoconvnet.config import TrainConfig
+
+    space = load_space(Path(__file__).parents[1] / "configs" / "tune-space.yaml")
+    study = optuna.create_study()
+    for _ in range(5):
+        trial = study.ask()
+        replace(TrainConfig(), **sample(space, trial))  # raises on an invalid value
+        study.tell(trial, 0.0)
+
+
 def test_archs_adds_the_architecture_to_the_space():
     space = {p.name: p for p in load_space(None, ["resnet18", "resnet34"])}
     assert space["arch"].choices == ["resnet18", "resnet34"]
@@ -121,7 +134,11 @@ def test_pruning_stops_a_trial_built_to_be_bad(tiny_data, tmp_path):
 
 
 def test_finalize_retrains_the_best_and_evaluates_on_test_once(tiny_data, tmp_path):
-    result = tune(str(tiny_data), 2, study="f", studies_dir=str(tmp_path), pruner="none",
+    from geoconvnet.cache import prepare
+
+    cache = tmp_path / "cache"  # tune reads a cache wherever it reads a dataset folder
+    prepare(tiny_data, cache, workers=1)
+    result = tune(str(cache), 2, study="f", studies_dir=str(tmp_path), pruner="none",
                   sampler_seed=0, **FAST)
     summary = result.summary
     assert summary["best_trial"] == result.study.best_trial.number
