@@ -117,3 +117,25 @@ def test_train_and_evaluate_from_a_cache(source, tmp_path):
     on_cache = evaluate(run, out, write=False, num_workers=0)
     on_png = evaluate(run, source, write=False, num_workers=0)
     assert on_cache.metrics["n"] == on_png.metrics["n"] == 6
+
+
+def test_full_colour_resolution_keeps_a_thin_yellow_line(tmp_path):
+    """Why the default is 4:4:4: a yellow centre line 2 pixels wide (after the 2x reduce)
+    keeps its colour, while 4:2:0 halves the chroma resolution and washes it out."""
+    image = np.full((180, 320, 3), 110, dtype=np.uint8)  # grey asphalt
+    image[:, 158:162] = (235, 200, 40)  # 4 px wide, 2 px at half size
+    root = tmp_path / "src"
+    for split in ("train", "test"):
+        (root / split / "A").mkdir(parents=True)
+        Image.fromarray(image).save(root / split / "A" / "0.png")
+    errors = {}
+    for chroma in ("444", "420"):
+        out = tmp_path / chroma
+        cache.prepare(root, out, workers=1, chroma=chroma)
+        assert cache.load_manifest(out)["chroma"] == chroma
+        entry = cache.load_manifest(out)["entries"]["train/A/0.png"]
+        decoded = np.asarray(cache.read_cached(str(out / entry["file"]), entry["sha256"]), float)
+        errors[chroma] = np.abs(decoded[:, 79:81] - (235, 200, 40)).mean()
+    assert errors["444"] < 8 < errors["420"]
+    with pytest.raises(DataError, match="chroma 444"):
+        cache.prepare(root, tmp_path / "444", workers=1, chroma="420")
