@@ -309,7 +309,9 @@ def tune(data: str, trials: int = 10, *, study: str = "geoconvnet", studies_dir:
     run_trial = make_objective(base, params, study_dir, objective, trials)
     run_worker(handle, run_trial, trials, timeout, poll or min(10.0, heartbeat / 2), study_dir)
     result = TuneResult(study_dir, handle)
-    if finalize and counts(handle)[TrialState.COMPLETE]:
+    state = counts(handle)
+    # After a --timeout with trials still missing, the study is not over: no final model yet.
+    if finalize and state[TrialState.COMPLETE] and sum(state[s] for s in FINISHED) >= trials:
         result.final_run, result.summary = finalize_study(handle, study_dir, base, objective,
                                                           final_epochs)
     return result
