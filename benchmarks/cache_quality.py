@@ -5,7 +5,7 @@ the sample data -- once from the PNG folder, once from its cache -- and evaluate
 the PNG test split with every eval view. Appends the table to RESULTS.md.
 
     python benchmarks/cache_quality.py [--work DIR] [--epochs N] [--seeds 0 1 2]
-        [--caches 90:444 90:420]   # JPEG quality:chroma of each cache to compare
+        [--caches 90:420 90:444]   # JPEG quality:chroma of each cache to compare
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ def main() -> None:
     parser.add_argument("--work")
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
-    parser.add_argument("--caches", nargs="+", default=["90:444"],
+    parser.add_argument("--caches", nargs="+", default=["90:420"],
                         help="JPEG quality:chroma of each cache (default: the prepare default)")
     args = parser.parse_args()
     work = Path(args.work or tempfile.mkdtemp(prefix="geoconvnet-bench-"))

@@ -31,8 +31,10 @@ from .progress import add_task, console, progress_bar
 
 MANIFEST = "geoconvnet-cache.json"
 FORMAT = 1
-# JPEG chroma subsampling: PIL's code for each. "444" keeps colour at full resolution, which
-# matters for thin coloured cues (a yellow vs a white centre line is mostly chroma).
+# JPEG chroma subsampling: PIL's code for each. "444" keeps colour at full resolution (a
+# 2-pixel yellow line keeps its colour: tests/test_cache.py) but costs 40% more bytes and
+# about 30% more decode time; on the sample data it did not raise accuracy (RESULTS.md,
+# cache_quality.py over 4 seeds), so the default stays 4:2:0.
 CHROMA = {"444": 0, "422": 1, "420": 2}
 
 
@@ -135,7 +137,7 @@ def _sources(root: Path) -> list[str]:
 
 def prepare(root: str | Path, out: str | Path, scale: float = 0.5, quality: int = 90,
             workers: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS,
-            chroma: str = "444") -> dict:
+            chroma: str = "420") -> dict:
     """Convert (or update) the cache of a dataset folder; returns a summary."""
     root, out = Path(root), Path(out)
     if not 0 < scale <= 1 or not 1 <= quality <= 100:
