@@ -153,7 +153,11 @@ def test_finalize_retrains_the_best_and_evaluates_on_test_once(tiny_data, tmp_pa
     assert "## Trials" in text and "Final model on test" in text
     # every trial has its own TensorBoard logs and hparams entry
     assert len(list((tmp_path / "f" / "tb").iterdir())) == 2
-    assert all((tmp_path / "f" / "trials" / f"trial-000{i}" / "tb").is_dir() for i in range(2))
+    for i in range(2):
+        trial_dir = tmp_path / "f" / "trials" / f"trial-000{i}"
+        assert (trial_dir / "tb").is_dir() and (trial_dir / "best.safetensors").is_file()
+        assert not (trial_dir / "last.safetensors").exists()  # trials are never resumed
+        assert not (trial_dir / "train_state.pt").exists()
     # the model loads and predicts like any run
     from geoconvnet.predict import predict
 
