@@ -12,7 +12,7 @@ One command on a CUDA machine (draws 1,600 sample screenshots first):
 
     python benchmarks/gpu_throughput.py
 
-`--device cpu --images-per-class 4 --steps 2` only checks that the script runs.
+`--device cpu --images-per-class 4 --steps 2 --batch-size 8` only checks that the script runs.
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ def reference_style(arch: str, batch: int, root: Path, device: torch.device, ste
     net = build_model(arch, len(loader.dataset.classes)).to(device)
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-4)
     seen, start = 0, None
-    for i, (images, labels) in enumerate(loader):
+    for i, (images, labels) in enumerate(_forever(loader)):
         if i == 2:
             _sync(device)
             seen, start = 0, time.perf_counter()
@@ -87,6 +87,12 @@ def reference_style(arch: str, batch: int, root: Path, device: torch.device, ste
             break
     _sync(device)
     return seen / (time.perf_counter() - start)
+
+
+def _forever(loader):
+    """Batches across epochs, so --steps may exceed one epoch (small smoke-test data)."""
+    while True:
+        yield from loader
 
 
 def _sync(device):
