@@ -204,11 +204,13 @@ class SurplusTrial(Exception):
     """Raised when two workers started the last trial at once: the later one gives way."""
 
 
-def _check_not_surplus(study: optuna.Study, number: int, n_trials: int) -> None:
-    alive = sorted(t.number for t in study.get_trials(deepcopy=False)
+def _check_not_surplus(trial: optuna.Trial, n_trials: int) -> None:
+    alive = sorted(t.number for t in trial.study.get_trials(deepcopy=False)
                    if t.state in FINISHED + (TrialState.RUNNING, TrialState.WAITING))
-    if number in alive and alive.index(number) >= n_trials:
-        raise SurplusTrial(f"trial {number}: the study already has {n_trials} trials")
+    if trial.number in alive and alive.index(trial.number) >= n_trials:
+        reason = f"surplus: the study already has {n_trials} trials"
+        trial.set_user_attr("fail_reason", reason)  # shows in optuna-dashboard
+        raise SurplusTrial(f"trial {trial.number}: {reason}")
 
 
 # -- one trial --------------------------------------------------------------------------------
@@ -225,7 +227,7 @@ def objective_value(run_dir: Path, objective: str) -> float:
 def make_objective(base: TrainConfig, space: list[Param], study_dir: Path, objective: str,
                    n_trials: int):
     def run_trial(trial: optuna.Trial) -> float:
-        _check_not_surplus(trial.study, trial.number, n_trials)
+        _check_not_surplus(trial, n_trials)
         params = sample(space, trial)
         name = f"trial-{trial.number:04d}"
         # replace() re-runs the config's checks on the sampled values (e.g. scheduler names)

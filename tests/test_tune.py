@@ -224,3 +224,15 @@ def test_killed_worker_leaves_its_trial_failed_and_the_study_completes(tiny_data
     trials = {t.number: t for t in _study(storage, name).trials}
     assert trials[victim_trial].state == TrialState.FAIL
     assert sum(t.state in FINISHED for t in trials.values()) == 3
+
+
+def test_a_surplus_trial_gives_way_and_says_why():
+    """Two workers that start the last trial together: the later trial number fails fast."""
+    from geoconvnet.tune import SurplusTrial, _check_not_surplus
+
+    study = optuna.create_study()
+    first, second = study.ask(), study.ask()  # both RUNNING, study wants 1 trial
+    _check_not_surplus(first, 1)
+    with pytest.raises(SurplusTrial):
+        _check_not_surplus(second, 1)
+    assert "surplus" in study.trials[1].user_attrs["fail_reason"]
