@@ -119,10 +119,11 @@ def load_space(path: str | Path | None, archs: list[str] | None = None) -> list[
     return parse_space(spec, str(path) if path else "default search space")
 
 
-def sample(space: list[Param], trial: optuna.Trial) -> dict:
-    """One trial's training options (conditional params only when their condition holds)."""
+def sample(space: list[Param], trial: optuna.Trial, fixed: dict | None = None) -> dict:
+    """One trial's training options (conditional params only when their condition holds,
+    judged on sampled and ``fixed`` values alike)."""
     types = {f.name: f.type for f in fields(TrainConfig)}
-    values: dict = {}
+    values: dict = dict(fixed or {})
     for param in space:
         if all(values.get(k) == v for k, v in param.only_if.items()):
             values[param.name] = _coerce(param.name, param.suggest(trial), types[param.name])
@@ -225,10 +226,10 @@ def objective_value(run_dir: Path, objective: str) -> float:
 
 
 def make_objective(base: TrainConfig, space: list[Param], study_dir: Path, objective: str,
-                   n_trials: int):
+                   n_trials: int, fixed: dict | None = None):
     def run_trial(trial: optuna.Trial) -> float:
         _check_not_surplus(trial, n_trials)
-        params = sample(space, trial)
+        params = sample(space, trial, fixed)
         name = f"trial-{trial.number:04d}"
         # replace() re-runs the config's checks on the sampled values (e.g. scheduler names)
         cfg = replace(base, **params, name=name, runs_dir=str(study_dir / "trials"))
@@ -311,6 +312,11 @@ def tune(data: str, trials: int = 10, *, study: str = "geoconvnet", studies_dir:
         raise ConfigError(f"--trials must be at least 1, got {trials}")
     base = resolve_config(config_file, data=data, **overrides)
     params = load_space(space, archs)
+    # An explicit flag for a searched option fixes it (e.g. --scheduler none).
+    fixed = {p.name: overrides[p.name] for p in params if overrides.get(p.name) is not None}
+    if fixed:
+        console.print("Fixed by flags, not searched: " + ", ".join(f"{k}={v}" for k, v in fixed.items()))
+        params = [p for p in params if p.name not in fixed]
     study_dir = Path(studies_dir) / study
     study_dir.mkdir(parents=True, exist_ok=True)
     url = storage_url(storage, study_dir)
@@ -318,7 +324,7 @@ def tune(data: str, trials: int = 10, *, study: str = "geoconvnet", studies_dir:
                         make_pruner(pruner, pruner_warmup, pruner_startup), heartbeat, sampler_seed)
     _save_settings(study_dir, base, params, objective, url, trials)
     _print_start(handle, study_dir, url, trials)
-    run_trial = make_objective(base, params, study_dir, objective, trials)
+    run_trial = make_objective(base, params, study_dir, objective, trials, fixed)
     run_worker(handle, run_trial, trials, timeout, poll or min(10.0, heartbeat / 2), study_dir)
     result = TuneResult(study_dir, handle)
     state = counts(handle)

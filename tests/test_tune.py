@@ -83,6 +83,13 @@ def test_example_space_file_parses_and_samples_valid_configs():
         study.tell(trial, 0.0)
 
 
+def test_a_fixed_scheduler_switches_its_conditional_params_off():
+    space = [p for p in load_space(None) if p.name != "scheduler"]
+    trial = optuna.create_study().ask()
+    values = sample(space, trial, fixed={"scheduler": "none"})
+    assert values["scheduler"] == "none" and "step_size" not in values and "gamma" not in values
+
+
 def test_archs_adds_the_architecture_to_the_space():
     space = {p.name: p for p in load_space(None, ["resnet18", "resnet34"])}
     assert space["arch"].choices == ["resnet18", "resnet34"]
