@@ -215,14 +215,22 @@ def _check_not_surplus(trial: optuna.Trial, n_trials: int) -> None:
 
 
 # -- one trial --------------------------------------------------------------------------------
+def _epoch_values(run_dir: Path, objective: str) -> list[float]:
+    with open(run_dir / "metrics.csv", newline="") as f:
+        return [float(row[objective]) for row in csv.DictReader(f)]
+
+
+def _best(values: list[float], objective: str) -> float:
+    return min(values) if OBJECTIVES[objective] == "minimize" else max(values)
+
+
 def objective_value(run_dir: Path, objective: str) -> float:
     """The best value of the objective over a run's epochs (the checkpoint's epoch for
     val_loss, the best epoch's accuracy for val_top1)."""
-    with open(run_dir / "metrics.csv", newline="") as f:
-        values = [float(row[objective]) for row in csv.DictReader(f)]
+    values = _epoch_values(run_dir, objective)
     if not values:
         raise optuna.TrialPruned("no finished epoch")
-    return min(values) if OBJECTIVES[objective] == "minimize" else max(values)
+    return _best(values, objective)
 
 
 def make_objective(base: TrainConfig, space: list[Param], study_dir: Path, objective: str,
@@ -270,15 +278,11 @@ def _log_hparams(study_dir: Path, name: str, params: dict, run_dir: Path, object
         return
     from torch.utils.tensorboard import SummaryWriter
 
-    best = objective_value(run_dir, objective) if _has_rows(run_dir) else math.nan
+    values = _epoch_values(run_dir, objective)
+    best = _best(values, objective) if values else math.nan
     hparams = {k: (v if isinstance(v, (int, float, str, bool)) else str(v)) for k, v in params.items()}
     with SummaryWriter(str(study_dir / "tb" / name)) as writer:
         writer.add_hparams(hparams, {f"hparam/{objective}": best}, run_name=".")
-
-
-def _has_rows(run_dir: Path) -> bool:
-    with open(run_dir / "metrics.csv", newline="") as f:
-        return any(True for _ in csv.DictReader(f))
 
 
 def _fmt(value) -> str:
@@ -377,9 +381,10 @@ def _print_start(study, study_dir, url, trials) -> None:
 
 
 def trial_rows(study: optuna.Study) -> list[dict]:
-    names = sorted({k for t in study.trials for k in t.params})
+    trials = study.get_trials(deepcopy=False)
+    names = sorted({k for t in trials for k in t.params})
     rows = []
-    for t in study.get_trials(deepcopy=False):
+    for t in trials:
         seconds = (t.datetime_complete - t.datetime_start).total_seconds() \
             if t.datetime_complete and t.datetime_start else None
         rows.append({"number": t.number, "state": t.state.name, "value": t.value,
@@ -415,8 +420,7 @@ def finalize_study(study: optuna.Study, study_dir: Path, base: TrainConfig | Non
         console.print(f"{study_dir / name} exists: this best trial was finalized (or is being "
                       "finalized) already; delete that folder to redo it")
         return None, None
-    fixed = {p: v for p, v in best.params.items()}
-    cfg = replace(base, **fixed, name=name, runs_dir=str(study_dir),
+    cfg = replace(base, **best.params, name=name, runs_dir=str(study_dir),
                   epochs=final_epochs or base.epochs)
     console.rule(f"[bold]Final model[/]: trial {best.number}'s parameters, {cfg.epochs} epochs")
     from .evaluate import evaluate
