@@ -11,6 +11,7 @@ the PNG test split with every eval view. Appends the table to RESULTS.md.
 from __future__ import annotations
 
 import argparse
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -21,6 +22,25 @@ from geoconvnet.evaluate import evaluate
 from geoconvnet.train import train
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "demo.yaml"
+
+
+VIEWS = ("center", "grid", "full")
+
+
+def summary_rows(means: dict, names: list[str]) -> list[str]:
+    """Mean top-1 per source, and each cache's paired difference to the PNG runs (same seeds)
+    with its standard error: seed-to-seed spread is about 1 point here, so a difference
+    smaller than two standard errors is not a measured difference."""
+    rows = [f"| {name} | mean top-1 | | " + " | ".join(
+        f"{statistics.mean(means[(name, v)]):.1%}" for v in VIEWS) + " |" for name in names]
+    for name in names[1:]:
+        cells = []
+        for v in VIEWS:
+            diffs = [100 * (c - p) for c, p in zip(means[(name, v)], means[(names[0], v)])]
+            error = statistics.stdev(diffs) / len(diffs) ** 0.5
+            cells.append(f"{statistics.mean(diffs):+.1f} ± {error:.1f}")
+        rows.append(f"| {name} | minus PNG, points ± SE | | " + " | ".join(cells) + " |")
+    return rows
 
 
 def main() -> None:
@@ -49,16 +69,13 @@ def main() -> None:
                         name=f"quality-{Path(data).name}-s{seed}-{int(start)}")
             minutes = (time.perf_counter() - start) / 60
             views = {v: evaluate(run, root, eval_view=v, write=False).metrics
-                     for v in ("center", "grid", "full")}
+                     for v in VIEWS}
             for v, m in views.items():
                 means.setdefault((name, v), []).append(m["top1"])
             rows.append(f"| {name} | {seed} | {minutes:.1f} | " + " | ".join(
                 f"{m['top1']:.1%} / {m['top3']:.1%}" for m in views.values()) + " |")
     if len(args.seeds) > 1:
-        for name in sources:
-            rows.append(f"| {name} | mean top-1 | | " + " | ".join(
-                f"{sum(means[(name, v)]) / len(args.seeds):.1%}" for v in ("center", "grid", "full"))
-                + " |")
+        rows += summary_rows(means, list(sources))
     table = ["| trained from | seed | training minutes | center top-1 / top-3 | grid | full |",
              "|---|---:|---:|---:|---:|---:|"] + rows
     record("cache_quality.py: training from the cache vs from the PNGs", table,
