@@ -27,16 +27,17 @@ CONFIG = Path(__file__).resolve().parents[1] / "configs" / "demo.yaml"
 VIEWS = ("center", "grid", "full")
 
 
-def summary_rows(means: dict, names: list[str]) -> list[str]:
-    """Mean top-1 per source, and each cache's paired difference to the PNG runs (same seeds)
-    with its standard error: seed-to-seed spread is about 1 point here, so a difference
-    smaller than two standard errors is not a measured difference."""
+def summary_rows(top1s: dict, names: list[str]) -> list[str]:
+    """``top1s[(source, view)]``: top-1 per seed. Rows: mean top-1 per source, and each
+    cache's paired difference to the PNG runs (same seeds) with its standard error:
+    seed-to-seed spread is about 1 point here, so a difference smaller than two standard
+    errors is not a measured difference."""
     rows = [f"| {name} | mean top-1 | | " + " | ".join(
-        f"{statistics.mean(means[(name, v)]):.1%}" for v in VIEWS) + " |" for name in names]
+        f"{statistics.mean(top1s[(name, v)]):.1%}" for v in VIEWS) + " |" for name in names]
     for name in names[1:]:
         cells = []
         for v in VIEWS:
-            diffs = [100 * (c - p) for c, p in zip(means[(name, v)], means[(names[0], v)])]
+            diffs = [100 * (c - p) for c, p in zip(top1s[(name, v)], top1s[(names[0], v)])]
             error = statistics.stdev(diffs) / len(diffs) ** 0.5
             cells.append(f"{statistics.mean(diffs):+.1f} ± {error:.1f}")
         rows.append(f"| {name} | minus PNG, points ± SE | | " + " | ".join(cells) + " |")
@@ -60,7 +61,7 @@ def main() -> None:
         summary = prepare(root, out, quality=int(quality), chroma=chroma)
         share = summary["cache_bytes"] / summary["source_bytes"]
         sources[f"cache q{quality} {chroma} ({share:.1%} of PNG bytes)"] = out
-    rows, means = [], {}
+    rows, top1s = [], {}
     for seed in args.seeds:
         for name, data in sources.items():
             start = time.perf_counter()
@@ -71,11 +72,11 @@ def main() -> None:
             views = {v: evaluate(run, root, eval_view=v, write=False).metrics
                      for v in VIEWS}
             for v, m in views.items():
-                means.setdefault((name, v), []).append(m["top1"])
+                top1s.setdefault((name, v), []).append(m["top1"])
             rows.append(f"| {name} | {seed} | {minutes:.1f} | " + " | ".join(
                 f"{m['top1']:.1%} / {m['top3']:.1%}" for m in views.values()) + " |")
     if len(args.seeds) > 1:
-        rows += summary_rows(means, list(sources))
+        rows += summary_rows(top1s, list(sources))
     table = ["| trained from | seed | training minutes | center top-1 / top-3 | grid | full |",
              "|---|---:|---:|---:|---:|---:|"] + rows
     record("cache_quality.py: training from the cache vs from the PNGs", table,
