@@ -111,6 +111,8 @@ class Trainer:
                  on_epoch=None):
         self.cfg, self.run_dir, self.index, self.on_epoch = cfg, run_dir, index, on_epoch
         self.device = distributed.setup(resolve_device(cfg.device))
+        # Training batches all have one shape (drop_last): let cuDNN time its algorithms once.
+        torch.backends.cudnn.benchmark = self.device.type == "cuda"
         self.is_main = distributed.is_main()
         torch.manual_seed(cfg.seed)
         net = build_model(cfg.arch, len(index.classes), "none" if resume else cfg.weights,

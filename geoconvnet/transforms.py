@@ -18,6 +18,7 @@ predict and the app build their transform from a checkpoint's ``preprocessing`` 
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import asdict, dataclass, fields
 
@@ -77,9 +78,18 @@ def normalize(images: torch.Tensor, pp: Preprocessing) -> torch.Tensor:
 
     Transforms stop at uint8: loaders move a quarter of the bytes, and this step runs
     batched where the model runs (on the GPU it costs nothing)."""
-    mean = torch.tensor(pp.mean, device=images.device).view(3, 1, 1) * 255
-    std = torch.tensor(pp.std, device=images.device).view(3, 1, 1) * 255
+    mean, std = _mean_std(pp.mean, pp.std, images.device)
     return (images.float() - mean) / std
+
+
+@functools.lru_cache(maxsize=8)
+def _mean_std(mean: tuple, std: tuple, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    # Made once per device: building them from Python lists every step would copy them to
+    # the GPU synchronously, so the CPU could never queue the next step ahead of the GPU.
+    def column(values):
+        return (torch.tensor(values) * 255).view(3, 1, 1).to(device)
+
+    return column(mean), column(std)
 
 
 def to_uint8_tensor(image) -> torch.Tensor:
