@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
 
 import torch
@@ -11,9 +10,6 @@ import torch
 from .data import ImageDataset, collate_skip_broken
 from .errors import ConfigError
 
-# Loader workers feeding a GPU run at a lower CPU priority, so the main process (which must
-# queue the GPU's work without pause) never waits for a core behind them.
-GPU_WORKER_NICENESS = 10
 
 def resolve_device(name: str | None = "auto") -> torch.device:
     """``auto`` picks CUDA, then Apple MPS, then CPU."""
@@ -86,14 +82,8 @@ def make_loader(samples, transform, batch_size: int, device: torch.device, *, sh
     for DDP."""
     workers = default_workers() if num_workers is None else num_workers
     dataset = ImageDataset(samples, transform, max_pixels, checksums, seed=seed)
-    niceness = GPU_WORKER_NICENESS if device.type == "cuda" else 0
     return torch.utils.data.DataLoader(
         dataset, batch_size=batch_size, sampler=EpochSampler(len(samples), seed, shuffle, rank, world),
         num_workers=workers, collate_fn=collate_skip_broken,
         pin_memory=device.type == "cuda", drop_last=drop_last,
-        persistent_workers=persistent and workers > 0, prefetch_factor=4 if workers else None,
-        worker_init_fn=functools.partial(_lower_priority, niceness) if niceness else None)
-
-
-def _lower_priority(niceness: int, worker_id: int) -> None:
-    os.nice(niceness)
+        persistent_workers=persistent and workers > 0, prefetch_factor=4 if workers else None)
