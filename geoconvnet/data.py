@@ -309,9 +309,9 @@ class ImageDataset(torch.utils.data.Dataset):
             if self.checksums is None:
                 image = load_image(path, self.max_pixels)
             else:
-                from .cache import read_cached
+                from .cache import open_cached
 
-                image = read_cached(path, self.checksums.get(path))
+                image = open_cached(path, self.checksums.get(path))
         except DataError as exc:
             warnings.warn(f"skipping {exc}", stacklevel=1)
             return None

@@ -93,8 +93,10 @@ def _mean_std(mean: tuple, std: tuple, device: torch.device) -> tuple[torch.Tens
 
 
 def to_uint8_tensor(image) -> torch.Tensor:
-    """PIL image or ``[3, H, W]`` uint8 tensor -> uint8 tensor."""
-    return image if isinstance(image, torch.Tensor) else F.pil_to_tensor(image)
+    """PIL image, ``[3, H, W]`` uint8 tensor or tiled cache image -> uint8 tensor."""
+    if isinstance(image, torch.Tensor):
+        return image
+    return F.pil_to_tensor(image.to_pil() if hasattr(image, "to_pil") else image)
 
 
 def source_crop(pp: Preprocessing, source_scale: float) -> int:
@@ -104,25 +106,50 @@ def source_crop(pp: Preprocessing, source_scale: float) -> int:
 
 
 def train_transform(pp: Preprocessing, source_scale: float = 1.0):
-    """Image (PIL or uint8 tensor) -> uint8 ``[3, image_size, image_size]`` tensor, randomly
-    cropped (:func:`normalize` follows on the model's device). ``source_scale``: how much the stored images were already shrunk.
+    """Image (PIL, uint8 tensor or tiled cache image) -> uint8 ``[3, image_size, image_size]``
+    tensor, randomly cropped (:func:`normalize` follows on the model's device).
+    ``source_scale``: how much the stored images were already shrunk.
 
-    The crop comes first, on the decoded image, so only the crop is converted and resized;
-    from a half-scale cache the 224 crop needs no resize at all."""
-    crop = source_crop(pp, source_scale)
-    steps = [v2.RandomCrop(crop, pad_if_needed=True)]
-    if crop != pp.image_size:
-        steps.append(v2.Resize((pp.image_size, pp.image_size), antialias=True))
-    steps.append(v2.Lambda(to_uint8_tensor))
-    if pp.hflip:
-        # Note: a flip mirrors the driving side and any text; kept on by default as in the
-        # reference recipe, switch off with --no-hflip.
-        steps.append(v2.RandomHorizontalFlip())
-    if pp.augment == "strong":
-        # No hue jitter: line and sign colours are country cues.
-        steps += [v2.ColorJitter(brightness=0.3, contrast=0.3, saturation=0.3),
-                  v2.RandomApply([v2.GaussianBlur(5, sigma=(0.1, 1.5))], p=0.2)]
-    return v2.Compose(steps)
+    The crop comes first, so only the crop is decoded (from a tiled cache), converted and
+    resized; from a half-scale cache the 224 crop needs no resize at all."""
+    # Note: a flip mirrors the driving side and any text; kept on by default as in the
+    # reference recipe, switch off with --no-hflip.
+    crop_flip = RandomCropFlip(source_crop(pp, source_scale), pp.image_size, pp.hflip)
+    if pp.augment != "strong":
+        return crop_flip
+    # No hue jitter: line and sign colours are country cues.
+    return v2.Compose([crop_flip, v2.ColorJitter(brightness=0.3, contrast=0.3, saturation=0.3),
+                       v2.RandomApply([v2.GaussianBlur(5, sigma=(0.1, 1.5))], p=0.2)])
+
+
+class RandomCropFlip:
+    """torchvision's ``RandomCrop(crop, pad_if_needed=True)`` [-> ``Resize(size)``] ->
+    ``RandomHorizontalFlip()`` -> uint8 tensor, drawing the same random numbers in the same
+    order (same crops and flips for a seed: tests/test_transforms.py).
+
+    One step because the crop must be known before decoding: a tiled cache image
+    (:class:`geoconvnet.cache.TiledImage`) then decodes only the tile holding it."""
+
+    def __init__(self, crop: int, size: int, hflip: bool = True):
+        self.crop, self.size, self.hflip = crop, size, hflip
+        self.padded = v2.RandomCrop(crop, pad_if_needed=True)  # images smaller than a crop
+
+    def __call__(self, image) -> torch.Tensor:
+        tiled = hasattr(image, "to_pil")
+        height, width = (image.height, image.width) if tiled else F.get_size(image)
+        if height < self.crop or width < self.crop:
+            image = self.padded(image.to_pil() if tiled else image)
+        else:
+            top = int(torch.randint(0, height - self.crop + 1, size=()))
+            left = int(torch.randint(0, width - self.crop + 1, size=()))
+            image = (image.crop(top, left, self.crop, self.crop) if tiled
+                     else F.crop(image, top, left, self.crop, self.crop))
+        if self.crop != self.size:
+            image = F.resize(image, [self.size, self.size], antialias=True)
+        tensor = to_uint8_tensor(image)
+        if self.hflip and torch.rand(1) < 0.5:
+            tensor = tensor.flip(-1)
+        return tensor
 
 
 def grid_positions(length: int, crop: int) -> list[int]:

@@ -18,16 +18,22 @@ def source(tmp_path):
                  workers=1)
 
 
-def test_round_trip_size_and_content(source, tmp_path):
+# Tiles of these 160x90 test images are tiny, so their JPEG headers weigh more than at 800x450.
+@pytest.mark.parametrize("max_crop, tiles, share", [(448, 1, 0.05), (96, 4, 0.1)])
+def test_round_trip_size_and_content(source, tmp_path, max_crop, tiles, share):
     out = tmp_path / "cache"
-    summary = cache.prepare(source, out, workers=1)
+    summary = cache.prepare(source, out, workers=1, max_crop=max_crop)
     assert summary["converted"] == 24 and summary["bad"] == 0
-    assert summary["cache_bytes"] < 0.05 * summary["source_bytes"]
+    assert summary["cache_bytes"] < share * summary["source_bytes"]
     manifest = cache.load_manifest(out)
     key = "train/" + sorted(os.listdir(source / "train"))[0] + "/0.png"
     entry = manifest["entries"][key]
+    opened = cache.open_cached(str(out / entry["file"]), entry["sha256"])
+    assert len(getattr(opened, "boxes", [None])) == tiles
     decoded = cache.read_cached(str(out / entry["file"]), entry["sha256"])
     assert decoded.size == (160, 90) and decoded.mode == "RGB"
+    with Image.open(out / entry["file"]) as plain:  # any JPEG reader opens the file
+        plain.load()
     expected = np.asarray(load_image(source / key).reduce(2), dtype=float)
     error = np.abs(np.asarray(decoded, dtype=float) - expected).mean()
     assert error < 6  # JPEG quality 90 on grainy images: a few grey levels on average
@@ -35,7 +41,7 @@ def test_round_trip_size_and_content(source, tmp_path):
 
 def test_eval_views_see_the_same_image_region(source, tmp_path):
     out = tmp_path / "cache"
-    cache.prepare(source, out, workers=1)
+    cache.prepare(source, out, workers=1, max_crop=96)  # tiled: views see the stitched image
     pp = Preprocessing(crop_size=96, image_size=48)
     key = "test/" + sorted(os.listdir(source / "test"))[0] + "/0.png"
     for view, shape in (("center", (1, 3, 48, 48)), ("full", (1, 3, 90, 160)), ("grid", None)):
@@ -44,6 +50,42 @@ def test_eval_views_see_the_same_image_region(source, tmp_path):
             cache.read_cached(str(out / (key + ".jpg")), None))
         assert from_png.shape == from_cache.shape and (shape is None or from_png.shape == shape)
         assert (from_png.float() - from_cache.float()).abs().mean() < 8, view  # grey levels
+
+
+@pytest.mark.parametrize("length, overlap", [(450, 224), (800, 224), (900, 448), (1600, 448),
+                                             (90, 48), (160, 48), (230, 224), (800, 0)])
+def test_tile_spans_hold_every_crop_and_cut_on_mcu_borders(length, overlap):
+    spans = cache.tile_spans(length, overlap)
+    assert spans[0][0] == 0 and spans[-1][1] == length
+    assert all(a % 16 == 0 and (b % 16 == 0 or b == length) for a, b in spans)
+    for start in range(length - overlap + 1):
+        assert any(a <= start and start + overlap <= b for a, b in spans), start
+    if len(spans) == 2:
+        assert max(b - a for a, b in spans) <= length - 16  # a tile saves decoding
+
+
+def test_tiled_crop_decodes_one_tile_and_matches_the_whole_image(source, tmp_path, monkeypatch):
+    whole, tiled = tmp_path / "whole", tmp_path / "tiled"
+    cache.prepare(source, whole, workers=1, max_crop=0)
+    cache.prepare(source, tiled, workers=1, max_crop=96)
+    name = "train/" + sorted(os.listdir(source / "train"))[0] + "/0.png.jpg"
+    reference = np.asarray(cache.read_cached(str(whole / name), None), dtype=int)
+    image = cache.open_cached(str(tiled / name), None)
+    assert (image.width, image.height) == (160, 90)
+    decoded = []
+    monkeypatch.setattr(cache.TiledImage, "tile", lambda self, i, f=cache.TiledImage.tile:
+                        decoded.append(i) or f(self, i))
+    differing = []
+    for top, left in [(0, 0), (42, 112), (20, 60), (42, 0), (0, 112)]:
+        decoded.clear()
+        crop = np.asarray(image.crop(top, left, 48, 48), dtype=int)
+        assert len(decoded) == 1  # one tile, not the whole image
+        differing.append((crop != reference[top:top + 48, left:left + 48]).mean())
+    # Tiles cut on MCU borders decode like the whole image except next to a tile edge.
+    assert max(differing) < 0.1
+    decoded.clear()
+    assert np.asarray(image.crop(0, 0, 90, 90)).shape == (90, 90, 3)  # wider than a tile
+    assert len(decoded) == 4  # stitched
 
 
 def test_prepare_is_incremental(source, tmp_path):
@@ -108,7 +150,7 @@ def test_train_and_evaluate_from_a_cache(source, tmp_path):
     from geoconvnet.train import train
 
     out = tmp_path / "cache"
-    cache.prepare(source, out, workers=1)
+    cache.prepare(source, out, workers=1, max_crop=96)  # training crops read single tiles
     run = train(data=str(out), arch="resnet18", weights="none", epochs=1, batch_size=8,
                 crop_size=96, image_size=48, num_workers=0, runs_dir=str(tmp_path / "runs"),
                 name="c")

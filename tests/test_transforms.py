@@ -51,3 +51,28 @@ def test_preprocessing_round_trip():
     pp = Preprocessing(crop_size=300, image_size=150, eval_view="grid", hflip=False)
     assert Preprocessing.from_dict(pp.to_dict()) == pp
     assert pp.scale == 0.5
+
+
+@pytest.mark.parametrize("crop, size, source", [(224, 224, "pil"), (448, 224, "pil"),
+                                                (224, 224, "tensor"), (448, 224, "tensor"),
+                                                (1000, 224, "pil")])
+def test_train_crop_flip_matches_torchvision_draw_for_draw(crop, size, source):
+    from torchvision.transforms import v2
+    from torchvision.transforms.v2 import functional as F
+
+    from geoconvnet.transforms import RandomCropFlip
+
+    image = Image.effect_noise((800, 450), 60).convert("RGB")
+    image = F.pil_to_tensor(image) if source == "tensor" else image
+    steps = [v2.RandomCrop(crop, pad_if_needed=True)]
+    steps += [v2.Resize((size, size), antialias=True)] if crop != size else []
+    steps += [v2.Lambda(lambda x: x if isinstance(x, torch.Tensor) else F.pil_to_tensor(x)),
+              v2.RandomHorizontalFlip()]
+    composed, fast = v2.Compose(steps), RandomCropFlip(crop, size)
+    for seed in range(12):  # about half of them flip
+        torch.manual_seed(seed)
+        expected = composed(image)
+        torch.manual_seed(seed)
+        got = fast(image)
+        assert got.dtype == torch.uint8 and got.shape == (3, size, size)
+        assert torch.equal(got, expected), f"seed {seed}"
