@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import itertools
 import json
 import os
 from concurrent.futures import ProcessPoolExecutor
@@ -105,11 +106,14 @@ def open_cached(path: str, expected_sha256: str | None) -> "Image.Image | TiledI
     decoders are deprecated since torchvision 0.29. A PIL image lets the training crop
     happen before any conversion to a tensor."""
     data = _checked_bytes(path, expected_sha256)
-    image = _decode(path, data, load=False)
-    comment = image.info.get("comment", b"")
-    if comment.startswith(TILE_TABLE):
+    comment = _decode(path, data, load=False).info.get("comment", b"")
+    if not comment.startswith(TILE_TABLE):
+        return _decode(path, data)
+    try:
         return TiledImage(path, data, json.loads(comment))
-    return _decode(path, data)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise DataError(f"{path}: unreadable tile table ({exc!r}); re-run "
+                        "`geoconvnet data prepare` to rebuild it") from exc
 
 
 def _decode(path: str, data: bytes, load: bool = True) -> Image.Image:
@@ -131,17 +135,16 @@ class TiledImage:
         self.path, self.data = path, data
         self.width, self.height = table["size"]
         self.boxes = [tuple(box) for box in table["geoconvnet_tiles"]]
-        # Tiles after the first sit at the end of the file, in order, with these lengths.
-        ends = [len(data)]
-        for length in reversed(table["lengths"]):
-            ends.insert(0, ends[0] - length)
-        self.starts = [0] + ends[:-1]
-        self.ends = ends
+        # The first tile runs up to the others, which fill the end of the file in order.
+        lengths = table["lengths"]
+        ends = list(itertools.accumulate(lengths, initial=len(data) - sum(lengths)))
+        self.byte_ranges = list(zip([0] + ends[:-1], ends))
 
     def tile(self, index: int) -> Image.Image:
-        return _decode(self.path, self.data[self.starts[index]:self.ends[index]])
+        start, end = self.byte_ranges[index]
+        return _decode(self.path, self.data[start:end])
 
-    def crop(self, top: int, left: int, height: int, width: int) -> Image.Image:
+    def region(self, top: int, left: int, height: int, width: int) -> Image.Image:
         """The region, decoded from the one tile that holds it (else from the whole image)."""
         for index, (x0, y0, x1, y1) in enumerate(self.boxes):
             if x0 <= left and left + width <= x1 and y0 <= top and top + height <= y1:

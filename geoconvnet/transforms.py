@@ -142,7 +142,7 @@ class RandomCropFlip:
         else:
             top = int(torch.randint(0, height - self.crop + 1, size=()))
             left = int(torch.randint(0, width - self.crop + 1, size=()))
-            image = (image.crop(top, left, self.crop, self.crop) if tiled
+            image = (image.region(top, left, self.crop, self.crop) if tiled
                      else F.crop(image, top, left, self.crop, self.crop))
         if self.crop != self.size:
             image = F.resize(image, [self.size, self.size], antialias=True)

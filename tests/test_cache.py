@@ -78,14 +78,21 @@ def test_tiled_crop_decodes_one_tile_and_matches_the_whole_image(source, tmp_pat
     differing = []
     for top, left in [(0, 0), (42, 112), (20, 60), (42, 0), (0, 112)]:
         decoded.clear()
-        crop = np.asarray(image.crop(top, left, 48, 48), dtype=int)
+        crop = np.asarray(image.region(top, left, 48, 48), dtype=int)
         assert len(decoded) == 1  # one tile, not the whole image
         differing.append((crop != reference[top:top + 48, left:left + 48]).mean())
     # Tiles cut on MCU borders decode like the whole image except next to a tile edge.
     assert max(differing) < 0.1
     decoded.clear()
-    assert np.asarray(image.crop(0, 0, 90, 90)).shape == (90, 90, 3)  # wider than a tile
+    assert np.asarray(image.region(0, 0, 90, 90)).shape == (90, 90, 3)  # wider than a tile
     assert len(decoded) == 4  # stitched
+
+
+def test_a_broken_tile_table_is_named(tmp_path):
+    path = tmp_path / "odd.jpg"
+    Image.new("RGB", (32, 32)).save(path, comment=b'{"geoconvnet_tiles": [oops')
+    with pytest.raises(DataError, match="odd.jpg: unreadable tile table"):
+        cache.open_cached(str(path), None)
 
 
 def test_prepare_is_incremental(source, tmp_path):
