@@ -2,10 +2,11 @@
 
 Reference-style: torchvision ImageFolder on the 1600x900 PNGs, RandomCrop(448) -> Resize(224)
 -> flip -> ToTensor -> Normalize, as the reference trained. Cache: `geoconvnet data prepare`
-output read by geoconvnet's training loader (checksum + JPEG decode + the same crop at half
-scale). Each is run in the main process (0 workers: images/s of one core) and with 4 workers
-(the reference's setting). Also reports the cache's size against the PNGs. The cache
-pipeline stops at uint8 tensors: geoconvnet normalises batched on the model's device.
+output read by geoconvnet's training loader (checksum + decoding the JPEG tile that holds
+the crop + the same crop at half scale). Each is run in the main process (0 workers:
+images/s of one core) and with 4 workers (the reference's setting). Also reports the cache's
+size against the PNGs. The cache pipeline stops at uint8 tensors: geoconvnet normalises
+batched on the model's device.
 
     python benchmarks/loader.py [--work DIR] [--images-per-class N]
 """
