@@ -34,6 +34,8 @@ def test_round_trip_size_and_content(source, tmp_path, max_crop, tiles, share):
     assert decoded.size == (160, 90) and decoded.mode == "RGB"
     with Image.open(out / entry["file"]) as plain:  # any JPEG reader opens the file
         plain.load()
+    # Reading a cache file by path (report cards, predict) gives the whole image.
+    assert load_image(out / entry["file"]).size == (160, 90)
     expected = np.asarray(load_image(source / key).reduce(2), dtype=float)
     error = np.abs(np.asarray(decoded, dtype=float) - expected).mean()
     assert error < 6  # JPEG quality 90 on grainy images: a few grey levels on average
