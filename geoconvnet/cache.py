@@ -106,14 +106,19 @@ def open_cached(path: str, expected_sha256: str | None) -> "Image.Image | TiledI
     decoders are deprecated since torchvision 0.29. A PIL image lets the training crop
     happen before any conversion to a tensor."""
     data = _checked_bytes(path, expected_sha256)
-    comment = _decode(path, data, load=False).info.get("comment", b"")
-    if not comment.startswith(TILE_TABLE):
+    header = _decode(path, data, load=False)
+    if not is_tiled(header):
         return _decode(path, data)
     try:
-        return TiledImage(path, data, json.loads(comment))
+        return TiledImage(path, data, json.loads(header.info["comment"]))
     except (ValueError, KeyError, TypeError) as exc:
         raise DataError(f"{path}: unreadable tile table ({exc!r}); re-run "
                         "`geoconvnet data prepare` to rebuild it") from exc
+
+
+def is_tiled(image: Image.Image) -> bool:
+    """Whether an opened (not necessarily decoded) image is a tiled cache file."""
+    return image.format == "JPEG" and image.info.get("comment", b"").startswith(TILE_TABLE)
 
 
 def _decode(path: str, data: bytes, load: bool = True) -> Image.Image:

@@ -43,10 +43,10 @@ def load_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.
                 if img.width * img.height > max_pixels:
                     raise DataError(f"{path}: {img.width}x{img.height} pixels exceeds the limit of "
                                     f"{max_pixels:,} (possible decompression bomb)")
-                if _is_tiled(img):  # a training-cache file: the whole image, not its first tile
-                    from .cache import read_cached
+                from . import cache
 
-                    return read_cached(str(path), None)
+                if cache.is_tiled(img):  # a training-cache file: the whole image, not a tile
+                    return cache.read_cached(str(path), None)
                 return img.convert("RGB")
     except DataError:
         raise
@@ -57,12 +57,6 @@ def load_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.
     except Exception as exc:  # PIL raises many types for broken files
         reason = "empty file (0 bytes)" if _is_empty(path) else f"{type(exc).__name__}: {exc}"
         raise DataError(f"{path}: not a readable image ({reason})") from exc
-
-
-def _is_tiled(img: Image.Image) -> bool:
-    from .cache import TILE_TABLE
-
-    return img.format == "JPEG" and img.info.get("comment", b"").startswith(TILE_TABLE)
 
 
 def _is_empty(path) -> bool:
