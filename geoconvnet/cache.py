@@ -106,11 +106,11 @@ def open_cached(path: str, expected_sha256: str | None) -> "Image.Image | TiledI
     decoders are deprecated since torchvision 0.29. A PIL image lets the training crop
     happen before any conversion to a tensor."""
     data = _checked_bytes(path, expected_sha256)
-    header = _decode(path, data, load=False)
-    if not is_tiled(header):
-        return _decode(path, data)
+    image = _open(path, data)
+    if not is_tiled(image):
+        return _load(path, image)
     try:
-        return TiledImage(path, data, json.loads(header.info["comment"]))
+        return TiledImage(path, data, json.loads(image.info["comment"]))
     except (ValueError, KeyError, TypeError) as exc:
         raise DataError(f"{path}: unreadable tile table ({exc!r}); re-run "
                         "`geoconvnet data prepare` to rebuild it") from exc
@@ -121,16 +121,20 @@ def is_tiled(image: Image.Image) -> bool:
     return image.format == "JPEG" and image.info.get("comment", b"").startswith(TILE_TABLE)
 
 
-def _decode(path: str, data: bytes, load: bool = True) -> Image.Image:
+def _open(path: str, data: bytes) -> Image.Image:
+    """Headers only: nothing is decoded yet."""
     try:
-        image = Image.open(io.BytesIO(data))
-        if load:
-            image.load()
+        return Image.open(io.BytesIO(data))
     except OSError as exc:
         raise DataError(f"{path}: undecodable cache file ({exc})") from exc
-    if not load or image.mode == "RGB":
-        return image
-    return image.convert("RGB")
+
+
+def _load(path: str, image: Image.Image) -> Image.Image:
+    try:
+        image.load()
+    except OSError as exc:
+        raise DataError(f"{path}: undecodable cache file ({exc})") from exc
+    return image if image.mode == "RGB" else image.convert("RGB")
 
 
 class TiledImage:
@@ -147,7 +151,7 @@ class TiledImage:
 
     def tile(self, index: int) -> Image.Image:
         start, end = self.byte_ranges[index]
-        return _decode(self.path, self.data[start:end])
+        return _load(self.path, _open(self.path, self.data[start:end]))
 
     def region(self, top: int, left: int, height: int, width: int) -> Image.Image:
         """The region, decoded from the one tile that holds it (else from the whole image)."""
