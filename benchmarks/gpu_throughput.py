@@ -10,8 +10,8 @@ For resnet50 and resnet101 (bf16 autocast, channels_last, batch 64 unless --batc
 - reference-style: ImageFolder on the 1600x900 PNGs, RandomCrop(448) -> Resize(224), 4 workers,
   feeding the same training step.
 Also measured, to show where time goes and to choose the defaults: the training loop fed by
-a loader that costs nothing, resnet50 end to end with half the loader workers and at twice
-the batch, the cached loader alone (no model), and batched nvJPEG decoding on the GPU
+a loader that costs nothing, resnet50 end to end with 1/2 and 3/4 of the loader workers and
+at twice the batch, the cached loader alone (no model), and batched nvJPEG decoding on the GPU
 (`torchvision.io.decode_jpeg`).
 Prints ratios (end-to-end / model-bound: target >= 85%) and appends to RESULTS.md.
 
@@ -177,19 +177,21 @@ def _sync(device):
 
 
 def worker_counts(default: int) -> list[int]:
-    return sorted({max(1, default // 2), default})
+    """1/2, 3/4 and all of the default loader workers."""
+    return sorted({max(1, default // 2), max(1, default * 3 // 4), default})
 
 
 def resnet50_settings(args, work: Path, device, classes: int, bounds) -> list[str]:
-    """End to end with half the loader workers, and at twice the batch, each against the
-    model-bound rate at its batch size."""
+    """End to end with 1/2 and 3/4 of the loader workers, and at twice the batch, each
+    against the model-bound rate at its batch size."""
     batch, workers = args.batch_size, default_workers()
     bound, e2e = bounds
     rows = ["| loader workers | batch | model-bound img/s | end to end img/s | share |",
             "|---:|---:|---:|---:|---:|", f"| {workers} (default) | {batch} | {bound:.0f} | "
             f"{e2e:.0f} | {e2e / bound:.0%} |"]
     steps = args.epoch_images // batch
-    for count, size in ((max(1, workers // 2), batch), (workers, 2 * batch)):
+    fewer = [count for count in worker_counts(workers) if count != workers]
+    for count, size in [(count, batch) for count in fewer] + [(workers, 2 * batch)]:
         if size != batch:
             bound = model_bound("resnet50", size, steps // 2, device, classes)
         e2e = end_to_end(make_trainer("resnet50", size, work / "cache", device, work,
