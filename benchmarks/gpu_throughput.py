@@ -181,11 +181,11 @@ def worker_counts(default: int) -> list[int]:
     return sorted({max(1, default // 2), max(1, default * 3 // 4), default})
 
 
-def resnet50_settings(args, work: Path, device, classes: int, bounds) -> list[str]:
+def resnet50_settings(args, work: Path, device, classes: int, rates) -> list[str]:
     """End to end with 1/2 and 3/4 of the loader workers, and at twice the batch, each
     against the model-bound rate at its batch size."""
     batch, workers = args.batch_size, default_workers()
-    bound, e2e = bounds
+    bound, e2e = rates
     rows = ["| loader workers | batch | model-bound img/s | end to end img/s | share |",
             "|---:|---:|---:|---:|---:|", f"| {workers} (default) | {batch} | {bound:.0f} | "
             f"{e2e:.0f} | {e2e / bound:.0%} |"]
@@ -240,6 +240,7 @@ def main() -> None:
     why = ["| model | model-bound | training loop, loader costing nothing | end to end |",
            "|---|---:|---:|---:|"]
     steps = args.epoch_images // batch  # model-bound over as many steps as an epoch has
+    rates = {}  # arch -> (model-bound, end to end) images/s
     for arch in ("resnet50", "resnet101"):
         bound = model_bound(arch, batch, steps, device, classes)
         say(f"{arch} model-bound: {bound:.0f} img/s")
@@ -249,8 +250,7 @@ def main() -> None:
         e2e = end_to_end(make_trainer(arch, batch, work / "cache", device, work,
                                       args.epoch_images, None))
         say(f"{arch} end to end: {e2e:.0f} img/s ({e2e / bound:.0%})")
-        if arch == "resnet50":
-            resnet50_bound, e2e50 = bound, e2e
+        rates[arch] = bound, e2e
         why.append(f"| {arch} | {bound:.0f} | {instant:.0f} ({instant / bound:.0%}) | "
                    f"{e2e:.0f} ({e2e / bound:.0%}) |")
         say(why[-1])
@@ -259,7 +259,7 @@ def main() -> None:
                      f"{e2e / ref:.1f}x |")
         say(table[-1])
 
-    settings = resnet50_settings(args, work, device, classes, bounds=(resnet50_bound, e2e50))
+    settings = resnet50_settings(args, work, device, classes, rates["resnet50"])
     decode = ""
     if device.type == "cuda":
         rate = gpu_decode(work / "cache", batch, device)
