@@ -75,6 +75,7 @@ def main() -> None:
                 top1s.setdefault((name, v), []).append(m["top1"])
             rows.append(f"| {name} | {seed} | {minutes:.1f} | " + " | ".join(
                 f"{m['top1']:.1%} / {m['top3']:.1%}" for m in views.values()) + " |")
+            print(rows[-1], flush=True)  # runs take minutes each: show results as they come
     if len(args.seeds) > 1:
         rows += summary_rows(top1s, list(sources))
     table = ["| trained from | seed | training minutes | center top-1 / top-3 | grid | full |",
