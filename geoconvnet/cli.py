@@ -121,10 +121,12 @@ def build_parser() -> argparse.ArgumentParser:
     prep.add_argument("--out", required=True, help="cache folder")
     prep.add_argument("--scale", type=float, default=0.5,
                       help="downscale factor (0.5: a 448 crop becomes 224 pixels)")
-    prep.add_argument("--quality", type=int, default=90, help="JPEG quality")
-    prep.add_argument("--chroma", default="420", choices=["444", "422", "420"],
+    prep.add_argument("--quality", type=int,
+                      help="JPEG quality (default: an existing cache's, else 94, "
+                           "cache.DEFAULT_QUALITY)")
+    prep.add_argument("--chroma", choices=["444", "422", "420"],
                       help="JPEG chroma subsampling (444: colour at full resolution, 40%% "
-                           "larger files; default 420)")
+                           "larger files; default: an existing cache's, else 420)")
     prep.add_argument("--max-crop", type=int, default=448,
                       help="largest training crop (source pixels) read from one tile; tiles "
                            "decode about 3x faster than whole images, for about twice the "
