@@ -2,8 +2,8 @@
 
 A random 448 crop resized to 224 carries the same information as a 224 crop of the image
 downscaled by 2, so the cache stores every screenshot at ``scale`` (default 0.5: 800x450)
-as JPEG (quality 90). Transforms crop ``crop_size * scale`` pixels from such images, so
-every train/eval view stays as defined.
+as JPEG (quality ``DEFAULT_QUALITY``). Transforms crop ``crop_size * scale`` pixels from such
+images, so every train/eval view stays as defined.
 
 Training decodes only the part of a file it crops from: each image is stored as up to four
 overlapping JPEG tiles (two spans per axis, cut on 16-pixel MCU borders so they decode like
