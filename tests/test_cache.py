@@ -1,3 +1,4 @@
+import io
 import json
 import os
 
@@ -88,6 +89,16 @@ def test_tiled_crop_decodes_one_tile_and_matches_the_whole_image(source, tmp_pat
     decoded.clear()
     assert np.asarray(image.region(0, 0, 90, 90)).shape == (90, 90, 3)  # wider than a tile
     assert len(decoded) == 4  # stitched
+
+
+def test_cache_jpegs_decode_like_plain_ones_in_fewer_bytes(source):
+    image = load_image(source / "train" / sorted(os.listdir(source / "train"))[0] / "0.png")
+    ours = cache._jpeg(image, 94, "420")
+    plain = io.BytesIO()
+    image.save(plain, format="JPEG", quality=94, subsampling=2)
+    assert len(ours) < len(plain.getvalue())  # fitted Huffman tables
+    decode = lambda data: np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+    assert np.array_equal(decode(ours), decode(plain.getvalue()))  # lossless step only
 
 
 def test_a_broken_tile_table_is_named(tmp_path):
