@@ -4,6 +4,10 @@ Trains the demo recipe (configs/demo.yaml: resnet18 from scratch, 448 crops -> 1
 the sample data -- once from the PNG folder, once from its cache -- and evaluates both on
 the PNG test split with every eval view. Appends the table to RESULTS.md.
 
+Each finished run is kept in ``WORK/runs.jsonl``; run again with the same ``--work`` (more
+seeds, another cache), the runs already there are reused, not trained again (a seed
+reproduces its numbers exactly on the same machine and library versions).
+
     python benchmarks/cache_quality.py [--work DIR] [--epochs N] [--seeds $(seq 0 23)]
         [--caches 94:420 90:420]   # JPEG quality:chroma of each cache to compare
 """
@@ -11,13 +15,16 @@ the PNG test split with every eval view. Appends the table to RESULTS.md.
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
+import torch
+
 from _common import record, sample_data
-from geoconvnet.cache import DEFAULT_QUALITY, prepare
+from geoconvnet.cache import DEFAULT_QUALITY, is_cache, load_manifest, prepare
 from geoconvnet.evaluate import evaluate
 from geoconvnet.train import train
 
@@ -44,6 +51,31 @@ def summary_rows(top1s: dict, names: list[str]) -> list[str]:
     return rows
 
 
+def train_once(work: Path, root: Path, data: Path, seed: int, epochs: int) -> dict:
+    """Train and evaluate one (data, seed), or the stored result of an earlier invocation."""
+    store = work / "runs.jsonl"
+    manifest = load_manifest(data) if is_cache(data) else None
+    settings = manifest and {k: manifest.get(k) for k in ("format", "scale", "quality", "chroma",
+                                                          "tile_overlap")}
+    key = {"data": data.name, "cache": settings, "seed": seed, "epochs": epochs,
+           "torch": torch.__version__}
+    lines = store.read_text().splitlines() if store.exists() else []
+    for line in lines:
+        result = json.loads(line)
+        if result["key"] == key:
+            return result
+    start = time.perf_counter()
+    run = train(config_file=CONFIG, data=str(data), epochs=epochs, seed=seed,
+                runs_dir=str(work / "runs"), name=f"quality-{data.name}-s{seed}-{int(start)}")
+    result = {"key": key, "minutes": (time.perf_counter() - start) / 60}
+    for v in VIEWS:
+        metrics = evaluate(run, root, eval_view=v, write=False).metrics
+        result[v] = {"top1": metrics["top1"], "top3": metrics["top3"]}
+    with open(store, "a") as f:  # one line per run: a stopped benchmark keeps what it did
+        f.write(json.dumps(result) + "\n")
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--work")
@@ -67,17 +99,11 @@ def main() -> None:
     rows, top1s = [], {}
     for seed in args.seeds:
         for name, data in sources.items():
-            start = time.perf_counter()
-            run = train(config_file=CONFIG, data=str(data), epochs=args.epochs, seed=seed,
-                        runs_dir=str(work / "runs"),
-                        name=f"quality-{Path(data).name}-s{seed}-{int(start)}")
-            minutes = (time.perf_counter() - start) / 60
-            views = {v: evaluate(run, root, eval_view=v, write=False).metrics
-                     for v in VIEWS}
-            for v, m in views.items():
-                top1s.setdefault((name, v), []).append(m["top1"])
-            rows.append(f"| {name} | {seed} | {minutes:.1f} | " + " | ".join(
-                f"{m['top1']:.1%} / {m['top3']:.1%}" for m in views.values()) + " |")
+            result = train_once(work, root, Path(data), seed, args.epochs)
+            for v in VIEWS:
+                top1s.setdefault((name, v), []).append(result[v]["top1"])
+            rows.append(f"| {name} | {seed} | {result['minutes']:.1f} | " + " | ".join(
+                f"{result[v]['top1']:.1%} / {result[v]['top3']:.1%}" for v in VIEWS) + " |")
             print(rows[-1], flush=True)  # runs take minutes each: show results as they come
     if len(args.seeds) > 1:
         rows += summary_rows(top1s, list(sources))
