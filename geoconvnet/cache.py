@@ -50,7 +50,8 @@ TILE_TABLE = b'{"geoconvnet_tiles"'
 CHROMA = {"444": 0, "422": 1, "420": 2}
 # JPEG quality of a new cache. 94 is the highest that stays within 5% of the sample PNGs'
 # bytes (4.3%; 95: 5.1%), and over 24 seeds it trained closer to the PNGs than 90 did
-# (grid view +1.0 +- 0.5, full view +3.0 +- 1.9 points; RESULTS.md, 2026-11-26).
+# (grid view +1.0 +- 0.5, full view +3.0 +- 1.9 points) and as well as lossless half-size
+# images (every view within one standard error; RESULTS.md, 2026-11-26).
 DEFAULT_QUALITY = 94
 
 
