@@ -107,10 +107,11 @@ def test_interrupted_sqlite_study_continues_with_its_earlier_trials(tiny_data, t
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     trials_csv = tmp_path / "s" / "trials.csv"
     deadline = time.monotonic() + 240
-    while not (trials_csv.exists() and "COMPLETE" in trials_csv.read_text()):
-        assert proc.poll() is None and time.monotonic() < deadline, "trial 0 never completed"
-        time.sleep(0.5)
-    time.sleep(3)  # inside trial 1
+    # Interrupt as soon as trial 1's training has started (its run folder exists): a fixed
+    # wait after trial 0 let a quick trial 1 finish first now and then.
+    while not (tmp_path / "s" / "trials" / "trial-0001").exists():
+        assert proc.poll() is None and time.monotonic() < deadline, "trial 1 never started"
+        time.sleep(0.1)
     proc.send_signal(signal.SIGINT)
     proc.wait(timeout=60)
     storage = storage_url(None, tmp_path / "s")
