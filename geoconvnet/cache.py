@@ -13,7 +13,7 @@ faster than the whole image (0.36 vs 1.06 ms), for about twice the bytes. The ti
 concatenated in one file whose start is an ordinary JPEG (the top-left tile, which carries
 the tile table in a JPEG comment); evaluation views read the whole image, stitched from its
 tiles. On the sample data the cache is about 4.3% of the PNG bytes and a training sample
-costs about 1.4 ms of one core instead of 30 ms (see benchmarks/RESULTS.md).
+costs about 1.3 ms of one core instead of 30 ms (see benchmarks/RESULTS.md).
 
 Layout: the reference layout with ``<source name>.jpg`` files, plus ``geoconvnet-cache.json``
 (manifest: scale, quality, and per source file its size, mtime, cache file and SHA-256).
