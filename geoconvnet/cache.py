@@ -48,6 +48,7 @@ TILE_TABLE = b'{"geoconvnet_tiles"'
 # about 30% more decode time; on the sample data it did not raise accuracy (RESULTS.md,
 # cache_quality.py over 4 seeds), so the default stays 4:2:0.
 CHROMA = {"444": 0, "422": 1, "420": 2}
+DEFAULT_CHROMA = "420"  # also what caches made before the setting existed used
 # JPEG quality of a new cache. 94 is the highest that stays within 5% of the sample PNGs'
 # bytes (4.3%; 95: 5.1%), and over 24 seeds it trained closer to the PNGs than 90 did
 # (grid view +1.0 +- 0.5, full view +3.0 +- 1.9 points) and as well as lossless half-size
@@ -257,7 +258,7 @@ def prepare(root: str | Path, out: str | Path, scale: float = 0.5, quality: int 
     root, out = Path(root), Path(out)
     old = load_manifest(out) if is_cache(out) else {}
     quality = old.get("quality", DEFAULT_QUALITY) if quality is None else quality
-    chroma = old.get("chroma", "420") if chroma is None else chroma
+    chroma = old.get("chroma", DEFAULT_CHROMA) if chroma is None else chroma
     if not 0 < scale <= 1 or not 1 <= quality <= 100 or max_crop < 0:
         raise DataError(f"--scale must be in (0, 1], --quality in 1..100 and --max-crop >= 0, "
                         f"got {scale}, {quality}, {max_crop}")
@@ -269,7 +270,7 @@ def prepare(root: str | Path, out: str | Path, scale: float = 0.5, quality: int 
     manifest = {"format": FORMAT, "scale": scale, "quality": quality, "chroma": chroma,
                 "tile_overlap": overlap, "source": str(root), "entries": {}, "bad_files": {}}
     if old:
-        settings = (old.get("scale"), old.get("quality"), old.get("chroma", "420"),
+        settings = (old.get("scale"), old.get("quality"), old.get("chroma", DEFAULT_CHROMA),
                     old.get("tile_overlap", 0))
         if settings != (scale, quality, chroma, overlap):
             raise DataError(f"{out} was prepared with scale {settings[0]}, quality {settings[1]}, "
