@@ -1,6 +1,8 @@
 """geoconvnet: guess the country of a street-view screenshot.
 
-The command line only parses arguments and calls the plain functions of each stage."""
+The command line only parses arguments, calls the plain functions of each stage and prints
+what they return. It imports a stage (and torch) only when one of its commands runs, so
+``geoconvnet --help`` answers at once."""
 
 from __future__ import annotations
 
@@ -11,9 +13,10 @@ from dataclasses import fields
 from pathlib import Path
 
 from . import __version__
-from .config import TrainConfig
-from .errors import GeoconvnetError
-from .transforms import AUGMENTATIONS, EVAL_VIEWS
+from .data.cache import DEFAULT_CHROMA, DEFAULT_MAX_CROP, DEFAULT_QUALITY, DEFAULT_SCALE
+from .data.preprocessing import AUGMENTATIONS, EVAL_VIEWS
+from .training.config import TrainConfig
+from .utils.errors import GeoconvnetError
 
 TRAIN_HELP = {
     "data": "dataset root with train/<Country>/ and test/<Country>/",
@@ -119,19 +122,18 @@ def build_parser() -> argparse.ArgumentParser:
                                            "(incremental)")
     prep.add_argument("root", help="dataset folder (train/<Country>/..., test/<Country>/...)")
     prep.add_argument("--out", required=True, help="cache folder")
-    prep.add_argument("--scale", type=float, default=0.5,
-                      help="downscale factor (0.5: a 448 crop becomes 224 pixels)")
-    # Defaults written out, not imported: importing .cache here adds about 1 s to every start.
+    prep.add_argument("--scale", type=float, default=DEFAULT_SCALE,
+                      help=f"downscale factor (default {DEFAULT_SCALE}: a 448 crop becomes 224 "
+                           "pixels)")
     prep.add_argument("--quality", type=int,
-                      help="JPEG quality (default: an existing cache's, else 94, "
-                           "cache.DEFAULT_QUALITY)")
+                      help=f"JPEG quality (default: an existing cache's, else {DEFAULT_QUALITY})")
     prep.add_argument("--chroma", choices=["444", "422", "420"],
                       help="JPEG chroma subsampling (444: colour at full resolution, 40%% "
-                           "larger files; default: an existing cache's, else 420)")
-    prep.add_argument("--max-crop", type=int, default=448,
+                           f"larger files; default: an existing cache's, else {DEFAULT_CHROMA})")
+    prep.add_argument("--max-crop", type=int, default=DEFAULT_MAX_CROP,
                       help="largest training crop (source pixels) read from one tile; tiles "
                            "decode about 3x faster than whole images, for about twice the "
-                           "bytes (default 448; 0: whole images only)")
+                           f"bytes (default {DEFAULT_MAX_CROP}; 0: whole images only)")
     prep.add_argument("--workers", type=int, help="processes (default: all cores)")
     ver = data.add_parser("verify", help="check every file of a cache against its checksum")
     ver.add_argument("cache")
@@ -158,9 +160,12 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("checkpoint", help="checkpoint file or run folder")
     pr.add_argument("paths", nargs="+")
     pr.add_argument("--top-k", type=int, default=5)
-    pr.add_argument("--eval-view", choices=EVAL_VIEWS)
+    pr.add_argument("--eval-view", choices=EVAL_VIEWS, help="default: the checkpoint's")
+    pr.add_argument("--batch-size", type=int, default=32)
+    pr.add_argument("--num-workers", type=int, help="decoding processes (default: one per core "
+                                                    "when there is more than one batch)")
     pr.add_argument("--device", default="auto")
-    pr.add_argument("--json", action="store_true")
+    pr.add_argument("--json", action="store_true", help="print one JSON list")
 
     rp = sub.add_parser("report", help="figures, tables and one HTML page for a run")
     rp.add_argument("run", help="run folder")
@@ -195,42 +200,76 @@ def _parse_size(text: str) -> tuple[int, int]:
     return w, h
 
 
+def _console():
+    from .utils.progress import console  # lazy: rich's console, only when printing
+
+    return console
+
+
+def _table(title: str, columns: list[str], rows: list[list], right_from: int = 1):
+    from rich.table import Table  # lazy: rich, only when printing
+
+    table = Table(title=title)
+    for i, column in enumerate(columns):
+        table.add_column(column, justify="right" if i >= right_from else "left", overflow="fold")
+    for row in rows:
+        table.add_row(*(str(v) for v in row))
+    return table
+
+
 def cmd_data(args) -> int:
-    from .progress import console
+    return {"synth": data_synth, "prepare": data_prepare, "verify": data_verify,
+            "download": data_download, "scan": data_scan}[args.data_command](args)
 
-    if args.data_command == "synth":
-        from .synth import synth
 
-        root = synth(args.out, args.classes, args.per_class, args.test_per_class,
-                     _parse_size(args.size), args.seed)
-        console.print(f"Sample dataset written to [bold]{root}[/] ({args.classes} classes)")
-        return 0
-    if args.data_command == "prepare":
-        from .cache import prepare, print_summary
+def data_synth(args) -> int:
+    from .data.synth import synth  # lazy: commands import their stage (see module doc)
 
-        print_summary(prepare(args.root, args.out, args.scale, args.quality, args.workers,
-                              chroma=args.chroma, max_crop=args.max_crop),
-                      Path(args.out))
-        return 0
-    if args.data_command == "verify":
-        from .cache import checksums, verify
+    root = synth(args.out, args.classes, args.per_class, args.test_per_class,
+                 _parse_size(args.size), args.seed)
+    _console().print(f"Sample dataset written to [bold]{root}[/] ({args.classes} classes)")
+    return 0
 
-        bad = verify(args.cache)
-        for path, reason in sorted(bad.items()):
-            print(reason, file=sys.stderr)
-        console.print(f"{len(checksums(args.cache))} cache files checked, {len(bad)} bad")
-        return 1 if bad else 0
-    if args.data_command == "download":
-        from .download import download
 
-        counts = download(args.out, args.repo)
-        console.print(f"{args.repo} written to [bold]{args.out}[/]: " +
-                      ", ".join(f"{split} {n} images" for split, n in counts.items()))
-        return 0
-    from .data import is_image_file, scan_images
+def data_prepare(args) -> int:
+    from .data.cache import prepare  # lazy: commands import their stage
 
-    files = sorted(str(p) for p in Path(args.root).rglob("*") if p.is_file() and is_image_file(p))
+    s = prepare(args.root, args.out, args.scale, args.quality, args.workers, chroma=args.chroma,
+                max_crop=args.max_crop)
+    ratio = s["cache_bytes"] / max(1, s["source_bytes"])
+    _console().print(f"Cache [bold]{args.out}[/]: {s['converted']} converted, {s['unchanged']} "
+                     f"unchanged, {s['removed']} removed, {s['bad']} unreadable source file(s) "
+                     f"skipped; {s['cache_bytes'] / 2**20:.1f} MiB = {ratio:.1%} of the source's "
+                     f"{s['source_bytes'] / 2**20:.1f} MiB")
+    return 0
+
+
+def data_verify(args) -> int:
+    from .data.cache import checksums, verify  # lazy: commands import their stage
+
+    bad = verify(args.cache)
+    for reason in sorted(bad.values()):
+        print(reason, file=sys.stderr)
+    _console().print(f"{len(checksums(args.cache))} cache files checked, {len(bad)} bad")
+    return 1 if bad else 0
+
+
+def data_download(args) -> int:
+    from .data.download import download  # lazy: commands import their stage
+
+    counts = download(args.out, args.repo)
+    _console().print(f"{args.repo} written to [bold]{args.out}[/]: " +
+                     ", ".join(f"{split} {n} images" for split, n in counts.items()))
+    return 0
+
+
+def data_scan(args) -> int:
+    from .data.images import scan_images  # lazy: commands import their stage
+    from .data.layout import image_files  # lazy: as above
+
+    files = image_files(args.root)
     bad = scan_images(files)
+    console = _console()
     for path, reason in sorted(bad.items()):
         console.print(f"{path}: {reason}", markup=False)
     console.print(f"{len(files)} images scanned, {len(bad)} unreadable")
@@ -238,106 +277,123 @@ def cmd_data(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from .train import train
+    from .training.train import train  # lazy: commands import their stage
 
     overrides = {f.name: getattr(args, f.name) for f in fields(TrainConfig)}
-    train(config_file=args.config, resume=args.resume, **overrides)
+    run = train(config_file=args.config, resume=args.resume, **overrides)
+    summary = json.loads((run / "summary.json").read_text())
+    _console().print(f"Best epoch {summary['best_epoch']} (val loss "
+                     f"{summary['best_val_loss']:.4f}); checkpoint: {run / 'best.safetensors'}")
     return 0
 
 
 def cmd_tune(args) -> int:
-    from .progress import console
-    from .tune import dashboard_hint, finalize, tune
+    from .training.tune import dashboard_hint, finalize, tune  # lazy: commands import their stage
 
     if args.finalize:
-        finalize(args.study, args.studies_dir, args.storage, args.final_epochs)
+        _, summary = finalize(args.study, args.studies_dir, args.storage, args.final_epochs)
     else:
         if not args.data:
             raise GeoconvnetError("tune needs --data ROOT_OR_CACHE")
         fixed = {f.name: getattr(args, f.name) for f in fields(TrainConfig)
                  if f.name not in ("name", "runs_dir", "data")}
-        tune(args.data, args.trials, study=args.study, studies_dir=args.studies_dir,
-             storage=args.storage, space=args.space,
-             archs=args.archs.split(",") if args.archs else None, config_file=args.config,
-             objective=args.objective, pruner=args.pruner, pruner_warmup=args.pruner_warmup,
-             pruner_startup=args.pruner_startup, timeout=args.timeout, heartbeat=args.heartbeat,
-             sampler_seed=args.sampler_seed, finalize=not args.no_finalize,
-             final_epochs=args.final_epochs, **fixed)
-    console.print(dashboard_hint(Path(args.studies_dir) / args.study, args.storage))
+        summary = tune(
+            args.data, args.trials, study=args.study, studies_dir=args.studies_dir,
+            storage=args.storage, space=args.space,
+            archs=args.archs.split(",") if args.archs else None, config_file=args.config,
+            objective=args.objective, pruner=args.pruner, pruner_warmup=args.pruner_warmup,
+            pruner_startup=args.pruner_startup, timeout=args.timeout, heartbeat=args.heartbeat,
+            sampler_seed=args.sampler_seed, finalize=not args.no_finalize,
+            final_epochs=args.final_epochs, **fixed).summary
+    study_dir = Path(args.studies_dir) / args.study
+    if summary:
+        _print_study_summary(summary, study_dir)
+    _console().print(dashboard_hint(study_dir, args.storage))
     return 0
 
 
+def _print_study_summary(summary: dict, study_dir: Path) -> None:
+    console = _console()
+    title = f"Best trial {summary['best_trial']}: {summary['objective']} {summary['best_value']:.4f}"
+    console.print(_table(title, ["parameter", "value"],
+                         [[k, f"{v:.3g}" if isinstance(v, float) else v]
+                          for k, v in summary["best_params"].items()]))
+    if summary["test"]:
+        t = summary["test"]
+        console.print(f"Final model on test: top-1 {t['top1']:.1%}, top-3 {t['top3']:.1%} "
+                      f"({summary['final_run']})")
+    console.print(f"Summary: {study_dir / 'summary' / 'summary.md'}")
+
+
 def cmd_evaluate(args) -> int:
-    from .evaluate import evaluate
-    from .progress import console
+    from .inference.evaluate import evaluate  # lazy: commands import their stage
 
     result = evaluate(args.checkpoint, args.data, split=args.split, eval_view=args.eval_view,
                       batch_size=args.batch_size, device=args.device, num_workers=args.num_workers,
                       out_dir=args.out)
-    if args.json:
-        print(json.dumps({**result.metrics, "out_dir": str(result.out_dir)}))
-        return 0
-    from rich.table import Table
-
     m = result.metrics
-    table = Table(title=f"{args.split} split, {m['eval_view']} view, {m['n']} images")
-    for column in ("top-1", "top-3", "top-5", "loss"):
-        table.add_column(column, justify="right")
-    table.add_row(f"{m['top1']:.1%}", f"{m['top3']:.1%}", f"{m['top5']:.1%}", f"{m['loss']:.4f}")
-    console.print(table)
+    if args.json:
+        print(json.dumps({**m, "out_dir": str(result.out_dir)}))
+        return 0
+    console = _console()
+    console.print(_table(f"{args.split} split, {m['eval_view']} view, {m['n']} images "
+                         f"({result.images_per_s:.1f} images/s)",
+                         ["top-1", "top-3", "top-5", "loss"],
+                         [[f"{m['top1']:.1%}", f"{m['top3']:.1%}", f"{m['top5']:.1%}",
+                           f"{m['loss']:.4f}"]], right_from=0))
     console.print(f"Per-country report, confusion matrix and predictions: [bold]{result.out_dir}[/]")
     return 0
 
 
 def cmd_predict(args) -> int:
-    from .predict import predict
-    from .progress import console
+    from .inference.predict import predict  # lazy: commands import their stage
 
-    results = predict(args.checkpoint, args.paths, args.top_k, args.eval_view, args.device)
+    results = predict(args.checkpoint, args.paths, args.top_k, args.eval_view, args.device,
+                      args.batch_size, args.num_workers)
+    ok = [r for r in results if r.error is None]
     if args.json:
         print(json.dumps([r.to_dict() for r in results], indent=1))
     else:
-        from rich.table import Table
-
-        table = Table(title="Predicted countries")
-        table.add_column("image", overflow="fold")
-        k = max((len(r.top) for r in results), default=0)
-        for i in range(k):
-            table.add_column(f"#{i + 1}")
-        for r in results:
-            if r.error is None:
-                table.add_row(r.path, *(f"{c} {p:.1%}" for c, p in r.top))
-        console.print(table)
+        k = max((len(r.top) for r in ok), default=0)
+        _console().print(_table("Predicted countries", ["image"] + [f"#{i + 1}" for i in range(k)],
+                                [[r.path, *(f"{c} {p:.1%}" for c, p in r.top)] for r in ok]))
     for r in results:
         if r.error is not None:
             print(f"error: {r.error}", file=sys.stderr)
-    return 1 if any(r.error for r in results) else 0
+    print(f"{len(ok)} of {len(results)} images in {results.seconds:.2f} s "
+          f"({results.images_per_s:.1f} images/s)", file=sys.stderr)
+    return 1 if len(ok) < len(results) else 0
 
 
 def cmd_report(args) -> int:
-    from .report import report
+    from .report.page import report  # lazy: commands import their stage
 
-    report(args.run, args.data, args.split, args.eval_view, args.all_figures, args.sample,
-           args.archive)
+    out = report(args.run, args.data, args.split, args.eval_view, args.all_figures, args.sample,
+                 args.archive)
+    _console().print(f"Report: [bold]{out / 'report.html'}[/]")
     return 0
 
 
 def cmd_compare(args) -> int:
-    from .report import compare
+    from .report.page import compare  # lazy: commands import their stage
 
-    compare(args.runs, args.reference, args.out)
+    written = compare(args.runs, args.reference, args.out)
+    _console().print(f"Comparison plots: {', '.join(str(p) for p in written)}")
     return 0
 
 
 def cmd_calibrate(args) -> int:
-    from .calibrate import calibrate
+    from .training.calibrate import calibrate  # lazy: commands import their stage
 
-    calibrate(args.checkpoint, args.data, args.device)
+    c = calibrate(args.checkpoint, args.data, args.device)
+    _console().print(f"Temperature {c.temperature:.3f} (validation NLL {c.nll_before:.4f} -> "
+                     f"{c.nll_after:.4f}, {c.n} images) stored in {c.checkpoint}")
     return 0
 
 
-COMMANDS = {"data": cmd_data, "train": cmd_train, "tune": cmd_tune, "evaluate": cmd_evaluate, "predict": cmd_predict,
-            "report": cmd_report, "compare": cmd_compare, "calibrate": cmd_calibrate}
+COMMANDS = {"data": cmd_data, "train": cmd_train, "tune": cmd_tune, "evaluate": cmd_evaluate,
+            "predict": cmd_predict, "report": cmd_report, "compare": cmd_compare,
+            "calibrate": cmd_calibrate}
 
 
 def main(argv: list[str] | None = None) -> int:

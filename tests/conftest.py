@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from geoconvnet.synth import synth
-from geoconvnet.train import train
+from geoconvnet.data.synth import synth
+from geoconvnet.training.train import train
 
 # Small images and crops keep every end-to-end test on a 2-core CPU in seconds; the crop is
 # the same share of the image as the reference's 448 of 1600.

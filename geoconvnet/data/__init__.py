@@ -1,0 +1,9 @@
+"""Data: the reference layout, decoding, the training cache, the train/eval preprocessing
+pair, loaders, sample data and importers.
+
+Modules: ``layout`` (folders and classes), ``images`` (safe decoding, bad-file scan),
+``cachefile`` + ``cache`` (one cache file; building and verifying a cache), ``root``
+(:class:`DataRoot`: a folder or a cache), ``index`` (train/val/test of a root),
+``preprocessing`` + ``transforms`` (the train/eval pair), ``loader``, ``synth`` (sample
+data), ``download`` (the reference dataset).
+"""

@@ -1,0 +1,78 @@
+"""Fetch the reference dataset from the Hugging Face Hub into the folder layout.
+
+``deboradum/GeoGuessr-countries`` has the features ``image`` and ``label`` (a ClassLabel
+whose names are the country folder names). Images are written byte for byte as stored
+(no re-encoding) to ``OUT/<split>/<Country>/<n>.<ext>``; files already there with the
+same size are skipped, so an interrupted export continues where it stopped.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..utils.errors import GeoconvnetError
+from ..utils.io import write_bytes
+from ..utils.progress import add_task, progress_bar
+from .layout import IMAGE_EXTENSIONS
+
+REFERENCE_REPO = "deboradum/GeoGuessr-countries"
+_MAGIC = {b"\x89PNG": ".png", b"\xff\xd8\xff": ".jpg", b"RIFF": ".webp"}
+
+
+def _extension(data: bytes, source_path: str | None) -> str:
+    for magic, ext in _MAGIC.items():
+        if data.startswith(magic):
+            return ext
+    suffix = Path(source_path or "").suffix.lower()
+    return suffix if suffix in IMAGE_EXTENSIONS else ".png"
+
+
+def _write_if_changed(path: Path, data: bytes) -> bool:
+    if path.is_file() and path.stat().st_size == len(data):
+        return False
+    write_bytes(path, data)
+    return True
+
+
+def export_splits(splits, out: str | Path, image_column: str = "image",
+                  label_column: str = "label") -> dict[str, int]:
+    """Write each ``datasets.Dataset`` of a split mapping to ``out/<split>/<label name>/``.
+    Returns the number of images per split."""
+    import datasets
+
+    out = Path(out)
+    counts = {}
+    for split, ds in splits.items():
+        feature = ds.features.get(label_column)
+        if not isinstance(feature, datasets.ClassLabel):
+            raise GeoconvnetError(f"split {split!r}: column {label_column!r} is not a ClassLabel; "
+                                  f"columns: {', '.join(ds.column_names)}")
+        ds = ds.cast_column(image_column, datasets.Image(decode=False))
+        for name in feature.names:
+            (out / split / name).mkdir(parents=True, exist_ok=True)
+        with progress_bar() as bar:
+            task = add_task(bar, f"Writing {split}", len(ds))
+            for i, row in enumerate(ds):
+                image = row[image_column]
+                data = image["bytes"] if image["bytes"] is not None else Path(image["path"]).read_bytes()
+                folder = out / split / feature.names[row[label_column]]
+                _write_if_changed(folder / f"{i}{_extension(data, image.get('path'))}", data)
+                bar.advance(task)
+        counts[split] = len(ds)
+    return counts
+
+
+def download(out: str | Path, repo: str = REFERENCE_REPO) -> dict[str, int]:
+    """Download ``repo`` with the ``datasets`` library (its cache) and export it to ``out``."""
+    try:
+        import datasets
+    except ImportError as exc:
+        raise GeoconvnetError("the Hugging Face `datasets` package is needed: "
+                              "pip install 'geoconvnet[hf]'") from exc
+    try:
+        splits = datasets.load_dataset(repo)
+    except Exception as exc:  # hub, network and cache errors come in many types
+        raise GeoconvnetError(f"could not download {repo} from the Hugging Face Hub "
+                              f"({type(exc).__name__}: {exc}). Check the internet connection "
+                              "and disk space, then run the command again.") from exc
+    return export_splits(splits, out)

@@ -1,0 +1,78 @@
+"""One object that describes a data root: a dataset folder or a training cache.
+
+Every stage that reads data (train, evaluate, calibrate, tune, report) opens the root once
+with :meth:`DataRoot.open` and asks it for classes, samples, the scale of its images and
+how to read one; nobody else decides "folder or cache".
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PIL import Image
+
+from . import cache
+from .cachefile import TiledImage, open_cached
+from .images import DEFAULT_MAX_PIXELS, load_image, scan_images
+from .layout import Sample, check_same_classes, find_classes, list_samples
+
+
+@dataclass
+class DataRoot:
+    path: Path
+    is_cache: bool = False
+    scale: float = 1.0  # < 1 for a cache of downscaled images
+    checksums: dict[str, str] | None = None  # cache file -> SHA-256, checked on every read
+    bad_files: dict[str, str] = field(default_factory=dict)  # unreadable sources (cache only)
+    max_pixels: int = DEFAULT_MAX_PIXELS
+
+    @classmethod
+    def open(cls, path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> "DataRoot":
+        path = Path(path)  # a missing folder is reported by the first classes() call
+        if not cache.is_cache(path):
+            return cls(path, max_pixels=max_pixels)
+        manifest = cache.load_manifest(path)
+        bad = {str(Path(manifest["source"]) / k): v for k, v in manifest["bad_files"].items()}
+        return cls(path, True, float(manifest["scale"]), cache.checksums(path, manifest), bad,
+                   max_pixels)
+
+    def classes(self, split: str = "train") -> list[str]:
+        return find_classes(self.path / split)
+
+    def has_split(self, split: str) -> bool:
+        return (self.path / split).is_dir()
+
+    def samples(self, split: str, classes: list[str] | None = None) -> list[Sample]:
+        """Samples of ``root/split``, labelled with ``classes`` (a checkpoint's order) or with
+        the split's own folders."""
+        split_dir = self.path / split
+        found = find_classes(split_dir)
+        if classes is not None and found != list(classes):
+            check_same_classes(Path("the checkpoint"), list(classes), split_dir, found)
+        return list_samples(split_dir, list(classes or found))
+
+    def scan(self, paths: list[str]) -> dict[str, str]:
+        """{path: problem} for unusable files: checksums for a cache, a decode check else."""
+        if self.is_cache:
+            return cache.verify(self.path)
+        return scan_images(paths, self.max_pixels)
+
+    def read(self, path: str) -> "Image.Image | TiledImage":
+        """One image of this root for the loader (a cache file after its checksum)."""
+        if self.is_cache:
+            return open_cached(path, self.checksums.get(path))
+        return load_image(path, self.max_pixels)
+
+    def locate(self, relative: str) -> str:
+        """A path recorded relative to another root (a run's ``split.json``), in this one:
+        a cache names its files ``<source name>.jpg``."""
+        path = self.path / relative
+        if not path.exists():
+            other = self.path / (relative[:-4] if relative.endswith(".jpg") else relative + ".jpg")
+            path = other if other.exists() else path
+        return str(path)
+
+    def relative(self, path: str) -> str:
+        return os.path.relpath(path, self.path)

@@ -1,0 +1,2 @@
+"""Models: the architecture registry (``registry``), weights files (``weights``) and
+self-describing checkpoints (``checkpoint``)."""

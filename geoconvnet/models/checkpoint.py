@@ -1,0 +1,107 @@
+"""Self-describing checkpoints: safetensors weights + JSON metadata in the same file.
+
+The metadata (architecture, class names, preprocessing, config, metrics, version) is all
+that is needed to rebuild the model and its eval transform -- no dataset, no pickled code.
+Torch files (``.pt``/``.pth``) are read with ``weights_only=True`` only, and a file that
+would need arbitrary unpickling is refused.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save
+
+from .. import __version__
+from ..data.preprocessing import Preprocessing
+from ..utils.errors import CheckpointError
+from ..utils.io import write_bytes
+from .registry import GeoNet, build_model
+from .weights import read_state_dict
+
+META_KEY = "geoconvnet"
+FORMAT_VERSION = 1
+BEST_NAME = "best.safetensors"
+
+
+@dataclass
+class LoadedModel:
+    """A model ready for inference plus everything its checkpoint says about it."""
+
+    net: GeoNet
+    meta: dict
+
+    @property
+    def class_names(self) -> list[str]:
+        return self.meta["class_names"]
+
+    @property
+    def preprocessing(self) -> Preprocessing:
+        return Preprocessing.from_dict(self.meta["preprocessing"])
+
+    @property
+    def temperature(self) -> float:
+        return float(self.meta.get("temperature", 1.0))
+
+
+def make_meta(arch: str, class_names: list[str], dropout: float, preprocessing: Preprocessing,
+              config: dict | None = None, metrics: dict | None = None) -> dict:
+    return {"format": FORMAT_VERSION, "geoconvnet_version": __version__, "arch": arch,
+            "num_classes": len(class_names), "class_names": list(class_names), "dropout": dropout,
+            "preprocessing": preprocessing.to_dict(), "config": config or {},
+            "metrics": metrics or {}}
+
+
+def save_checkpoint(path: str | Path, state_dict: dict, meta: dict) -> Path:
+    """Write weights + metadata atomically (temp file, then rename)."""
+    path = Path(path)
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in state_dict.items()}
+    write_bytes(path, save(tensors, metadata={META_KEY: json.dumps(meta)}))
+    return path
+
+
+def resolve_checkpoint(path: str | Path) -> Path:
+    """A run folder stands for its best checkpoint."""
+    path = Path(path)
+    if path.is_dir():
+        best = path / BEST_NAME
+        if not best.is_file():
+            raise CheckpointError(f"{path}: run folder has no {BEST_NAME} yet (has training "
+                                  "finished an epoch?)")
+        return best
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file or run folder")
+    return path
+
+
+def read_meta(path: str | Path) -> dict:
+    path = resolve_checkpoint(path)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = (f.metadata() or {}).get(META_KEY)
+    except (SafetensorError, OSError) as exc:
+        raise CheckpointError(f"{path}: not a safetensors checkpoint ({exc})") from exc
+    if meta is None:
+        raise CheckpointError(f"{path}: safetensors file without geoconvnet metadata; it holds "
+                              "bare weights -- use it for training with --weights PATH")
+    return json.loads(meta)
+
+
+def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
+    """Rebuild the model described by a checkpoint (file or run folder), in eval mode."""
+    path = resolve_checkpoint(path)
+    if path.suffix != ".safetensors":
+        read_state_dict(path)  # refuses pickle payloads with a clear message
+        raise CheckpointError(f"{path}: a bare state dict does not describe its model; train with "
+                              "--weights PATH to start from it")
+    meta = read_meta(path)
+    net = build_model(meta["arch"], meta["num_classes"], weights="none", dropout=meta["dropout"])
+    missing, unexpected = net.load_state_dict(read_state_dict(path), strict=False)
+    if missing or unexpected:
+        raise CheckpointError(f"{path}: weights do not match {meta['arch']} (missing "
+                              f"{len(missing)}, unexpected {len(unexpected)} tensors)")
+    return LoadedModel(net.to(device).eval(), meta)

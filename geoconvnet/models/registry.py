@@ -1,0 +1,139 @@
+"""Model registry: architecture name -> builder of a feature backbone.
+
+Every model is ``GeoNet(backbone, head)`` with head = Dropout + Linear (Xavier init, as in
+the reference), so the head learning-rate multiplier and checkpoints work the same for
+every architecture. Names: the torchvision models in :data:`REGISTRY` and any timm model
+as ``timm:<name>``.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torchvision
+from torch import nn
+
+from ..data.preprocessing import IMAGENET_MEAN, IMAGENET_STD
+from ..utils.errors import ConfigError, WeightsUnavailableError
+from .weights import load_backbone_weights
+
+
+@dataclass
+class Backbone:
+    module: nn.Module  # images -> pooled features [B, num_features]
+    num_features: int
+    mean: tuple = IMAGENET_MEAN
+    std: tuple = IMAGENET_STD
+    fixed_size: int | None = None  # input side the model requires (ViT), else any size
+
+
+def _torchvision(name: str, head_attr: str, features: Callable[[nn.Module], int],
+                 fixed_size: int | None = None):
+    def build(pretrained: bool) -> Backbone:
+        weights = torchvision.models.get_model_weights(name).DEFAULT if pretrained else None
+        model = torchvision.models.get_model(name, weights=weights)
+        num_features = features(model)
+        setattr(model, head_attr, nn.Identity())
+        return Backbone(model, num_features, fixed_size=fixed_size)
+
+    return build
+
+
+def _resnet(name):
+    return _torchvision(name, "fc", lambda m: m.fc.in_features)
+
+
+def _efficientnet(name):
+    return _torchvision(name, "classifier", lambda m: m.classifier[-1].in_features)
+
+
+REGISTRY: dict[str, Callable[[bool], Backbone]] = {
+    "resnet18": _resnet("resnet18"),
+    "resnet34": _resnet("resnet34"),
+    "resnet50": _resnet("resnet50"),
+    "resnet101": _resnet("resnet101"),
+    "resnet152": _resnet("resnet152"),
+    "efficientnet_b0": _efficientnet("efficientnet_b0"),
+    "efficientnet_b1": _efficientnet("efficientnet_b1"),
+    "efficientnet_b2": _efficientnet("efficientnet_b2"),
+    "vit_b_16": _torchvision("vit_b_16", "heads", lambda m: m.heads[-1].in_features,
+                             fixed_size=224),
+}
+
+
+def _timm(name: str, pretrained: bool) -> Backbone:
+    import timm  # lazy: about 1 s of imports that only timm: architectures need
+
+    if not timm.is_model(name):
+        raise ConfigError(f"unknown timm model {name!r}; see timm.list_models()")
+    model = timm.create_model(name, pretrained=pretrained, num_classes=0)
+    cfg = model.pretrained_cfg or {}
+    fixed = cfg.get("input_size", (3, 224, 224))[-1] if "vit" in name or "deit" in name else None
+    return Backbone(model, model.num_features, tuple(cfg.get("mean", IMAGENET_MEAN)),
+                    tuple(cfg.get("std", IMAGENET_STD)), fixed)
+
+
+def available_architectures() -> list[str]:
+    return sorted(REGISTRY) + ["timm:<name>"]
+
+
+class GeoNet(nn.Module):
+    def __init__(self, backbone: Backbone, num_classes: int, dropout: float):
+        super().__init__()
+        self.backbone = backbone.module
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(backbone.num_features, num_classes))
+        nn.init.xavier_uniform_(self.head[1].weight)
+        nn.init.zeros_(self.head[1].bias)
+        self.mean, self.std, self.fixed_size = backbone.mean, backbone.std, backbone.fixed_size
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.head(self.backbone(images))
+
+    def param_groups(self, lr: float, head_lr_mult: float, weight_decay: float) -> list[dict]:
+        return [{"params": list(self.backbone.parameters()), "lr": lr, "weight_decay": weight_decay},
+                {"params": list(self.head.parameters()), "lr": lr * head_lr_mult,
+                 "weight_decay": weight_decay}]
+
+
+def check_input_size(net: GeoNet, arch: str, image_size: int, view: str) -> None:
+    """Models with a fixed input size (ViT) cannot take other sizes or the ``full`` view."""
+    if net.fixed_size is None:
+        return
+    if image_size != net.fixed_size:
+        raise ConfigError(f"{arch} needs {net.fixed_size}x{net.fixed_size} inputs; use "
+                          f"--image-size {net.fixed_size}")
+    if view == "full":
+        raise ConfigError(f"{arch} needs {net.fixed_size}x{net.fixed_size} inputs, so the 'full' "
+                          "view cannot be used; choose center or grid")
+
+
+def build_backbone(arch: str, pretrained: bool) -> Backbone:
+    if arch.startswith("timm:"):
+        builder = functools.partial(_timm, arch.removeprefix("timm:"))
+    elif arch in REGISTRY:
+        builder = REGISTRY[arch]
+    else:
+        raise ConfigError(f"unknown architecture {arch!r}; choose one of "
+                          f"{', '.join(available_architectures())}")
+    if not pretrained:
+        return builder(False)
+    try:
+        return builder(True)
+    except Exception as exc:  # urllib, hub and huggingface_hub raise many kinds
+        raise WeightsUnavailableError(
+            f"could not download ImageNet weights for {arch} ({type(exc).__name__}: {exc}). "
+            "Check the internet connection, or train from scratch with --weights none, or "
+            "pass a local weights file with --weights PATH.") from exc
+
+
+def build_model(arch: str, num_classes: int, weights: str = "none", dropout: float = 0.4) -> GeoNet:
+    """``weights``: ``imagenet`` (library download + cache), ``none`` or a file path."""
+    backbone = build_backbone(arch, pretrained=(weights == "imagenet"))
+    model = GeoNet(backbone, num_classes, dropout)
+    if weights not in ("imagenet", "none"):
+        load_backbone_weights(model, Path(weights))
+    return model

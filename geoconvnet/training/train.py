@@ -1,0 +1,380 @@
+"""Training: a run folder with config, data report, split, metrics, TensorBoard logs and
+checkpoints; early stopping on validation loss; Ctrl-C safe; resumable.
+
+Run folder ``<runs_dir>/<name>/``:
+``config.yaml`` (resolved), ``split.json``, ``data_report.{json,md}``, ``metrics.csv``,
+``tb/``, ``best.safetensors`` (lowest validation loss), ``last.safetensors`` +
+``train_state.pt`` (to resume), ``summary.json``.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import json
+import math
+import time
+import warnings
+from datetime import datetime
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.utils.tensorboard import SummaryWriter
+
+from ..data.index import SPLIT_FILE, DatasetIndex, index_dataset, write_data_report
+from ..data.loader import make_loader
+from ..data.transforms import normalize, train_transform
+from ..inference.evaluate import evaluate
+from ..inference.metrics import TOP_K, topk_correct
+from ..models.checkpoint import BEST_NAME, LoadedModel, make_meta, save_checkpoint
+from ..models.registry import build_model, check_input_size
+from ..models.weights import read_state_dict
+from ..utils.device import autocast, channels_last, resolve_device
+from ..utils.errors import CheckpointError, ConfigError, DataError
+from ..utils.io import atomic_write, write_csv, write_json
+from ..utils.progress import add_task, log, progress_bar
+from . import distributed
+from .config import TrainConfig, resolve_config, save_config
+
+METRIC_FIELDS = ["epoch", "train_loss"] + [f"train_top{k}" for k in TOP_K] + ["val_loss"] + \
+    [f"val_top{k}" for k in TOP_K] + ["lr", "epoch_seconds", "train_images_per_s"]
+STATE_NAME, LAST_NAME = "train_state.pt", "last.safetensors"
+
+
+class BestWeights:
+    """Keeps a real copy of the best weights seen so far.
+
+    The reference kept ``model.state_dict()`` itself, whose tensors keep changing as
+    training goes on, so its "best" file held the last epoch. Cloning avoids that.
+    """
+
+    def __init__(self, loss: float = math.inf, epoch: int = 0):
+        self.loss, self.epoch, self.state = loss, epoch, None
+
+    def update(self, model: nn.Module, loss: float, epoch: int) -> bool:
+        if not loss < self.loss:
+            return False
+        self.loss, self.epoch = loss, epoch
+        self.state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+        return True
+
+
+def lr_factor(cfg: TrainConfig, steps_per_epoch: int):
+    """Learning-rate multiplier per optimizer step (LambdaLR), for every scheduler."""
+    warmup = cfg.warmup_epochs * steps_per_epoch
+    total = cfg.epochs * steps_per_epoch
+
+    def factor(step: int) -> float:
+        if cfg.scheduler == "step":  # the reference's StepLR, applied at epoch boundaries
+            return cfg.gamma ** ((step // steps_per_epoch) // cfg.step_size)
+        if cfg.scheduler == "cosine":
+            if step < warmup:
+                return (step + 1) / warmup
+            progress = (step - warmup) / max(1, total - warmup)
+            return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+        return 1.0
+
+    return factor
+
+
+def make_run_dir(cfg: TrainConfig, resume: bool) -> Path:
+    if resume:
+        if not cfg.name:  # also reached with a TrainConfig object, not only from the CLI
+            raise ConfigError("--resume needs --name of the run to continue")
+        run_dir = Path(cfg.runs_dir) / cfg.name
+        if not (run_dir / STATE_NAME).is_file():
+            raise CheckpointError(f"{run_dir}: nothing to resume (no {STATE_NAME}; did the first "
+                                  "epoch finish?)")
+        return run_dir
+    cfg.name = cfg.name or f"{datetime.now():%Y%m%d-%H%M%S}-{cfg.arch.replace(':', '-')}"
+    run_dir = Path(cfg.runs_dir) / cfg.name
+    if run_dir.exists() and any(run_dir.iterdir()):
+        raise ConfigError(f"{run_dir} already exists; continue it with --resume or pick another "
+                          "--name")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return run_dir
+
+
+def _config_for(resume: bool, config_file, overrides: dict) -> TrainConfig:
+    if not resume:
+        return resolve_config(config_file, **overrides)
+    name, runs_dir = overrides.get("name"), overrides.get("runs_dir") or "runs"
+    if not name:
+        raise ConfigError("--resume needs --name of the run to continue")
+    saved = Path(runs_dir) / name / "config.yaml"
+    if not saved.is_file():
+        raise ConfigError(f"{saved}: not found; is {Path(runs_dir) / name} a run folder?")
+    # The run's own config wins over a YAML file; explicit arguments (e.g. more epochs) win.
+    return resolve_config(saved, **overrides)
+
+
+class Trainer:
+    """State of one run; :func:`train` is the entry point."""
+
+    def __init__(self, cfg: TrainConfig, run_dir: Path, index: DatasetIndex, resume: bool,
+                 on_epoch=None):
+        self.cfg, self.run_dir, self.index, self.on_epoch = cfg, run_dir, index, on_epoch
+        self.device = distributed.setup(resolve_device(cfg.device))
+        # Training batches all have one shape (drop_last): let cuDNN time its algorithms once.
+        torch.backends.cudnn.benchmark = self.device.type == "cuda"
+        self.is_main = distributed.is_main()
+        torch.manual_seed(cfg.seed)
+        net = build_model(cfg.arch, len(index.classes), "none" if resume else cfg.weights,
+                          cfg.dropout)
+        pp = cfg.preprocessing(net.mean, net.std)
+        check_input_size(net, cfg.arch, pp.image_size, pp.eval_view)
+        meta = make_meta(cfg.arch, index.classes, cfg.dropout, pp, cfg.to_dict())
+        self.model = LoadedModel(net.to(self.device), meta)
+        if cfg.channels_last and self.device.type == "cuda":
+            net.to(memory_format=torch.channels_last)
+        self.pp = pp
+        self.transform = train_transform(pp, index.data.scale)
+        # Training steps may run a DDP-wrapped and/or compiled copy; weights are shared,
+        # checkpoints always save the plain `net`, so they load like single-process ones.
+        self.train_net = distributed.wrap(net, self.device)
+        self.train_net = torch.compile(self.train_net) if cfg.compile else self.train_net
+        self._train_loader = None
+        self.steps_per_epoch = len(self.train_loader())
+        opt_class = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
+        # The fused kernels are several times faster than the default per-tensor loop on CPU.
+        fused = {"fused": True} if self.device.type in ("cpu", "cuda") else {}
+        self.optimizer = opt_class(net.param_groups(cfg.lr, cfg.head_lr_mult, cfg.weight_decay),
+                                   **fused)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer,
+                                                           lr_factor(cfg, self.steps_per_epoch))
+        self.criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+        self.best, self.epoch, self.stale_epochs = BestWeights(), 0, 0
+        if resume:
+            self.load_state()
+
+    # -- persistence -------------------------------------------------------------------
+    def save_weights(self, name: str, state: dict, metrics: dict) -> None:
+        meta = {**self.model.meta, "metrics": metrics}
+        save_checkpoint(self.run_dir / name, state, meta)
+
+    def save_state(self) -> None:
+        """The commit point of an epoch: resume restarts after ``self.epoch``."""
+        state = {"epoch": self.epoch, "optimizer": self.optimizer.state_dict(),
+                 "scheduler": self.scheduler.state_dict(), "best_loss": self.best.loss,
+                 "best_epoch": self.best.epoch, "stale_epochs": self.stale_epochs}
+        with atomic_write(self.run_dir / STATE_NAME, "wb") as f:
+            torch.save(state, f)
+
+    def load_state(self) -> None:
+        state = torch.load(self.run_dir / STATE_NAME, map_location="cpu", weights_only=True)
+        self.model.net.load_state_dict(read_state_dict(self.run_dir / LAST_NAME))
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.epoch, self.stale_epochs = state["epoch"], state["stale_epochs"]
+        self.best = BestWeights(state["best_loss"], state["best_epoch"])
+        _truncate_metrics(self.run_dir / "metrics.csv", self.epoch)
+
+    # -- one epoch ---------------------------------------------------------------------
+    def train_loader(self):
+        """One loader for the whole run: its workers persist between epochs (no start-up
+        cost per epoch); the sampler makes each epoch's order and crops reproducible."""
+        if self._train_loader is None:
+            cfg = self.cfg
+            self._train_loader = make_loader(
+                self.index.train, self.transform, cfg.batch_size, self.device, shuffle=True,
+                read=self.index.data.read, seed=cfg.seed, num_workers=cfg.num_workers,
+                persistent=True,
+                drop_last=len(self.index.train) > cfg.batch_size * distributed.world_size(),
+                rank=distributed.rank(), world=distributed.world_size())
+        return self._train_loader
+
+    def train_epoch(self, epoch: int) -> dict:
+        cfg, net, device = self.cfg, self.model.net, self.device
+        # Per-epoch seeds make a resumed run identical; ranks draw different dropout masks.
+        torch.manual_seed(cfg.seed + epoch + 7919 * distributed.rank())
+        loader = self.train_loader()
+        loader.sampler.set_epoch(epoch)
+        net.train()
+        loss_sum = torch.zeros((), device=device)
+        correct = torch.zeros(len(TOP_K), device=device, dtype=torch.long)
+        seen, start = 0, time.perf_counter()
+        world = distributed.world_size()
+        with progress_bar(enabled=self.is_main) as bar:
+            task = add_task(bar, f"Epoch {epoch}/{cfg.epochs}", len(loader) * cfg.batch_size * world)
+            for step, batch in enumerate(loader):
+                for failure in batch.failed:  # the bad-file scan missed it: skip, say so
+                    warnings.warn(f"skipping {failure.reason}", stacklevel=1)
+                if batch.images is None:
+                    continue
+                images = normalize(batch.images.to(device, non_blocking=True), self.pp)
+                images = channels_last(images, device, cfg.channels_last)
+                labels = batch.labels.to(device, non_blocking=True)
+                with autocast(device, cfg.amp):
+                    logits = self.train_net(images)
+                    loss = self.criterion(logits.float(), labels)
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                self.optimizer.step()
+                self.scheduler.step()
+                loss_sum += loss.detach() * len(labels)
+                correct += topk_correct(logits.detach(), labels)
+                seen += len(labels)
+                if step % 10 == 0:  # .item() waits for the GPU: only now and then
+                    bar.update(task, info=f"loss {loss_sum.item() / seen:.3f}")
+                bar.advance(task, len(labels) * world)
+            counts = torch.tensor(seen, device=device)
+            distributed.all_sum(loss_sum, correct, counts)
+            seen = int(counts.item())
+            bar.update(task, total=seen, completed=seen, info=f"loss {loss_sum.item() / max(1, seen):.3f}")
+        seconds = time.perf_counter() - start
+        metrics = {"train_loss": loss_sum.item() / max(1, seen), "epoch_seconds": seconds,
+                   "train_images_per_s": seen / seconds, "lr": self.optimizer.param_groups[0]["lr"]}
+        metrics.update({f"train_top{k}": c.item() / max(1, seen) for k, c in zip(TOP_K, correct)})
+        return metrics
+
+    def validate(self) -> dict:
+        result = evaluate(self.model, self.index.data, split="val", samples=self.index.val,
+                          device=self.device, batch_size=self.cfg.batch_size,
+                          num_workers=self.cfg.num_workers, write=False)
+        return {f"val_{k}": result.metrics[k] for k in ["loss"] + [f"top{k}" for k in TOP_K]}
+
+    # -- the loop ------------------------------------------------------------------------
+    def fit(self) -> dict:
+        writer = (SummaryWriter(str(self.run_dir / "tb"), purge_step=self.epoch + 1)
+                  if self.is_main else None)
+        try:
+            while self.epoch < self.cfg.epochs and self.stale_epochs < self.cfg.patience:
+                epoch = self.epoch + 1
+                row = {"epoch": epoch, **self.train_epoch(epoch)}
+                if self.is_main:  # validation is not sharded: rank 0 validates and decides
+                    row.update(self.validate())
+                    self.finish_epoch(row, writer)
+                    _log_epoch(row)
+                    if self.on_epoch is not None:
+                        self.on_epoch(row)  # e.g. Optuna reporting; may raise TrialPruned
+                self.epoch, self.stale_epochs = distributed.broadcast((epoch, self.stale_epochs))
+        except KeyboardInterrupt:
+            if not self.is_main:
+                raise
+            self.save_weights("interrupted.safetensors", self.model.net.state_dict(),
+                              {"interrupted_in_epoch": self.epoch + 1})
+            log(f"\n[yellow]Interrupted.[/] Finished epochs are kept ({self.epoch}); "
+                          f"weights at the interruption: {self.run_dir / 'interrupted.safetensors'}"
+                          f"\nContinue with: geoconvnet train --resume --name {self.cfg.name} "
+                          f"--runs-dir {self.cfg.runs_dir}")
+            raise
+        finally:
+            if writer is not None:
+                writer.close()
+        return self.write_summary() if self.is_main else {}
+
+    def finish_epoch(self, row: dict, writer) -> None:
+        self.epoch = row["epoch"]
+        if self.best.update(self.model.net, row["val_loss"], self.epoch):
+            self.stale_epochs = 0
+            best_metrics = {k: row[k] for k in row if k.startswith("val_")} | {"epoch": self.epoch}
+            self.save_weights(BEST_NAME, self.best.state, best_metrics)
+        else:
+            self.stale_epochs += 1
+        self.save_weights(LAST_NAME, self.model.net.state_dict(), {"epoch": self.epoch})
+        _append_metrics(self.run_dir / "metrics.csv", row)
+        for key, value in row.items():
+            if key != "epoch":
+                writer.add_scalar(key.replace("_", "/", 1), value, self.epoch)
+        writer.flush()
+        self.save_state()
+
+    def write_summary(self) -> dict:
+        summary = {"run": str(self.run_dir), "epochs_run": self.epoch, "best_epoch": self.best.epoch,
+                   "best_val_loss": self.best.loss,
+                   "stopped_early": self.stale_epochs >= self.cfg.patience and self.epoch < self.cfg.epochs,
+                   "classes": len(self.index.classes), "device": str(self.device),
+                   "processes": distributed.world_size()}
+        write_json(self.run_dir / "summary.json", summary)
+        return summary
+
+
+def check_same_split(index: DatasetIndex, run_dir: Path) -> None:
+    saved = json.loads((run_dir / SPLIT_FILE).read_text())["val"]
+    if saved != index.val_paths():
+        raise DataError(f"{index.root} changed since {run_dir} started (the validation split "
+                        "differs); resuming would mix splits. Start a new run instead.")
+
+
+def _append_metrics(path: Path, row: dict) -> None:
+    new = not path.exists()
+    with open(path, "a", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=METRIC_FIELDS, extrasaction="ignore")
+        if new:
+            writer.writeheader()
+        writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+
+
+def _truncate_metrics(path: Path, last_epoch: int) -> None:
+    """Drop rows of epochs that were not committed (a crash between the two writes)."""
+    if not path.exists():
+        return
+    with open(path, newline="") as f:
+        rows = [r for r in csv.DictReader(f) if int(r["epoch"]) <= last_epoch]
+    write_csv(path, METRIC_FIELDS, rows)
+
+
+def _log_epoch(row: dict) -> None:
+    log(f"epoch {row['epoch']}: train loss {row['train_loss']:.3f} top1 {row['train_top1']:.1%} "
+        f"| val loss {row['val_loss']:.3f} top1 {row['val_top1']:.1%} top3 {row['val_top3']:.1%} "
+        f"| {row['train_images_per_s']:.1f} img/s")
+
+
+def train(config: TrainConfig | None = None, *, config_file: str | Path | None = None,
+          resume: bool = False, on_epoch=None, **overrides) -> Path:
+    """Train a model and return its run folder.
+
+    ``train(data="sample", arch="resnet18", weights="none", epochs=2)`` -- any
+    :class:`TrainConfig` field can be passed; ``config_file`` is a YAML file of them.
+    ``on_epoch(row)`` is called after every epoch with that epoch's metrics.
+    Under ``torchrun`` this is one process of a DDP run (see :mod:`geoconvnet.distributed`).
+    """
+    cfg = copy.deepcopy(config) if config is not None else _config_for(resume, config_file, overrides)
+    if not cfg.data:
+        raise ConfigError("no dataset given: pass --data ROOT (try `geoconvnet data synth sample`)")
+    if distributed.world_size() > 1:
+        try:
+            return _train_distributed(cfg, resume)
+        finally:
+            distributed.teardown()
+    return _train_here(cfg, resume, on_epoch)
+
+
+def _train_distributed(cfg: TrainConfig, resume: bool) -> Path:
+    """One process of a torchrun job: rank 0 creates the run folder, every rank trains."""
+    distributed.setup(resolve_device(cfg.device))
+    if distributed.is_main():
+        make_run_dir(cfg, resume)
+    cfg.name = distributed.broadcast(cfg.name)  # default names carry rank 0's clock
+    distributed.barrier()
+    if distributed.is_main():
+        return _train_here(cfg, resume=resume, on_epoch=None, run_dir_made=True)
+    index = index_dataset(cfg.data, cfg.val_fraction, cfg.seed, max_pixels=cfg.max_pixels)
+    run_dir = Path(cfg.runs_dir) / cfg.name
+    distributed.barrier()  # rank 0 has written config and split
+    Trainer(cfg, run_dir, index, resume).fit()
+    return run_dir
+
+
+def _train_here(cfg: TrainConfig, resume: bool, on_epoch, run_dir_made: bool = False) -> Path:
+    run_dir = Path(cfg.runs_dir) / cfg.name if run_dir_made else make_run_dir(cfg, resume)
+    index = index_dataset(cfg.data, cfg.val_fraction, cfg.seed, max_pixels=cfg.max_pixels)
+    if not resume:
+        save_config(cfg, run_dir / "config.yaml")
+        write_data_report(index, run_dir)
+        split = index.split_record(cfg.val_fraction, cfg.seed)
+        write_json(run_dir / SPLIT_FILE, split, indent=1)
+    else:
+        check_same_split(index, run_dir)
+        save_config(cfg, run_dir / "config.yaml")  # e.g. a raised --epochs
+    if index.bad_files:
+        log(f"[yellow]{len(index.bad_files)} unreadable file(s) skipped[/], listed in "
+                      f"{run_dir / 'data_report.md'}")
+    world = distributed.world_size()
+    log(f"Run [bold]{run_dir}[/]: {len(index.classes)} classes, {len(index.train)} train / "
+                  f"{len(index.val)} val images, arch {cfg.arch}, device {resolve_device(cfg.device)}"
+                  + (f" x {world} processes (DDP)" if world > 1 else ""))
+    distributed.barrier()  # the other ranks wait for config and split before they start
+    Trainer(cfg, run_dir, index, resume, on_epoch).fit()
+    return run_dir

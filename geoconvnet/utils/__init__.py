@@ -1,0 +1,1 @@
+"""Small shared utilities every stage may use: errors, atomic file writes, progress, devices."""

@@ -1,0 +1,55 @@
+"""Progress bars and tables shared by every command (rich)."""
+
+from __future__ import annotations
+
+import sys
+
+from rich.console import Console
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn,
+                           TimeElapsedColumn, TimeRemainingColumn)
+from rich.text import Text
+
+# Tables and messages go to stdout; progress goes to stderr so `--json` output stays clean.
+console = Console()
+err_console = Console(stderr=True)
+
+
+class RateColumn(ProgressColumn):
+    """Items per second, e.g. ``412.3 img/s``."""
+
+    def render(self, task) -> Text:
+        unit = task.fields.get("unit", "it")
+        if task.speed is None:
+            return Text(f"-- {unit}/s", style="progress.data.speed")
+        return Text(f"{task.speed:,.1f} {unit}/s", style="progress.data.speed")
+
+
+def progress_bar(transient: bool = False, enabled: bool = True) -> Progress:
+    """A progress bar with count, rate, elapsed time, ETA and a free ``info`` field."""
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        RateColumn(),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[info]}"),
+        console=err_console,
+        transient=transient,
+        # A transient bar off a terminal would only leave blank lines in logs.
+        disable=not enabled or (transient and not sys.stderr.isatty()),
+        # Without a terminal (CI logs) rich would print only at the end; refresh less often.
+        refresh_per_second=4 if sys.stderr.isatty() else 0.2,
+    )
+
+
+def add_task(bar: Progress, description: str, total: int, unit: str = "img"):
+    return bar.add_task(description, total=total, unit=unit, info="")
+
+
+def log(message: str) -> None:
+    """A message about a long step in progress (epochs, trials). It goes to stderr with the
+    progress bars, so stdout holds only what the CLI prints as the result (tables, --json).
+    ``err_console.quiet = True`` silences both for library use."""
+    err_console.print(message, soft_wrap=True)
