@@ -36,7 +36,7 @@ def record(title: str, table: list[str], notes: str = "") -> None:
 
 def sample_data(work: Path, classes: int = 8, per_class: int = 24, test_per_class: int = 6) -> Path:
     """1600x900 sample screenshots (drawn once per work folder)."""
-    from geoconvnet.synth import synth
+    from geoconvnet.data.synth import synth
 
     root = work / "sample"
     if not (root / "train").exists():

@@ -22,11 +22,11 @@ import time
 from pathlib import Path
 
 import torch
-
 from _common import record, sample_data
-from geoconvnet.cache import DEFAULT_QUALITY, is_cache, load_manifest, prepare
-from geoconvnet.evaluate import evaluate
-from geoconvnet.train import train
+
+from geoconvnet.data.cache import DEFAULT_QUALITY, is_cache, load_manifest, prepare
+from geoconvnet.inference.evaluate import evaluate
+from geoconvnet.training.train import train
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "demo.yaml"
 

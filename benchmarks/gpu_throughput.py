@@ -33,15 +33,17 @@ import time
 from pathlib import Path
 
 import torch
+from _common import record, sample_data
 from torch import nn
 
-from _common import record, sample_data
-from geoconvnet.cache import TiledImage, open_cached, prepare
-from geoconvnet.config import TrainConfig
-from geoconvnet.data import index_dataset
-from geoconvnet.models import build_model
-from geoconvnet.runtime import autocast, default_workers
-from geoconvnet.train import Trainer
+from geoconvnet.data.cache import prepare
+from geoconvnet.data.cachefile import TiledImage, open_cached
+from geoconvnet.data.index import index_dataset
+from geoconvnet.data.loader import default_workers
+from geoconvnet.models.registry import build_model
+from geoconvnet.training.config import TrainConfig
+from geoconvnet.training.train import Trainer
+from geoconvnet.utils.device import autocast
 
 
 def say(text: str) -> None:
@@ -119,8 +121,8 @@ def loader_alone(trainer: Trainer) -> float:
     loader = trainer.train_loader()
     seen, start = 0, time.perf_counter()
     loader.sampler.set_epoch(3)
-    for images, labels, _ in loader:
-        seen += len(labels)
+    for batch in loader:
+        seen += len(batch.labels)
     return seen / (time.perf_counter() - start)
 
 

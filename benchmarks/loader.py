@@ -20,14 +20,15 @@ import time
 from pathlib import Path
 
 import torch
+from _common import record, sample_data
 from torchvision import datasets
 from torchvision import transforms as T
 
-from _common import record, sample_data
-from geoconvnet.cache import prepare
-from geoconvnet.data import index_dataset
-from geoconvnet.runtime import make_loader
-from geoconvnet.transforms import IMAGENET_MEAN, IMAGENET_STD, Preprocessing, train_transform
+from geoconvnet.data.cache import prepare
+from geoconvnet.data.index import index_dataset
+from geoconvnet.data.loader import make_loader
+from geoconvnet.data.preprocessing import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
+from geoconvnet.data.transforms import train_transform
 
 
 def reference_loader(root: Path, workers: int):
@@ -40,9 +41,9 @@ def reference_loader(root: Path, workers: int):
 def cache_loader(cache: Path, workers: int):
     index = index_dataset(cache, scan=False)
     samples = index.train + index.val
-    return make_loader(samples, train_transform(Preprocessing(), index.source_scale), 32,
+    return make_loader(samples, train_transform(Preprocessing(), index.data.scale), 32,
                        torch.device("cpu"), shuffle=True, num_workers=workers,
-                       checksums=index.checksums)
+                       read=index.data.read)
 
 
 def throughput(loader, epochs: int = 2) -> float:

@@ -15,14 +15,14 @@ import time
 from pathlib import Path
 
 import torch
-
 from _common import record, sample_data
-from geoconvnet.cache import prepare
-from geoconvnet.checkpoint import LoadedModel, make_meta, save_checkpoint
-from geoconvnet.evaluate import evaluate
-from geoconvnet.models import build_model
-from geoconvnet.predict import predict
-from geoconvnet.transforms import EVAL_VIEWS, Preprocessing
+
+from geoconvnet.data.cache import prepare
+from geoconvnet.data.preprocessing import EVAL_VIEWS, Preprocessing
+from geoconvnet.inference.evaluate import evaluate
+from geoconvnet.inference.predict import predict
+from geoconvnet.models.checkpoint import LoadedModel, load_checkpoint, make_meta, save_checkpoint
+from geoconvnet.models.registry import build_model
 
 
 def make_checkpoint(work: Path, classes: list[str]) -> Path:
@@ -40,7 +40,6 @@ def main() -> None:
     work = Path(args.work or tempfile.mkdtemp(prefix="geoconvnet-bench-"))
     root = sample_data(work)
     classes = sorted(p.name for p in (root / "train").iterdir())
-    from geoconvnet.checkpoint import load_checkpoint
 
     model: LoadedModel = load_checkpoint(make_checkpoint(work, classes))
     image = str(next((root / "test").rglob("*.png")))

@@ -19,11 +19,11 @@ from pathlib import Path
 
 import numpy as np
 import yaml
-
 from _common import record
-from geoconvnet.evaluate import EvalResult, write_results
-from geoconvnet.report import report
-from geoconvnet.synth import REFERENCE_COUNTRIES, class_styles, draw_scene
+
+from geoconvnet.data.synth import REFERENCE_COUNTRIES, class_styles, draw_scene
+from geoconvnet.inference.evaluate import EvalResult, write_results
+from geoconvnet.report.page import report
 
 PER_CLASS = 60  # 85 x 60 = 5,100 test images, as in the reference
 

@@ -51,7 +51,7 @@ def main() -> None:
     parser.add_argument("--storage")
     parser.add_argument("--work")
     args = parser.parse_args()
-    from geoconvnet.synth import synth
+    from geoconvnet.data.synth import synth
 
     work = Path(args.work or tempfile.mkdtemp(prefix="geoconvnet-bench-"))
     data = work / "tiny"

@@ -4,6 +4,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 
 def run(*args, cwd, check=True):
     proc = subprocess.run([sys.executable, "-m", "geoconvnet", *args], cwd=cwd,
@@ -13,6 +15,7 @@ def run(*args, cwd, check=True):
     return proc
 
 
+@pytest.mark.slow
 def test_synth_train_evaluate_predict_resume(tmp_path):
     run("data", "synth", "data", "--classes", "3", "--per-class", "8", "--test-per-class", "3",
         "--size", "320x180", "--seed", "1", cwd=tmp_path)
@@ -37,6 +40,7 @@ def test_synth_train_evaluate_predict_resume(tmp_path):
     assert (run_dir / "metrics.csv").read_text().count("\n") == 4  # header + 3 epochs
 
 
+@pytest.mark.slow
 def test_errors_are_one_line_without_traceback(tmp_path):
     proc = run("train", "--data", "missing", "--weights", "none", cwd=tmp_path, check=False)
     assert proc.returncode == 2

@@ -25,10 +25,17 @@ from ..utils.errors import GeoconvnetError
 from ..utils.io import atomic_write, read_csv, write_csv, write_json, write_text
 from ..utils.progress import add_task, progress_bar
 from . import plots
-from .analysis import (calibration_bins, cluster_order, embed, read_confusion, row_normalize,
-                       top_confused_pairs)
+from .analysis import (
+    calibration_bins,
+    cluster_order,
+    embed,
+    read_confusion,
+    row_normalize,
+    top_confused_pairs,
+)
 from .reference import REFERENCE_ARCHS, REFERENCE_SOURCE, reference_epochs, reference_f1
 from .worldmap import map_names, shapes_for_map
+
 
 def _eval_dir(run: Path, data, split: str, view: str | None) -> Path:
     """The run's evaluation folder for split/view, evaluating first if it is missing."""

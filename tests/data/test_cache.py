@@ -10,9 +10,9 @@ from geoconvnet.data import cache, cachefile
 from geoconvnet.data.images import load_image
 from geoconvnet.data.index import index_dataset
 from geoconvnet.data.root import DataRoot
-from geoconvnet.utils.errors import DataError
 from geoconvnet.data.synth import synth
 from geoconvnet.data.transforms import Preprocessing, eval_transform
+from geoconvnet.utils.errors import DataError
 
 
 @pytest.fixture()

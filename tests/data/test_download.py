@@ -4,10 +4,11 @@ import subprocess
 import sys
 
 import datasets
+import pytest
 from PIL import Image
 
-from geoconvnet.data.index import index_dataset
 from geoconvnet.data.download import export_splits
+from geoconvnet.data.index import index_dataset
 
 
 def _png(color) -> bytes:
@@ -48,6 +49,7 @@ def test_export_is_incremental(tmp_path):
     assert target.stat().st_mtime_ns == before
 
 
+@pytest.mark.slow
 def test_offline_download_fails_with_a_clear_message(tmp_path):
     # A fresh process, so the Hub libraries read the offline switch at import.
     env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", HF_HOME=str(tmp_path))

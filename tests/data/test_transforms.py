@@ -2,9 +2,14 @@ import pytest
 import torch
 from PIL import Image
 
+from geoconvnet.data.transforms import (
+    Preprocessing,
+    eval_transform,
+    grid_positions,
+    normalize,
+    train_transform,
+)
 from geoconvnet.utils.errors import ConfigError
-from geoconvnet.data.transforms import (Preprocessing, eval_transform, grid_positions, normalize,
-                                   train_transform)
 
 SCREEN = Image.new("RGB", (1600, 900), (120, 60, 30))
 

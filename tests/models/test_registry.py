@@ -2,8 +2,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from geoconvnet.utils.errors import CheckpointError, ConfigError, WeightsUnavailableError
 from geoconvnet.models.registry import REGISTRY, build_model
+from geoconvnet.utils.errors import CheckpointError, ConfigError, WeightsUnavailableError
 
 
 @pytest.mark.parametrize("arch, size", [("resnet18", 64), ("efficientnet_b0", 64),

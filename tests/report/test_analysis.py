@@ -45,7 +45,7 @@ def test_cluster_order_puts_confused_countries_together():
     assert cluster_order(np.eye(2)) == [0, 1]  # two countries: nothing to cluster
 
 
-@pytest.mark.parametrize("method", ["tsne", "umap"])
+@pytest.mark.parametrize("method", ["tsne", pytest.param("umap", marks=pytest.mark.slow)])
 @pytest.mark.parametrize("metric", ["raw", "cosine"])
 def test_embeddings_give_one_point_per_country(method, metric):
     rng = np.random.default_rng(0)

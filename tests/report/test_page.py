@@ -36,6 +36,7 @@ def test_archive_holds_results_and_figures(report_dir):
     assert "results/report/confusion.png" in names
 
 
+@pytest.mark.slow
 def test_all_figures_writes_one_card_per_test_image(trained_run, tiny_data):
     out = report(trained_run, data=tiny_data, all_figures=True)
     assert len(list(out.glob("figures/*/*.png"))) == 32
@@ -53,6 +54,7 @@ def _chromium():
     pytest.skip("no Chromium on this machine (apt-get install chromium)")
 
 
+@pytest.mark.slow
 def test_page_renders_in_headless_chromium(report_dir):
     from playwright.sync_api import sync_playwright
 

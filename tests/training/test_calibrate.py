@@ -9,7 +9,6 @@ from geoconvnet.training.calibrate import calibrate, fit_temperature
 
 
 def test_fit_temperature_recovers_a_known_scale():
-    import torch
 
     torch.manual_seed(0)
     targets = torch.randint(0, 5, (4000,))

@@ -3,14 +3,13 @@ import json
 
 import pytest
 import torch
+from conftest import TINY_TRAIN
 
+from geoconvnet.inference.evaluate import evaluate
 from geoconvnet.models.checkpoint import load_checkpoint, read_meta
 from geoconvnet.training.config import TrainConfig
-from geoconvnet.utils.errors import ConfigError
-from geoconvnet.inference.evaluate import evaluate
 from geoconvnet.training.train import BestWeights, Trainer, lr_factor, train
-
-from conftest import TINY_TRAIN
+from geoconvnet.utils.errors import ConfigError
 
 
 def _metrics(run):
@@ -41,7 +40,7 @@ def test_best_checkpoint_holds_the_lowest_validation_loss_epoch(trained_run):
     model = load_checkpoint(trained_run)
     data_root = meta["config"]["data"]
     val = [(f"{data_root}/{p}", model.class_names.index(p.split("/")[1])) for p in split["val"]]
-    result = evaluate(model, val, split="val", write=False, num_workers=0)
+    result = evaluate(model, data_root, split="val", samples=val, write=False, num_workers=0)
     assert result.metrics["loss"] == pytest.approx(min(losses), rel=1e-3)
 
 

@@ -13,11 +13,19 @@ from pathlib import Path
 
 import optuna
 import pytest
+from conftest import TINY_TRAIN
 from optuna.trial import TrialState
 
-from conftest import TINY_TRAIN
+from geoconvnet.training.tune import (
+    DEFAULT_SPACE,
+    dashboard_hint,
+    load_space,
+    parse_space,
+    sample,
+    storage_url,
+    tune,
+)
 from geoconvnet.utils.errors import ConfigError
-from geoconvnet.training.tune import DEFAULT_SPACE, load_space, parse_space, sample, storage_url, tune
 
 FAST = {**TINY_TRAIN, "epochs": 1, "patience": 1}
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -80,7 +88,7 @@ def test_example_space_file_parses_and_samples_valid_configs():
 
     from geoconvnet.training.config import TrainConfig
 
-    space = load_space(Path(__file__).parents[1] / "configs" / "tune-space.yaml")
+    space = load_space(Path(__file__).parents[2] / "configs" / "tune-space.yaml")
     study = optuna.create_study()
     for _ in range(5):
         trial = study.ask()
@@ -95,12 +103,19 @@ def test_a_fixed_scheduler_switches_its_conditional_params_off():
     assert values["scheduler"] == "none" and "step_size" not in values and "gamma" not in values
 
 
+def test_the_dashboard_hint_never_shows_a_database_password(tmp_path):
+    hint = dashboard_hint(tmp_path, "postgresql://optuna:s3cret@db.example:5432/studies")
+    assert "s3cret" not in hint and "optuna:***@db.example:5432/studies" in hint
+    assert str(tmp_path / "study.db") in dashboard_hint(tmp_path, None)
+
+
 def test_archs_adds_the_architecture_to_the_space():
     space = {p.name: p for p in load_space(None, ["resnet18", "resnet34"])}
     assert space["arch"].choices == ["resnet18", "resnet34"]
 
 
 # -- SQLite default -------------------------------------------------------------------------
+@pytest.mark.slow
 def test_interrupted_sqlite_study_continues_with_its_earlier_trials(tiny_data, tmp_path):
     """Ctrl-C during trial 1; the same command again finishes the study, keeping trial 0."""
     cmd = _tune_cmd(tiny_data, tmp_path, 3, "--no-finalize", "--study", "s", epochs=3, patience=3)
@@ -127,6 +142,7 @@ def test_interrupted_sqlite_study_continues_with_its_earlier_trials(tiny_data, t
             [t.state for t in after].count(TrialState.PRUNED) == 3
 
 
+@pytest.mark.slow
 def test_pruning_stops_a_trial_built_to_be_bad(tiny_data, tmp_path):
     """Trial 0 learns (lr 1e-3); trial 1 uses lr 5 and diverges: the median pruner stops it
     after its first epoch while trial 0 ran all of them."""
@@ -146,6 +162,7 @@ def test_pruning_stops_a_trial_built_to_be_bad(tiny_data, tmp_path):
     assert (tmp_path / "p" / "trials" / "trial-0001" / "metrics.csv").read_text().count("\n") == 2
 
 
+@pytest.mark.slow
 def test_finalize_retrains_the_best_and_evaluates_on_test_once(tiny_data, tmp_path):
     from geoconvnet.data.cache import prepare
 
@@ -193,6 +210,7 @@ def _pg(url: str) -> str:
     return storage_url(url, Path("."))
 
 
+@pytest.mark.slow
 def test_two_workers_share_a_postgres_study_without_duplicates(tiny_data, tmp_path, postgres_url):
     name = f"two-{uuid.uuid4().hex[:8]}"
     cmd = _tune_cmd(tiny_data, tmp_path, 4, "--no-finalize", "--study", name, "--storage",
@@ -212,6 +230,7 @@ def test_two_workers_share_a_postgres_study_without_duplicates(tiny_data, tmp_pa
         assert (tmp_path / name / t.user_attrs["run"] / "metrics.csv").is_file()
 
 
+@pytest.mark.slow
 def test_killed_worker_leaves_its_trial_failed_and_the_study_completes(tiny_data, tmp_path,
                                                                        postgres_url):
     name = f"kill-{uuid.uuid4().hex[:8]}"
