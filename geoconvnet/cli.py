@@ -15,6 +15,7 @@ from pathlib import Path
 from . import __version__
 from .data.cache import DEFAULT_CHROMA, DEFAULT_MAX_CROP, DEFAULT_QUALITY, DEFAULT_SCALE
 from .data.preprocessing import AUGMENTATIONS, EVAL_VIEWS
+from .inference import BATCH_SIZE
 from .training.config import TrainConfig
 from .utils.errors import GeoconvnetError
 
@@ -150,7 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--data", required=True)
     ev.add_argument("--split", default="test")
     ev.add_argument("--eval-view", choices=EVAL_VIEWS, help="default: the checkpoint's")
-    ev.add_argument("--batch-size", type=int, default=32)
+    ev.add_argument("--batch-size", type=int, default=BATCH_SIZE,
+                    help=f"images per forward pass (default {BATCH_SIZE})")
     ev.add_argument("--num-workers", type=int)
     ev.add_argument("--device", default="auto")
     ev.add_argument("--out", help="output folder (default: <run>/eval/<split>-<view>)")
@@ -161,7 +163,8 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("paths", nargs="+")
     pr.add_argument("--top-k", type=int, default=5)
     pr.add_argument("--eval-view", choices=EVAL_VIEWS, help="default: the checkpoint's")
-    pr.add_argument("--batch-size", type=int, default=32)
+    pr.add_argument("--batch-size", type=int, default=BATCH_SIZE,
+                    help=f"images per forward pass (default {BATCH_SIZE})")
     pr.add_argument("--num-workers", type=int, help="decoding processes (default: one per core "
                                                     "when there is more than one batch)")
     pr.add_argument("--device", default="auto")

@@ -28,11 +28,15 @@ from ..utils.progress import add_task, progress_bar
 from .cachefile import CHROMA, checked_bytes, encode
 from .images import DEFAULT_MAX_PIXELS, load_image
 from .layout import SPLITS, find_classes, list_samples
+from .preprocessing import Preprocessing
 
 MANIFEST = "geoconvnet-cache.json"
 FORMAT = 2
-DEFAULT_SCALE = 0.5  # a 448 crop of the screenshot is 224 pixels of the cached image
-DEFAULT_MAX_CROP = 448  # the largest training crop (source pixels) that reads a single tile
+# The training view's scale (448 -> 224): a training crop of the screenshot is then a crop of
+# the cached image at its final size, with no resize left to do.
+DEFAULT_SCALE = Preprocessing().scale
+# The largest training crop (source pixels) that reads a single tile: the default crop.
+DEFAULT_MAX_CROP = Preprocessing.crop_size
 DEFAULT_CHROMA = "420"  # also what caches made before the setting existed used
 # JPEG quality of a new cache. 94 is the highest that stays within 5% of the sample PNGs'
 # bytes (4.3%; 95: 5.1%), and over 24 seeds it trained closer to the PNGs than 90 did

@@ -24,6 +24,7 @@ from ..models.registry import check_input_size
 from ..utils.device import autocast, channels_last, resolve_device
 from ..utils.errors import DataError
 from ..utils.progress import add_task, progress_bar
+from . import BATCH_SIZE
 
 UNLABELLED = -1
 
@@ -79,7 +80,7 @@ def as_samples(inputs) -> list[tuple]:
 
 @torch.no_grad()
 def infer(model: LoadedModel, inputs, *, view: str | None = None, data: DataRoot | None = None,
-          batch_size: int = 32, device: str | torch.device | None = None,
+          batch_size: int = BATCH_SIZE, device: str | torch.device | None = None,
           num_workers: int | None = None, description: str = "Predicting") -> Inference:
     """Run ``model`` on ``inputs``: image paths, PIL images, or ``(path, label)`` samples.
 

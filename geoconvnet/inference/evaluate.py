@@ -16,6 +16,7 @@ from ..models.checkpoint import LoadedModel, load_checkpoint, resolve_checkpoint
 from ..utils.device import resolve_device
 from ..utils.errors import ConfigError
 from ..utils.io import write_csv, write_json, write_text
+from . import BATCH_SIZE
 from .core import infer, require_some
 from .metrics import per_class_table, summarize
 
@@ -33,7 +34,7 @@ class EvalResult:
 
 def evaluate(model, data: str | Path | DataRoot, *, split: str = "test",
              samples: list[Sample] | None = None, eval_view: str | None = None,
-             batch_size: int = 32, device: str | torch.device | None = None,
+             batch_size: int = BATCH_SIZE, device: str | torch.device | None = None,
              num_workers: int | None = None, out_dir: str | Path | None = None,
              write: bool = True) -> EvalResult:
     """Top-1/3/5 and loss of a model on a dataset split.

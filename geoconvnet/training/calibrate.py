@@ -12,6 +12,7 @@ import torch.nn.functional as nnf
 
 from ..data.index import recorded_val_samples
 from ..data.root import DataRoot
+from ..inference import BATCH_SIZE
 from ..inference.core import infer, require_some
 from ..models.checkpoint import load_checkpoint, resolve_checkpoint, save_checkpoint
 from ..models.weights import read_state_dict
@@ -43,7 +44,7 @@ def fit_temperature(logits: torch.Tensor, targets: torch.Tensor, steps: int = 10
     return float(log_t.detach().exp())
 
 
-def calibrate(checkpoint, data=None, device: str | None = None, batch_size: int = 32,
+def calibrate(checkpoint, data=None, device: str | None = None, batch_size: int = BATCH_SIZE,
               num_workers: int | None = None) -> Calibration:
     """Fit the temperature on the run's validation split and store it in the checkpoint."""
     path = resolve_checkpoint(checkpoint)

@@ -41,11 +41,11 @@ class TrainConfig:
     patience: int = 3
     val_fraction: float = 0.1
     seed: int = 0
-    crop_size: int = 448
-    image_size: int = 224
-    hflip: bool = True
-    augment: str = "reference"
-    eval_view: str = "center"
+    crop_size: int = Preprocessing.crop_size
+    image_size: int = Preprocessing.image_size
+    hflip: bool = Preprocessing.hflip
+    augment: str = Preprocessing.augment
+    eval_view: str = Preprocessing.eval_view
     num_workers: int | None = None
     device: str = "auto"
     amp: bool = True
