@@ -59,7 +59,7 @@ def main() -> None:
                      f"{statistics.median(times):.0f} | {times[int(0.9 * len(times)) - 1]:.0f} |")
     cache = work / "cache"
     prepare(root, cache)
-    table += ["", "| evaluate on CPU (resnet50, center view, batch 32) | images | images/s |",
+    table += ["", "| evaluate on CPU (resnet50, center view, default batch) | images | images/s |",
               "|---|---:|---:|"]
     for name, data in (("PNG folder", root), ("cache", cache)):
         start = time.perf_counter()
@@ -86,7 +86,7 @@ def folder_rows(model: LoadedModel, folder: Path) -> list[str]:
     return ["", "| predict on a folder of 1600x900 PNGs (resnet50, center view) | images | "
             "images/s |", "|---|---:|---:|",
             f"| one call per image | {len(files)} | {single_rate:.1f} |",
-            f"| one call for the folder (batch 32, loader workers) | {len(batched)} | "
+            f"| one call for the folder (default batch, loader workers) | {len(batched)} | "
             f"{batched_rate:.1f} |"]
 
 

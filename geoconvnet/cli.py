@@ -1,8 +1,9 @@
 """geoconvnet: guess the country of a street-view screenshot.
 
 The command line only parses arguments, calls the plain functions of each stage and prints
-what they return. It imports a stage (and torch) only when one of its commands runs, so
-``geoconvnet --help`` answers at once."""
+what they return. Stages that need torch, numpy or scikit-learn are imported only when one
+of their commands runs (the imports marked ``lazy``), so ``geoconvnet --help`` answers at
+once."""
 
 from __future__ import annotations
 
@@ -12,12 +13,26 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
+from rich.table import Table
+
 from . import __version__
-from .data.cache import DEFAULT_CHROMA, DEFAULT_MAX_CROP, DEFAULT_QUALITY, DEFAULT_SCALE
+from .data.cache import (
+    DEFAULT_CHROMA,
+    DEFAULT_MAX_CROP,
+    DEFAULT_QUALITY,
+    DEFAULT_SCALE,
+    checksums,
+    prepare,
+    verify,
+)
+from .data.download import download
+from .data.images import scan_images
+from .data.layout import image_files
 from .data.preprocessing import AUGMENTATIONS, EVAL_VIEWS
-from .inference import BATCH_SIZE
+from .inference import BATCH_SIZE_CPU, BATCH_SIZE_GPU
 from .training.config import TrainConfig
 from .utils.errors import GeoconvnetError
+from .utils.progress import console
 
 TRAIN_HELP = {
     "data": "dataset root with train/<Country>/ and test/<Country>/",
@@ -151,8 +166,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--data", required=True)
     ev.add_argument("--split", default="test")
     ev.add_argument("--eval-view", choices=EVAL_VIEWS, help="default: the checkpoint's")
-    ev.add_argument("--batch-size", type=int, default=BATCH_SIZE,
-                    help=f"images per forward pass (default {BATCH_SIZE})")
+    ev.add_argument("--batch-size", type=int, help="images per forward pass (default "
+                    f"{BATCH_SIZE_GPU} on a GPU, {BATCH_SIZE_CPU} on a CPU)")
     ev.add_argument("--num-workers", type=int)
     ev.add_argument("--device", default="auto")
     ev.add_argument("--out", help="output folder (default: <run>/eval/<split>-<view>)")
@@ -163,8 +178,8 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("paths", nargs="+")
     pr.add_argument("--top-k", type=int, default=5)
     pr.add_argument("--eval-view", choices=EVAL_VIEWS, help="default: the checkpoint's")
-    pr.add_argument("--batch-size", type=int, default=BATCH_SIZE,
-                    help=f"images per forward pass (default {BATCH_SIZE})")
+    pr.add_argument("--batch-size", type=int, help="images per forward pass (default "
+                    f"{BATCH_SIZE_GPU} on a GPU, {BATCH_SIZE_CPU} on a CPU)")
     pr.add_argument("--num-workers", type=int, help="decoding processes (default: one per core "
                                                     "when there is more than one batch)")
     pr.add_argument("--device", default="auto")
@@ -203,15 +218,7 @@ def _parse_size(text: str) -> tuple[int, int]:
     return w, h
 
 
-def _console():
-    from .utils.progress import console  # lazy: rich's console, only when printing
-
-    return console
-
-
-def _table(title: str, columns: list[str], rows: list[list], right_from: int = 1):
-    from rich.table import Table  # lazy: rich, only when printing
-
+def _table(title: str, columns: list[str], rows: list[list], right_from: int = 1) -> Table:
     table = Table(title=title)
     for i, column in enumerate(columns):
         table.add_column(column, justify="right" if i >= right_from else "left", overflow="fold")
@@ -226,21 +233,19 @@ def cmd_data(args) -> int:
 
 
 def data_synth(args) -> int:
-    from .data.synth import synth  # lazy: commands import their stage (see module doc)
+    from .data.synth import synth  # lazy: see the module doc
 
     root = synth(args.out, args.classes, args.per_class, args.test_per_class,
                  _parse_size(args.size), args.seed)
-    _console().print(f"Sample dataset written to [bold]{root}[/] ({args.classes} classes)")
+    console.print(f"Sample dataset written to [bold]{root}[/] ({args.classes} classes)")
     return 0
 
 
 def data_prepare(args) -> int:
-    from .data.cache import prepare  # lazy: commands import their stage
-
     s = prepare(args.root, args.out, args.scale, args.quality, args.workers, chroma=args.chroma,
                 max_crop=args.max_crop)
     ratio = s["cache_bytes"] / max(1, s["source_bytes"])
-    _console().print(f"Cache [bold]{args.out}[/]: {s['converted']} converted, {s['unchanged']} "
+    console.print(f"Cache [bold]{args.out}[/]: {s['converted']} converted, {s['unchanged']} "
                      f"unchanged, {s['removed']} removed, {s['bad']} unreadable source file(s) "
                      f"skipped; {s['cache_bytes'] / 2**20:.1f} MiB = {ratio:.1%} of the source's "
                      f"{s['source_bytes'] / 2**20:.1f} MiB")
@@ -248,31 +253,24 @@ def data_prepare(args) -> int:
 
 
 def data_verify(args) -> int:
-    from .data.cache import checksums, verify  # lazy: commands import their stage
-
-    bad = verify(args.cache)
+    sums = checksums(args.cache)
+    bad = verify(args.cache, sums)
     for reason in sorted(bad.values()):
         print(reason, file=sys.stderr)
-    _console().print(f"{len(checksums(args.cache))} cache files checked, {len(bad)} bad")
+    console.print(f"{len(sums)} cache files checked, {len(bad)} bad")
     return 1 if bad else 0
 
 
 def data_download(args) -> int:
-    from .data.download import download  # lazy: commands import their stage
-
     counts = download(args.out, args.repo)
-    _console().print(f"{args.repo} written to [bold]{args.out}[/]: " +
+    console.print(f"{args.repo} written to [bold]{args.out}[/]: " +
                      ", ".join(f"{split} {n} images" for split, n in counts.items()))
     return 0
 
 
 def data_scan(args) -> int:
-    from .data.images import scan_images  # lazy: commands import their stage
-    from .data.layout import image_files  # lazy: as above
-
     files = image_files(args.root)
     bad = scan_images(files)
-    console = _console()
     for path, reason in sorted(bad.items()):
         console.print(f"{path}: {reason}", markup=False)
     console.print(f"{len(files)} images scanned, {len(bad)} unreadable")
@@ -280,18 +278,21 @@ def data_scan(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from .training.train import train  # lazy: commands import their stage
+    from .training.distributed import is_main  # lazy: see the module doc
+    from .training.train import train  # lazy: as above
 
     overrides = {f.name: getattr(args, f.name) for f in fields(TrainConfig)}
     run = train(config_file=args.config, resume=args.resume, **overrides)
+    if not is_main():  # under torchrun, rank 0 writes the summary and speaks for the run
+        return 0
     summary = json.loads((run / "summary.json").read_text())
-    _console().print(f"Best epoch {summary['best_epoch']} (val loss "
+    console.print(f"Best epoch {summary['best_epoch']} (val loss "
                      f"{summary['best_val_loss']:.4f}); checkpoint: {run / 'best.safetensors'}")
     return 0
 
 
 def cmd_tune(args) -> int:
-    from .training.tune import dashboard_hint, finalize, tune  # lazy: commands import their stage
+    from .training.tune import dashboard_hint, finalize, tune  # lazy: see the module doc
 
     if args.finalize:
         _, summary = finalize(args.study, args.studies_dir, args.storage, args.final_epochs)
@@ -311,12 +312,11 @@ def cmd_tune(args) -> int:
     study_dir = Path(args.studies_dir) / args.study
     if summary:
         _print_study_summary(summary, study_dir)
-    _console().print(dashboard_hint(study_dir, args.storage))
+    console.print(dashboard_hint(study_dir, args.storage))
     return 0
 
 
 def _print_study_summary(summary: dict, study_dir: Path) -> None:
-    console = _console()
     title = f"Best trial {summary['best_trial']}: {summary['objective']} {summary['best_value']:.4f}"
     console.print(_table(title, ["parameter", "value"],
                          [[k, f"{v:.3g}" if isinstance(v, float) else v]
@@ -329,16 +329,16 @@ def _print_study_summary(summary: dict, study_dir: Path) -> None:
 
 
 def cmd_evaluate(args) -> int:
-    from .inference.evaluate import evaluate  # lazy: commands import their stage
+    from .inference.evaluate import evaluate  # lazy: see the module doc
 
     result = evaluate(args.checkpoint, args.data, split=args.split, eval_view=args.eval_view,
                       batch_size=args.batch_size, device=args.device, num_workers=args.num_workers,
                       out_dir=args.out)
     m = result.metrics
+    _print_skipped(result.skipped)
     if args.json:
         print(json.dumps({**m, "out_dir": str(result.out_dir)}))
         return 0
-    console = _console()
     console.print(_table(f"{args.split} split, {m['eval_view']} view, {m['n']} images "
                          f"({result.images_per_s:.1f} images/s)",
                          ["top-1", "top-3", "top-5", "loss"],
@@ -348,8 +348,13 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def _print_skipped(skipped: dict[str, str]) -> None:
+    for reason in skipped.values():
+        print(f"skipped: {reason}", file=sys.stderr)
+
+
 def cmd_predict(args) -> int:
-    from .inference.predict import predict  # lazy: commands import their stage
+    from .inference.predict import predict  # lazy: see the module doc
 
     results = predict(args.checkpoint, args.paths, args.top_k, args.eval_view, args.device,
                       args.batch_size, args.num_workers)
@@ -358,7 +363,7 @@ def cmd_predict(args) -> int:
         print(json.dumps([r.to_dict() for r in results], indent=1))
     else:
         k = max((len(r.top) for r in ok), default=0)
-        _console().print(_table("Predicted countries", ["image"] + [f"#{i + 1}" for i in range(k)],
+        console.print(_table("Predicted countries", ["image"] + [f"#{i + 1}" for i in range(k)],
                                 [[r.path, *(f"{c} {p:.1%}" for c, p in r.top)] for r in ok]))
     for r in results:
         if r.error is not None:
@@ -369,27 +374,28 @@ def cmd_predict(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from .report.page import report  # lazy: commands import their stage
+    from .report.page import report  # lazy: see the module doc
 
     out = report(args.run, args.data, args.split, args.eval_view, args.all_figures, args.sample,
                  args.archive)
-    _console().print(f"Report: [bold]{out / 'report.html'}[/]")
+    console.print(f"Report: [bold]{out / 'report.html'}[/]")
     return 0
 
 
 def cmd_compare(args) -> int:
-    from .report.page import compare  # lazy: commands import their stage
+    from .report.page import compare  # lazy: see the module doc
 
     written = compare(args.runs, args.reference, args.out)
-    _console().print(f"Comparison plots: {', '.join(str(p) for p in written)}")
+    console.print(f"Comparison plots: {', '.join(str(p) for p in written)}")
     return 0
 
 
 def cmd_calibrate(args) -> int:
-    from .training.calibrate import calibrate  # lazy: commands import their stage
+    from .training.calibrate import calibrate  # lazy: see the module doc
 
     c = calibrate(args.checkpoint, args.data, args.device)
-    _console().print(f"Temperature {c.temperature:.3f} (validation NLL {c.nll_before:.4f} -> "
+    _print_skipped(c.skipped)
+    console.print(f"Temperature {c.temperature:.3f} (validation NLL {c.nll_before:.4f} -> "
                      f"{c.nll_after:.4f}, {c.n} images) stored in {c.checkpoint}")
     return 0
 

@@ -27,7 +27,10 @@ def load_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.
                 if img.width * img.height > max_pixels:
                     raise DataError(f"{path}: {img.width}x{img.height} pixels exceeds the limit of "
                                     f"{max_pixels:,} (possible decompression bomb)")
-                if is_tiled(img):  # a training-cache file: the whole image, not a tile
+                # A training-cache file given on its own (predict, report figures): the
+                # whole image, not its first tile. Without its manifest there is no
+                # checksum to check; DataRoot.read checks it for every file of a cache.
+                if is_tiled(img):
                     return read_cached(str(path), None)
                 return img.convert("RGB")
     except DataError:

@@ -35,8 +35,10 @@ class Batch(NamedTuple):
 
 class ImageDataset(torch.utils.data.Dataset):
     """(image tensor, label, index) for each ``(source, label)`` sample, where ``read(source)``
-    gives the image (a path through :func:`load_image` by default; an in-memory image with
-    ``read=lambda image: image``). A source that fails yields :class:`Failed`."""
+    gives the image (a path through :func:`load_image` by default; see
+    ``inference.core.read_any`` for in-memory images). ``read`` must be picklable (a
+    module-level function or a bound method) where workers are spawned. A source that
+    fails yields :class:`Failed`."""
 
     def __init__(self, samples: list, transform, read: Callable = load_image,
                  seed: int | None = None):

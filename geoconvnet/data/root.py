@@ -56,7 +56,7 @@ class DataRoot:
     def scan(self, paths: list[str]) -> dict[str, str]:
         """{path: problem} for unusable files: checksums for a cache, a decode check else."""
         if self.is_cache:
-            return cache.verify(self.path)
+            return cache.verify(self.path, self.checksums)
         return scan_images(paths, self.max_pixels)
 
     def read(self, path: str) -> "Image.Image | TiledImage":

@@ -80,7 +80,7 @@ def train_transform(pp: Preprocessing, source_scale: float = 1.0):
 class RandomCropFlip:
     """torchvision's ``RandomCrop(crop, pad_if_needed=True)`` [-> ``Resize(size)``] ->
     ``RandomHorizontalFlip()`` -> uint8 tensor, drawing the same random numbers in the same
-    order (same crops and flips for a seed: tests/test_transforms.py).
+    order (same crops and flips for a seed: tests/data/test_transforms.py).
 
     One step because the crop must be known before decoding: a tiled cache image
     (:class:`geoconvnet.data.cachefile.TiledImage`) then decodes only the tile holding it."""

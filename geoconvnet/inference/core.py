@@ -24,7 +24,7 @@ from ..models.registry import check_input_size
 from ..utils.device import autocast, channels_last, resolve_device
 from ..utils.errors import DataError
 from ..utils.progress import add_task, progress_bar
-from . import BATCH_SIZE
+from . import default_batch_size
 
 UNLABELLED = -1
 
@@ -80,15 +80,17 @@ def as_samples(inputs) -> list[tuple]:
 
 @torch.no_grad()
 def infer(model: LoadedModel, inputs, *, view: str | None = None, data: DataRoot | None = None,
-          batch_size: int = BATCH_SIZE, device: str | torch.device | None = None,
+          batch_size: int | None = None, device: str | torch.device | None = None,
           num_workers: int | None = None, description: str = "Predicting") -> Inference:
     """Run ``model`` on ``inputs``: image paths, PIL images, or ``(path, label)`` samples.
 
     ``data``: the root the paths belong to (a cache's files are read with their checksums and
-    its scale). ``view``: an eval view (default: the checkpoint's). Inputs are decoded in
+    its scale). ``view``: an eval view (default: the checkpoint's). ``batch_size``: default
+    :func:`~geoconvnet.inference.default_batch_size` for the device. Inputs are decoded in
     loader workers (none for a single batch: starting workers would cost more), and
     unreadable ones are listed in ``failed`` instead of stopping the others."""
     device = resolve_device(device)
+    batch_size = batch_size or default_batch_size(device.type)
     pp = model.preprocessing
     view = view or pp.eval_view
     check_input_size(model.net, model.meta["arch"], pp.image_size, view)

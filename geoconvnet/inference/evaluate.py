@@ -3,7 +3,7 @@ predictions of a model on a split. The training loop's validation calls it too."
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +16,6 @@ from ..models.checkpoint import LoadedModel, load_checkpoint, resolve_checkpoint
 from ..utils.device import resolve_device
 from ..utils.errors import ConfigError
 from ..utils.io import write_csv, write_json, write_text
-from . import BATCH_SIZE
 from .core import infer, require_some
 from .metrics import per_class_table, summarize
 
@@ -30,11 +29,12 @@ class EvalResult:
     class_names: list[str]
     out_dir: Path | None = None
     images_per_s: float = 0.0
+    skipped: dict[str, str] = field(default_factory=dict)  # unreadable file -> why
 
 
 def evaluate(model, data: str | Path | DataRoot, *, split: str = "test",
              samples: list[Sample] | None = None, eval_view: str | None = None,
-             batch_size: int = BATCH_SIZE, device: str | torch.device | None = None,
+             batch_size: int | None = None, device: str | torch.device | None = None,
              num_workers: int | None = None, out_dir: str | Path | None = None,
              write: bool = True) -> EvalResult:
     """Top-1/3/5 and loss of a model on a dataset split.
@@ -56,7 +56,8 @@ def evaluate(model, data: str | Path | DataRoot, *, split: str = "test",
                "skipped": len(samples) - len(run.indices)}
     result = EvalResult(metrics, logits.softmax(dim=1).numpy(), run.labels.numpy(),
                         [samples[i][0] for i in run.indices.tolist()], loaded.class_names,
-                        images_per_s=run.images_per_s)
+                        images_per_s=run.images_per_s,
+                        skipped={samples[i][0]: why for i, why in run.failed.items()})
     if write:
         if out_dir is None:
             if isinstance(model, LoadedModel):

@@ -11,7 +11,6 @@ import torch
 from ..data.layout import image_files
 from ..models.checkpoint import LoadedModel, load_checkpoint
 from ..utils.device import resolve_device
-from . import BATCH_SIZE
 from .core import describe_source, infer
 
 
@@ -64,7 +63,7 @@ def expand_paths(paths: list[str]) -> list[str]:
 
 
 def predict(checkpoint, inputs, top_k: int = 5, eval_view: str | None = None,
-            device: str | torch.device | None = None, batch_size: int = BATCH_SIZE,
+            device: str | torch.device | None = None, batch_size: int | None = None,
             num_workers: int | None = None) -> Predictions:
     """Top-k countries with probabilities for each input: paths, folders, globs or PIL
     images. Failures are recorded per image (``Prediction.error``) and never stop the

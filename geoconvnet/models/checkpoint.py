@@ -14,12 +14,12 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save
+from safetensors.torch import save_file
 
 from .. import __version__
 from ..data.preprocessing import Preprocessing
 from ..utils.errors import CheckpointError
-from ..utils.io import write_bytes
+from ..utils.io import atomic_path
 from .registry import GeoNet, build_model
 from .weights import read_state_dict
 
@@ -60,7 +60,8 @@ def save_checkpoint(path: str | Path, state_dict: dict, meta: dict) -> Path:
     """Write weights + metadata atomically (temp file, then rename)."""
     path = Path(path)
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in state_dict.items()}
-    write_bytes(path, save(tensors, metadata={META_KEY: json.dumps(meta)}))
+    with atomic_path(path) as tmp:  # written straight to disk: no second copy in memory
+        save_file(tensors, str(tmp), metadata={META_KEY: json.dumps(meta)})
     return path
 
 

@@ -12,7 +12,6 @@ import torch.nn.functional as nnf
 
 from ..data.index import recorded_val_samples
 from ..data.root import DataRoot
-from ..inference import BATCH_SIZE
 from ..inference.core import infer, require_some
 from ..models.checkpoint import load_checkpoint, resolve_checkpoint, save_checkpoint
 from ..models.weights import read_state_dict
@@ -27,6 +26,7 @@ class Calibration:
     nll_after: float
     n: int
     checkpoint: Path
+    skipped: dict[str, str]  # unreadable validation file -> why
 
 
 def fit_temperature(logits: torch.Tensor, targets: torch.Tensor, steps: int = 100) -> float:
@@ -44,7 +44,7 @@ def fit_temperature(logits: torch.Tensor, targets: torch.Tensor, steps: int = 10
     return float(log_t.detach().exp())
 
 
-def calibrate(checkpoint, data=None, device: str | None = None, batch_size: int = BATCH_SIZE,
+def calibrate(checkpoint, data=None, device: str | None = None, batch_size: int | None = None,
               num_workers: int | None = None) -> Calibration:
     """Fit the temperature on the run's validation split and store it in the checkpoint."""
     path = resolve_checkpoint(checkpoint)
@@ -66,4 +66,5 @@ def calibrate(checkpoint, data=None, device: str | None = None, batch_size: int 
             "calibration": {"split": "val", "n": len(targets), "nll_before": before,
                             "nll_after": after}}
     save_checkpoint(path, read_state_dict(path), meta)
-    return Calibration(temperature, before, after, len(targets), path)
+    skipped = {val[i][0]: why for i, why in run.failed.items()}
+    return Calibration(temperature, before, after, len(targets), path, skipped)

@@ -32,7 +32,7 @@ from ..models.registry import build_model, check_input_size
 from ..models.weights import read_state_dict
 from ..utils.device import autocast, channels_last, resolve_device
 from ..utils.errors import CheckpointError, ConfigError, DataError
-from ..utils.io import atomic_write, write_csv, write_json
+from ..utils.io import atomic_path, write_csv, write_json
 from ..utils.progress import add_task, log, progress_bar
 from . import distributed
 from .config import TrainConfig, resolve_config, save_config
@@ -158,8 +158,8 @@ class Trainer:
         state = {"epoch": self.epoch, "optimizer": self.optimizer.state_dict(),
                  "scheduler": self.scheduler.state_dict(), "best_loss": self.best.loss,
                  "best_epoch": self.best.epoch, "stale_epochs": self.stale_epochs}
-        with atomic_write(self.run_dir / STATE_NAME, "wb") as f:
-            torch.save(state, f)
+        with atomic_path(self.run_dir / STATE_NAME) as tmp:
+            torch.save(state, tmp)
 
     def load_state(self) -> None:
         state = torch.load(self.run_dir / STATE_NAME, map_location="cpu", weights_only=True)
@@ -232,6 +232,8 @@ class Trainer:
         result = evaluate(self.model, self.index.data, split="val", samples=self.index.val,
                           device=self.device, batch_size=self.cfg.batch_size,
                           num_workers=self.cfg.num_workers, write=False)
+        for reason in result.skipped.values():  # broke after the scan: skipped, say so
+            warnings.warn(f"skipping {reason}", stacklevel=1)
         return {f"val_{k}": result.metrics[k] for k in ["loss"] + [f"top{k}" for k in TOP_K]}
 
     # -- the loop ------------------------------------------------------------------------
@@ -255,9 +257,9 @@ class Trainer:
             self.save_weights("interrupted.safetensors", self.model.net.state_dict(),
                               {"interrupted_in_epoch": self.epoch + 1})
             log(f"\n[yellow]Interrupted.[/] Finished epochs are kept ({self.epoch}); "
-                          f"weights at the interruption: {self.run_dir / 'interrupted.safetensors'}"
-                          f"\nContinue with: geoconvnet train --resume --name {self.cfg.name} "
-                          f"--runs-dir {self.cfg.runs_dir}")
+                f"weights at the interruption: {self.run_dir / 'interrupted.safetensors'}"
+                f"\nContinue with: geoconvnet train --resume --name {self.cfg.name} "
+                f"--runs-dir {self.cfg.runs_dir}")
             raise
         finally:
             if writer is not None:
@@ -328,7 +330,7 @@ def train(config: TrainConfig | None = None, *, config_file: str | Path | None =
     ``train(data="sample", arch="resnet18", weights="none", epochs=2)`` -- any
     :class:`TrainConfig` field can be passed; ``config_file`` is a YAML file of them.
     ``on_epoch(row)`` is called after every epoch with that epoch's metrics.
-    Under ``torchrun`` this is one process of a DDP run (see :mod:`geoconvnet.distributed`).
+    Under ``torchrun`` this is one process of a DDP run (see :mod:`.distributed`).
     """
     cfg = copy.deepcopy(config) if config is not None else _config_for(resume, config_file, overrides)
     if not cfg.data:
@@ -370,11 +372,11 @@ def _train_here(cfg: TrainConfig, resume: bool, on_epoch, run_dir_made: bool = F
         save_config(cfg, run_dir / "config.yaml")  # e.g. a raised --epochs
     if index.bad_files:
         log(f"[yellow]{len(index.bad_files)} unreadable file(s) skipped[/], listed in "
-                      f"{run_dir / 'data_report.md'}")
+            f"{run_dir / 'data_report.md'}")
     world = distributed.world_size()
     log(f"Run [bold]{run_dir}[/]: {len(index.classes)} classes, {len(index.train)} train / "
-                  f"{len(index.val)} val images, arch {cfg.arch}, device {resolve_device(cfg.device)}"
-                  + (f" x {world} processes (DDP)" if world > 1 else ""))
+        f"{len(index.val)} val images, arch {cfg.arch}, device {resolve_device(cfg.device)}"
+        + (f" x {world} processes (DDP)" if world > 1 else ""))
     distributed.barrier()  # the other ranks wait for config and split before they start
     Trainer(cfg, run_dir, index, resume, on_epoch).fit()
     return run_dir

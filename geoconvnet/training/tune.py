@@ -18,6 +18,7 @@ import csv
 import json
 import math
 import os
+import re
 import socket
 import time
 import warnings
@@ -32,7 +33,7 @@ from ..data.root import DataRoot
 from ..inference.evaluate import evaluate
 from ..utils.errors import ConfigError
 from ..utils.io import write_csv, write_json, write_text
-from ..utils.progress import err_console, log
+from ..utils.progress import console, log
 from .config import TrainConfig, coerce, load_yaml, resolve_config
 from .train import LAST_NAME, STATE_NAME, train
 
@@ -170,18 +171,21 @@ def _connect(storage: str, heartbeat: int, attempts: int = 5) -> optuna.storages
                                   "for PostgreSQL: pip install 'geoconvnet[postgres]'") from exc
             except Exception as exc:  # sqlalchemy errors: unreachable server, races, ...
                 if attempt == attempts - 1:
-                    raise ConfigError(f"cannot open the study storage {_redact(storage)}: "
+                    raise ConfigError(f"cannot open the study storage {redact_url(storage)}: "
                                       f"{str(exc).splitlines()[0]}") from exc
                 time.sleep(0.5 + attempt)
 
 
-def _redact(url: str) -> str:
-    """A URL without its password, for messages."""
-    head, sep, tail = url.partition("://")
-    if "@" in tail and ":" in tail.split("@")[0]:
-        user = tail.split("@")[0].split(":")[0]
-        tail = f"{user}:***@" + tail.split("@", 1)[1]
-    return head + sep + tail
+def redact_url(url: str) -> str:
+    """A storage URL without its password (in the user part or a ``password=`` parameter),
+    for messages and files."""
+    head, sep, rest = url.partition("://")
+    netloc, slash, path = rest.partition("/")
+    user, at, host = netloc.rpartition("@")  # the host follows the last @
+    if at and ":" in user:
+        user = user.split(":", 1)[0] + ":***"
+    path = re.sub(r"(?i)(password=)[^&]*", r"\1***", path)
+    return head + sep + user + at + host + slash + path
 
 
 def make_pruner(name: str, warmup_epochs: int = 1, startup_trials: int = 5):
@@ -247,7 +251,7 @@ def make_objective(base: TrainConfig, space: list[Param], study_dir: Path, objec
         cfg = replace(base, **params, name=name, runs_dir=str(study_dir / "trials"))
         trial.set_user_attr("run", str(Path("trials") / name))
         trial.set_user_attr("host", f"{socket.gethostname()}:{os.getpid()}")
-        err_console.rule(f"[bold]Trial {trial.number}[/] " + ", ".join(
+        console.rule(f"[bold]Trial {trial.number}[/] " + ", ".join(
             f"{k}={_fmt(v)}" for k, v in params.items()))
 
         def report(row: dict) -> None:
@@ -354,7 +358,7 @@ def run_worker(study: optuna.Study, run_trial, n_trials: int, timeout: float | N
             break
         if deadline is not None and time.monotonic() >= deadline:
             log(f"[yellow]--timeout reached[/]: {finished}/{n_trials} trials finished; "
-                          "run the same command again to continue")
+                "run the same command again to continue")
             break
         if finished + state[TrialState.RUNNING] >= n_trials and not state[TrialState.WAITING]:
             time.sleep(poll)  # the remaining trials are running elsewhere
@@ -365,7 +369,7 @@ def run_worker(study: optuna.Study, run_trial, n_trials: int, timeout: float | N
 
 
 def _save_settings(study_dir, base, params, objective, url, trials) -> None:
-    settings = {"objective": objective, "trials": trials, "storage": _redact(url),
+    settings = {"objective": objective, "trials": trials, "storage": redact_url(url),
                 "base_config": base.to_dict(),
                 "space": {p.name: {k: v for k, v in vars(p).items() if v not in (None, [], {})}
                           for p in params}}
@@ -375,9 +379,9 @@ def _save_settings(study_dir, base, params, objective, url, trials) -> None:
 def _print_start(study, study_dir, url, trials) -> None:
     state = counts(study)
     finished = sum(state[s] for s in FINISHED)
-    log(f"Study [bold]{study.study_name}[/] in {study_dir} (storage {_redact(url)}): "
-                  f"{finished}/{trials} trials finished, {state[TrialState.RUNNING]} running, "
-                  f"{state[TrialState.FAIL]} failed")
+    log(f"Study [bold]{study.study_name}[/] in {study_dir} (storage {redact_url(url)}): "
+        f"{finished}/{trials} trials finished, {state[TrialState.RUNNING]} running, "
+        f"{state[TrialState.FAIL]} failed")
 
 
 def trial_rows(study: optuna.Study) -> list[dict]:
@@ -416,11 +420,11 @@ def finalize_study(study: optuna.Study, study_dir: Path, base: TrainConfig | Non
         os.mkdir(study_dir / name)  # atomic claim: one worker finalizes a given best trial
     except FileExistsError:
         log(f"{study_dir / name} exists: this best trial was finalized (or is being "
-                      "finalized) already; delete that folder to redo it")
+            "finalized) already; delete that folder to redo it")
         return None, None
     cfg = replace(base, **best.params, name=name, runs_dir=str(study_dir),
                   epochs=final_epochs or base.epochs)
-    err_console.rule(f"[bold]Final model[/]: trial {best.number}'s parameters, {cfg.epochs} epochs")
+    console.rule(f"[bold]Final model[/]: trial {best.number}'s parameters, {cfg.epochs} epochs")
     run = train(cfg)
     test = evaluate(run, cfg.data, split="test")
     summary = write_summary(study, study_dir, run, test.metrics, objective)
@@ -470,7 +474,7 @@ def summary_markdown(summary: dict, rows: list[dict]) -> str:
 
 def dashboard_hint(study_dir: Path, storage: str | None) -> str:
     """How to browse a study; a storage URL's password is never shown (put yours back in)."""
-    url = _redact(storage) if storage else f"sqlite:///{study_dir / DB_NAME}"
+    url = redact_url(storage) if storage else f"sqlite:///{study_dir / DB_NAME}"
     return (f"Browse the study: pip install optuna-dashboard && optuna-dashboard {url}\n"
             f"Per-trial curves: tensorboard --logdir {study_dir}")
 
@@ -516,7 +520,12 @@ def finalize(study: str = "geoconvnet", studies_dir: str = "studies", storage: s
         raise ConfigError(f"{study_dir}: no study here (tune_settings.json missing); check "
                           "--study and --studies-dir")
     settings = json.loads((study_dir / "tune_settings.json").read_text())
-    handle = optuna.load_study(study_name=study, storage=storage_url(storage, study_dir))
+    url = storage_url(storage, study_dir)
+    try:
+        handle = optuna.load_study(study_name=study, storage=_connect(url, heartbeat=60))
+    except KeyError as exc:  # optuna's way of saying the storage has no such study
+        raise ConfigError(f"no study {study!r} in {redact_url(url)}; check --study and "
+                          "--storage") from exc
     if not counts(handle)[TrialState.COMPLETE]:
         raise ConfigError(f"study {study!r} has no complete trial yet; nothing to finalize")
     return finalize_study(handle, study_dir, objective=settings["objective"],

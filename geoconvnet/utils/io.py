@@ -11,21 +11,40 @@ from pathlib import Path
 from typing import IO, Iterator
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# Temporary files are created owner-only (0600); finished files get the mode a plain open()
+# would give them, so a shared cache or a served report stays readable by others.
+FILE_MODE = 0o666 & ~_umask()
+
+
 @contextlib.contextmanager
-def atomic_write(path: str | Path, mode: str = "w", **open_kwargs) -> Iterator[IO]:
-    """Open a temporary file beside ``path``; on success it replaces ``path`` in one rename,
-    on error it is removed and ``path`` keeps its old content. The temporary name is unique,
-    so two processes writing the same file never share one."""
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """A temporary path beside ``path`` to write to (for writers that take a path, like
+    safetensors); on success it replaces ``path`` in one rename, on error it is removed and
+    ``path`` keeps its old content. The name is unique, so two processes never share one."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
     try:
-        with os.fdopen(fd, mode, **open_kwargs) as f:
-            yield f
+        yield Path(tmp)
+        os.chmod(tmp, FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | Path, mode: str = "w", **open_kwargs) -> Iterator[IO]:
+    """:func:`atomic_path`, opened: ``with atomic_write(p, "wb") as f: f.write(data)``."""
+    with atomic_path(path) as tmp, open(tmp, mode, **open_kwargs) as f:
+        yield f
 
 
 def write_bytes(path: str | Path, data: bytes) -> None:
@@ -43,11 +62,13 @@ def write_json(path: str | Path, data, **dumps_kwargs) -> None:
 
 
 def write_csv(path: str | Path, header: list, rows) -> None:
-    """A CSV file of rows given as lists, or as dicts keyed by ``header``."""
+    """A CSV file of rows given as lists, or as dicts keyed by ``header`` (missing keys are
+    written empty)."""
     with atomic_write(path, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(header)
-        writer.writerows([r[h] for h in header] if isinstance(r, dict) else r for r in rows)
+        writer.writerows([r.get(h, "") for h in header] if isinstance(r, dict) else r
+                         for r in rows)
 
 
 def read_csv(path: str | Path) -> list[dict]:

@@ -56,7 +56,8 @@ def add_task(bar: Progress, description: str, total: int, unit: str = "img"):
 
 
 def log(message: str) -> None:
-    """A message about a long step in progress (epochs, trials). It goes to stderr with the
-    progress bars, so stdout holds only what the CLI prints as the result (tables, --json).
-    ``err_console.quiet = True`` silences both for library use."""
-    err_console.print(message, soft_wrap=True)
+    """A line about a long step in progress (a run's start, each epoch, each trial), printed
+    as it happens; results are returned, and printed by the CLI. Commands whose stdout is
+    machine-read (``--json``) log nothing. ``console.quiet = True`` silences it for library
+    use (``err_console.quiet`` the bars)."""
+    console.print(message, soft_wrap=True)

@@ -54,3 +54,14 @@ def test_grid_and_full_views_are_deterministic(trained_run, tiny_data):
         a = evaluate(trained_run, tiny_data, eval_view=view, write=False, num_workers=0)
         b = evaluate(trained_run, tiny_data, eval_view=view, write=False, num_workers=0)
         assert np.allclose(a.probs, b.probs)
+
+
+def test_an_unreadable_file_is_skipped_and_named(trained_run, tiny_data, tmp_path):
+    bad = tmp_path / "Albania" / "broken.png"
+    bad.parent.mkdir()
+    bad.write_bytes(b"not a png")
+    samples = [(str(p), 0) for p in sorted((tiny_data / "test" / "Albania").glob("*.png"))]
+    result = evaluate(trained_run, tiny_data, samples=samples + [(str(bad), 0)], write=False,
+                      num_workers=0)
+    assert result.metrics["n"] == len(samples) and result.metrics["skipped"] == 1
+    assert list(result.skipped) == [str(bad)] and "not a readable image" in result.skipped[str(bad)]

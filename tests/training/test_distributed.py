@@ -41,7 +41,7 @@ def test_two_process_gloo_training_writes_one_run_that_predicts(tiny_data, tmp_p
     summary = json.loads((run / "summary.json").read_text())
     assert summary["processes"] == 2
     assert len(list((run / "tb").glob("events.*"))) == 1
-    assert done.stderr.count("epoch 1: train loss") == 1  # only rank 0 logs
+    assert done.stdout.count("epoch 1: train loss") == 1  # only rank 0 logs
     image = next((Path(tiny_data) / "test").rglob("*.png"))
     result = predict(run, [str(image)], top_k=3)[0]
     assert result.error is None and len(result.top) == 3

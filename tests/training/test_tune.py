@@ -21,6 +21,7 @@ from geoconvnet.training.tune import (
     dashboard_hint,
     load_space,
     parse_space,
+    redact_url,
     sample,
     storage_url,
     tune,
@@ -107,6 +108,10 @@ def test_the_dashboard_hint_never_shows_a_database_password(tmp_path):
     hint = dashboard_hint(tmp_path, "postgresql://optuna:s3cret@db.example:5432/studies")
     assert "s3cret" not in hint and "optuna:***@db.example:5432/studies" in hint
     assert str(tmp_path / "study.db") in dashboard_hint(tmp_path, None)
+    assert redact_url("postgresql://u:p@ss@h/db") == "postgresql://u:***@h/db"
+    assert (redact_url("postgresql://h/db?user=u&password=s3cret&sslmode=require") ==
+            "postgresql://h/db?user=u&password=***&sslmode=require")
+    assert redact_url("sqlite:///studies/s/study.db") == "sqlite:///studies/s/study.db"
 
 
 def test_archs_adds_the_architecture_to_the_space():

@@ -1,4 +1,5 @@
 import os
+import stat
 
 import pytest
 
@@ -18,3 +19,10 @@ def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
 def test_csv_rows_as_lists_or_dicts(tmp_path):
     write_csv(tmp_path / "a.csv", ["x", "y"], [[1, "a"], {"x": 2, "y": "b"}])
     assert read_csv(tmp_path / "a.csv") == [{"x": "1", "y": "a"}, {"x": "2", "y": "b"}]
+
+
+def test_finished_files_get_the_permissions_a_plain_open_gives(tmp_path):
+    write_text(tmp_path / "report.html", "<p>shared</p>")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE(os.stat(tmp_path / "report.html").st_mode) == 0o666 & ~mask
