@@ -269,6 +269,8 @@ def data_download(args) -> int:
 
 
 def data_scan(args) -> int:
+    if not Path(args.root).is_dir():
+        raise GeoconvnetError(f"{args.root}: folder not found")
     files = image_files(args.root)
     bad = scan_images(files)
     for path, reason in sorted(bad.items()):

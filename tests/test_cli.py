@@ -56,3 +56,24 @@ def test_help_lists_the_commands():
                          text=True, check=True).stdout
     for command in ("data", "train", "evaluate", "predict"):
         assert command in out
+
+
+@pytest.mark.parametrize("args, message", [
+    (["compare", "nowhere"], "nowhere: not a run folder (no metrics.csv)"),
+    (["data", "scan", "missing"], "missing: folder not found"),
+    (["data", "verify", "."], ". is not a training cache"),
+    (["train", "--data", "DATA", "--arch", "nosuch", "--weights", "none"],
+     "unknown architecture 'nosuch'"),
+    (["evaluate", "RUN", "--data", "DATA", "--batch-size", "0"], "--batch-size must be at least 1"),
+    (["tune", "--finalize", "--study", "nosuch"], "studies/nosuch: no study here"),
+])
+def test_bad_input_is_one_line_that_names_the_value(args, message, tiny_data, trained_run,
+                                                    tmp_path, capsys, monkeypatch):
+    from geoconvnet.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    args = [{"DATA": str(tiny_data), "RUN": str(trained_run)}.get(a, a) for a in args]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "runs").exists()  # nothing was made for a command that failed

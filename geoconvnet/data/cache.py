@@ -51,6 +51,9 @@ def is_cache(root: str | Path) -> bool:
 
 def load_manifest(root: str | Path) -> dict:
     path = Path(root) / MANIFEST
+    if not path.is_file():
+        raise DataError(f"{root} is not a training cache (no {MANIFEST}); make one with "
+                        f"`geoconvnet data prepare DATASET --out {root}`")
     try:
         return json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as exc:

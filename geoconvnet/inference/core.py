@@ -22,7 +22,7 @@ from ..data.transforms import eval_transform, normalize
 from ..models.checkpoint import LoadedModel
 from ..models.registry import check_input_size
 from ..utils.device import autocast, channels_last, resolve_device
-from ..utils.errors import DataError
+from ..utils.errors import ConfigError, DataError
 from ..utils.progress import add_task, progress_bar
 from . import default_batch_size
 
@@ -90,7 +90,9 @@ def infer(model: LoadedModel, inputs, *, view: str | None = None, data: DataRoot
     loader workers (none for a single batch: starting workers would cost more), and
     unreadable ones are listed in ``failed`` instead of stopping the others."""
     device = resolve_device(device)
-    batch_size = batch_size or default_batch_size(device.type)
+    batch_size = default_batch_size(device.type) if batch_size is None else batch_size
+    if batch_size < 1:
+        raise ConfigError(f"--batch-size must be at least 1, got {batch_size}")
     pp = model.preprocessing
     view = view or pp.eval_view
     check_input_size(model.net, model.meta["arch"], pp.image_size, view)

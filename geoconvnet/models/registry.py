@@ -68,8 +68,6 @@ REGISTRY: dict[str, Callable[[bool], Backbone]] = {
 def _timm(name: str, pretrained: bool) -> Backbone:
     import timm  # lazy: about 1 s of imports that only timm: architectures need
 
-    if not timm.is_model(name):
-        raise ConfigError(f"unknown timm model {name!r}; see timm.list_models()")
     model = timm.create_model(name, pretrained=pretrained, num_classes=0)
     cfg = model.pretrained_cfg or {}
     fixed = cfg.get("input_size", (3, 224, 224))[-1] if "vit" in name or "deit" in name else None
@@ -111,14 +109,24 @@ def check_input_size(net: GeoNet, arch: str, image_size: int, view: str) -> None
                           "view cannot be used; choose center or grid")
 
 
-def build_backbone(arch: str, pretrained: bool) -> Backbone:
+def builder_for(arch: str) -> Callable[[bool], Backbone]:
+    """The builder of an architecture name, or a ConfigError naming the choices: cheap, so
+    ``train`` checks the name before it makes a run folder."""
     if arch.startswith("timm:"):
-        builder = functools.partial(_timm, arch.removeprefix("timm:"))
-    elif arch in REGISTRY:
-        builder = REGISTRY[arch]
-    else:
-        raise ConfigError(f"unknown architecture {arch!r}; choose one of "
-                          f"{', '.join(available_architectures())}")
+        import timm  # lazy: as in _timm
+
+        name = arch.removeprefix("timm:")
+        if not timm.is_model(name):
+            raise ConfigError(f"unknown timm model {name!r}; see timm.list_models()")
+        return functools.partial(_timm, name)
+    if arch in REGISTRY:
+        return REGISTRY[arch]
+    raise ConfigError(f"unknown architecture {arch!r}; choose one of "
+                      f"{', '.join(available_architectures())}")
+
+
+def build_backbone(arch: str, pretrained: bool) -> Backbone:
+    builder = builder_for(arch)
     if not pretrained:
         return builder(False)
     try:

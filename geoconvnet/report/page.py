@@ -37,6 +37,14 @@ from .reference import REFERENCE_ARCHS, REFERENCE_SOURCE, reference_epochs, refe
 from .worldmap import map_names, shapes_for_map
 
 
+def _epochs(run: Path) -> list[dict]:
+    """A run's ``metrics.csv`` (one row per epoch), or an error naming the folder."""
+    if not (run / "metrics.csv").is_file():
+        raise GeoconvnetError(f"{run}: not a run folder (no metrics.csv); give the folder "
+                              "`geoconvnet train` made, e.g. runs/NAME")
+    return read_csv(run / "metrics.csv")
+
+
 def _eval_dir(run: Path, data, split: str, view: str | None) -> Path:
     """The run's evaluation folder for split/view, evaluating first if it is missing."""
     config = yaml.safe_load((run / "config.yaml").read_text()) if (run / "config.yaml").exists() else {}
@@ -109,13 +117,11 @@ def report(run: str | Path, data: str | Path | None = None, split: str = "test",
            archive: bool = False) -> Path:
     """Write ``RUN/report/`` (figures, tables, ``report.html``) and return its path."""
     run = Path(run)
-    if not (run / "metrics.csv").is_file():
-        raise GeoconvnetError(f"{run}: not a run folder (no metrics.csv)")
+    epochs = _epochs(run)
     config = yaml.safe_load((run / "config.yaml").read_text())
     eval_dir = _eval_dir(run, data, split, eval_view)
     out = run / "report"
     out.mkdir(exist_ok=True)
-    epochs = read_csv(run / "metrics.csv")
     metrics = json.loads((eval_dir / "metrics.json").read_text())
     arch = config.get("arch", "")
     countries = _country_rows(read_csv(eval_dir / "per_class.csv"), reference_f1(arch))
@@ -203,7 +209,7 @@ def compare(runs: list[str | Path], references: list[str] = (), out: str | Path 
     for metric in metrics:
         series = []
         for run in map(Path, runs):
-            rows = read_csv(run / "metrics.csv")
+            rows = _epochs(run)
             series.append((f"{run.name} (validation)", [int(r["epoch"]) for r in rows],
                            [float(r[f"val_{metric}"]) for r in rows], "-"))
         for arch in references:

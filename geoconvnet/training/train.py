@@ -28,7 +28,7 @@ from ..data.transforms import normalize, train_transform
 from ..inference.evaluate import evaluate
 from ..inference.metrics import TOP_K, topk_correct
 from ..models.checkpoint import BEST_NAME, LoadedModel, make_meta, save_checkpoint
-from ..models.registry import build_model, check_input_size
+from ..models.registry import build_model, builder_for, check_input_size
 from ..models.weights import read_state_dict
 from ..utils.device import autocast, channels_last, resolve_device
 from ..utils.errors import CheckpointError, ConfigError, DataError
@@ -335,6 +335,7 @@ def train(config: TrainConfig | None = None, *, config_file: str | Path | None =
     cfg = copy.deepcopy(config) if config is not None else _config_for(resume, config_file, overrides)
     if not cfg.data:
         raise ConfigError("no dataset given: pass --data ROOT (try `geoconvnet data synth sample`)")
+    builder_for(cfg.arch)  # a wrong --arch fails before a run folder is made
     if distributed.world_size() > 1:
         try:
             return _train_distributed(cfg, resume)
