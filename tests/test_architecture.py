@@ -46,3 +46,12 @@ def test_the_cli_parses_every_command_without_importing_torch():
             "'torchvision', 'sklearn', 'optuna', 'matplotlib') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_the_main_functions_load_from_the_package_on_first_use():
+    code = ("import sys, geoconvnet; before = 'torch' in sys.modules; "
+            "from geoconvnet import evaluate, predict, train; "
+            "print(before, train.__module__, predict.__module__, evaluate.__module__)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "geoconvnet.training.train",
+                                  "geoconvnet.inference.predict", "geoconvnet.inference.evaluate"]
