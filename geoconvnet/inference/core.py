@@ -7,6 +7,7 @@ checkpoint's preprocessing), the same batching and the same handling of unreadab
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,32 +104,38 @@ def infer(model: LoadedModel, inputs, *, view: str | None = None, data: DataRoot
     loader = make_loader(samples, transform, batch_size, device, shuffle=False,
                          read=data.read if data is not None else read_any,
                          num_workers=num_workers)
-    # Moving or switching a model walks all its modules (about 4 ms for a ResNet-50, most of
-    # the overhead of predicting one image): only when needed.
-    if next(model.net.parameters()).device != device:
-        model.net.to(device)
-    was_training = model.net.training
-    if was_training:
-        model.net.eval()
-    logits, labels, indices, failed = [], [], [], {}
     start = time.perf_counter()
+    with _eval_mode(model.net, device), progress_bar(transient=True) as bar:
+        task = add_task(bar, description, len(samples))
+        logits, labels, indices, failed = [], [], [], {}
+        for batch in loader:
+            failed.update((f.index, f.reason) for f in batch.failed)
+            if batch.images is not None:
+                logits.append(forward_views(model.net, batch.images, device, pp).cpu())
+                labels.append(batch.labels)
+                indices.append(batch.indices)
+            bar.advance(task, len(batch.labels) + len(batch.failed))
+    return Inference(_cat(logits, (0, len(model.class_names))), _cat(labels, (0,), torch.long),
+                     _cat(indices, (0,), torch.long), failed, model.temperature, view,
+                     time.perf_counter() - start)
+
+
+@contextlib.contextmanager
+def _eval_mode(net: torch.nn.Module, device: torch.device):
+    """``net`` on ``device`` in eval mode, put back in training mode afterwards if it was
+    (the training loop validates its own model). Moving or switching a model walks all its
+    modules (about 4 ms for a ResNet-50, most of the overhead of predicting one image), so
+    each happens only when needed."""
+    if next(net.parameters()).device != device:
+        net.to(device)
+    was_training = net.training
+    if was_training:
+        net.eval()
     try:
-        with progress_bar(transient=True) as bar:
-            task = add_task(bar, description, len(samples))
-            for batch in loader:
-                failed.update((f.index, f.reason) for f in batch.failed)
-                if batch.images is not None:
-                    logits.append(forward_views(model.net, batch.images, device, pp).cpu())
-                    labels.append(batch.labels)
-                    indices.append(batch.indices)
-                bar.advance(task, len(batch.labels) + len(batch.failed))
+        yield net
     finally:
         if was_training:
-            model.net.train()
-    seconds = time.perf_counter() - start
-    num_classes = len(model.class_names)
-    return Inference(_cat(logits, (0, num_classes)), _cat(labels, (0,), torch.long),
-                     _cat(indices, (0,), torch.long), failed, model.temperature, view, seconds)
+            net.train()
 
 
 def _cat(parts: list[torch.Tensor], empty_shape: tuple, dtype=torch.float32) -> torch.Tensor:
