@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from dataclasses import fields
 from pathlib import Path
@@ -118,6 +119,52 @@ def _add_tune_parser(sub) -> None:
     _add_train_options(p, skip=("name", "runs_dir"))
 
 
+def _add_collect_parser(sub) -> None:
+    p = sub.add_parser(
+        "collect", help="collect screenshots of countries (GeoGuessr, Street View, Mapillary)",
+        description="Fill ROOT/<split>/<Country>/ up to --per-country images from a source, "
+                    "with one manifest record per image (ROOT/collect-manifest.jsonl). Run it "
+                    "again to continue. Keys and tokens are read from the environment (or "
+                    "flags) and never printed or stored.")
+    p.add_argument("source", choices=["geoguessr", "streetview", "mapillary"])
+    p.add_argument("--out", required=True, help="dataset root to fill")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--countries", help="comma-separated names or ISO codes, e.g. "
+                                           "'Norway,South Korea,BRA'")
+    which.add_argument("--all", action="store_true", help="the reference's 85 countries")
+    p.add_argument("--per-country", type=int, required=True, help="images each country "
+                   "should have in the split (counting what the root already holds)")
+    p.add_argument("--split", default="train", choices=["train", "test"])
+    p.add_argument("--delay", type=float, help="seconds between images (default: 2 for "
+                   "geoguessr, 0 for the APIs)")
+    p.add_argument("--dry-run", action="store_true", help="show what would be fetched")
+    p.add_argument("--seed", type=int, default=0, help="random places, headings and guesses")
+    p.add_argument("--max-misses", type=int, default=200,
+                   help="tries in a row that find nothing before a country is given up")
+    p.add_argument("--backoff", type=float, default=1.0,
+                   help="first wait in seconds before a retry; it doubles each time")
+    api = p.add_argument_group("streetview and mapillary")
+    api.add_argument("--key", help="Google Maps API key (default: $GOOGLE_MAPS_API_KEY)")
+    api.add_argument("--token", help="Mapillary client token (default: $MAPILLARY_TOKEN)")
+    api.add_argument("--api-url", help="API base URL (default: the service's own)")
+    api.add_argument("--size", default="640x360", help="streetview image size (max 640x640)")
+    api.add_argument("--fov", type=float, default=100.0, help="streetview field of view")
+    api.add_argument("--radius", type=int, default=1000,
+                     help="streetview: metres around a random place to look for a panorama")
+    api.add_argument("--per-cell", type=int, default=2,
+                     help="mapillary: images at most per 0.25-degree cell (spread)")
+    game = p.add_argument_group("geoguessr")
+    game.add_argument("--site-url", help="default: https://www.geoguessr.com")
+    game.add_argument("--storage-state", help="Playwright storage state of a logged-in browser")
+    game.add_argument("--profile", help="browser profile folder of a logged-in browser")
+    game.add_argument("--browser", help="Chromium executable (default: Playwright's own)")
+    game.add_argument("--headed", action="store_true", help="show the browser window")
+    game.add_argument("--round-timeout", type=float, default=30.0,
+                      help="seconds to wait for a round to load before reloading")
+    game.add_argument("--settle", type=float, default=1.0,
+                      help="seconds to let the panorama sharpen before the capture")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="geoconvnet", description=__doc__)
     parser.add_argument("--version", action="version", version=f"geoconvnet {__version__}")
@@ -158,6 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
     dl.add_argument("out")
     dl.add_argument("--repo", default="deboradum/GeoGuessr-countries")
 
+    _add_collect_parser(sub)
     _add_train_parser(sub)
     _add_tune_parser(sub)
 
@@ -277,6 +325,47 @@ def data_scan(args) -> int:
         console.print(f"{path}: {reason}", markup=False)
     console.print(f"{len(files)} images scanned, {len(bad)} unreadable")
     return 1 if bad else 0
+
+
+def _source_options(args) -> dict:
+    """The options of the chosen source only; secrets from the environment by default."""
+    common = {"seed": args.seed}
+    if args.source == "streetview":
+        return {**common, "key": args.key or os.environ.get("GOOGLE_MAPS_API_KEY", ""),
+                "size": _parse_size(args.size), "fov": args.fov, "radius_m": args.radius,
+                "backoff": args.backoff, **({"api_url": args.api_url} if args.api_url else {})}
+    if args.source == "mapillary":
+        return {**common, "token": args.token or os.environ.get("MAPILLARY_TOKEN", ""),
+                "per_cell": args.per_cell, "backoff": args.backoff,
+                **({"api_url": args.api_url} if args.api_url else {})}
+    return {**common, "browser": args.browser, "storage_state": args.storage_state,
+            "profile": args.profile, "headed": args.headed, "round_timeout": args.round_timeout,
+            "settle": args.settle, "backoff": args.backoff,
+            **({"site_url": args.site_url} if args.site_url else {})}
+
+
+def cmd_collect(args) -> int:
+    from .collect.sources import collect_from  # lazy: see the module doc
+
+    countries = None if args.all else [c.strip() for c in args.countries.split(",") if c.strip()]
+    result = collect_from(args.source, args.out, countries, args.per_country, split=args.split,
+                          delay=args.delay, dry_run=args.dry_run, max_misses=args.max_misses,
+                          **_source_options(args))
+    n = result.per_country
+    rows = []
+    for c in result.countries:
+        new = c.to_fetch(n) if result.dry_run else c.collected
+        rows.append([c.country, c.had, new, c.had + new,
+                     "gave up: nothing new found" if c.gave_up else ""])
+    title = (f"{'Plan' if result.dry_run else 'Collected'}: {result.source} -> "
+             f"{result.root}/{result.split}, {n} per country")
+    columns = ["country", "had", "to fetch", "after"] if result.dry_run else \
+        ["country", "had", "new", "now"]
+    console.print(_table(title, columns + [""], rows))
+    if not result.dry_run:
+        console.print(f"{result.collected} images in {result.seconds:.1f} s "
+                      f"({result.images_per_minute:.1f} images/min)")
+    return 1 if any(c.gave_up for c in result.countries) else 0
 
 
 def cmd_train(args) -> int:
@@ -402,7 +491,7 @@ def cmd_calibrate(args) -> int:
     return 0
 
 
-COMMANDS = {"data": cmd_data, "train": cmd_train, "tune": cmd_tune, "evaluate": cmd_evaluate,
+COMMANDS = {"data": cmd_data, "collect": cmd_collect, "train": cmd_train, "tune": cmd_tune, "evaluate": cmd_evaluate,
             "predict": cmd_predict, "report": cmd_report, "compare": cmd_compare,
             "calibrate": cmd_calibrate}
 

@@ -21,19 +21,10 @@ from PIL import Image, ImageDraw
 from ..utils.errors import ConfigError
 from ..utils.io import atomic_write
 from ..utils.progress import add_task, progress_bar
+from .countries import REFERENCE_COUNTRIES
 
 # The reference's 85 countries; sample classes borrow these names so that reports
 # (maps, reference comparisons) work on sample data too.
-REFERENCE_COUNTRIES = (
-    "Albania Argentina Australia Austria Bangladesh Belgium Bhutan Bolivia Botswana Brazil "
-    "Bulgaria Cambodia Canada Chile Colombia Croatia Denmark DominicanRepublic Ecuador Estonia "
-    "Eswatini Finland France Germany Ghana Greece Guatemala Hungary Iceland India Indonesia "
-    "Ireland Israel Italy Japan Jordan Kazakhstan Kenya SouthKorea Kyrgyzstan Laos Latvia Lebanon "
-    "Lesotho Lithuania Luxembourg Madagascar Malaysia Malta Mexico Mongolia Montenegro Netherlands "
-    "NewZealand Nigeria NorthMacedonia Norway Oman Panama Peru Philippines Poland Portugal Qatar "
-    "Romania Russia Rwanda Senegal Serbia Singapore Slovakia Slovenia SouthAfrica Spain Sweden "
-    "Switzerland Thailand Tunisia Turkey Uganda Ukraine UnitedArabEmirates UnitedKingdom USA Uruguay"
-).split()
 
 # Cue vocabularies. Index 0 of the optional cues means "absent".
 SKIES = [((90, 150, 230), (180, 210, 245)), ((170, 185, 200), (215, 220, 225)),

@@ -26,9 +26,10 @@ class RateColumn(ProgressColumn):
 
     def render(self, task) -> Text:
         unit = task.fields.get("unit", "it")
+        scale, per = (60, "min") if task.fields.get("per_minute") else (1, "s")
         if task.speed is None:
-            return Text(f"-- {unit}/s", style="progress.data.speed")
-        return Text(f"{task.speed:,.1f} {unit}/s", style="progress.data.speed")
+            return Text(f"-- {unit}/{per}", style="progress.data.speed")
+        return Text(f"{task.speed * scale:,.1f} {unit}/{per}", style="progress.data.speed")
 
 
 def progress_bar(transient: bool = False, enabled: bool = True) -> Progress:
@@ -51,8 +52,10 @@ def progress_bar(transient: bool = False, enabled: bool = True) -> Progress:
     )
 
 
-def add_task(bar: Progress, description: str, total: int, unit: str = "img"):
-    return bar.add_task(description, total=total, unit=unit, info="")
+def add_task(bar: Progress, description: str, total: int, unit: str = "img",
+             per_minute: bool = False):
+    """A task of ``total`` items; its rate shows per second, or per minute for slow ones."""
+    return bar.add_task(description, total=total, unit=unit, info="", per_minute=per_minute)
 
 
 def log(message: str) -> None:

@@ -1,5 +1,6 @@
+from geoconvnet.data.countries import iso3, split_camel
 from geoconvnet.data.synth import REFERENCE_COUNTRIES
-from geoconvnet.report.worldmap import iso3, map_names, shapes_for_map, split_camel
+from geoconvnet.report.worldmap import map_names, shapes_for_map
 
 
 def test_all_reference_countries_map_to_iso_codes_with_shapes():

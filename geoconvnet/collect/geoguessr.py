@@ -1,0 +1,150 @@
+"""GeoGuessr in a real browser (Playwright driving Chromium), the reference's way made
+robust: open the country's official map, wait for the panorama, hide the interface,
+capture the view at 1600x900, make a guess, go to the next round. A round that does not
+load is reloaded, with growing waits, before the source gives up with a clear error.
+
+For personal use under GeoGuessr's terms of service: it plays the game as a logged-in
+user would, at the pace set by ``--delay``. Log in by passing a Playwright storage state
+(``--storage-state state.json``, saved from a browser where you are logged in) or a browser
+profile folder (``--profile DIR``); neither is copied, stored or printed. Every detail of
+the site's pages is in :mod:`.geoguessr_page`.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from pathlib import Path
+from typing import Iterator
+
+from ..data.countries import Country
+from .collector import Capture
+from .geoguessr_page import HIDE_CSS, SELECTORS, SITE_URL, game_token, play_url
+from .http import CollectError
+
+VIEWPORT = {"width": 1600, "height": 900}  # the reference's screenshots
+LAUNCH_ARGS = ["--disable-gpu", "--no-first-run", "--disable-background-networking",
+               "--disable-component-update", "--disable-sync"]
+
+
+class GeoGuessr:
+    name = "geoguessr"
+
+    def __init__(self, site_url: str = SITE_URL, browser: str | None = None,
+                 storage_state: str | None = None, profile: str | None = None,
+                 headed: bool = False, round_timeout: float = 30.0, settle: float = 1.0,
+                 reloads: int = 3, backoff: float = 2.0, seed: int = 0):
+        for what, path in (("--storage-state", storage_state), ("--profile", profile)):
+            if path and not Path(path).exists():
+                raise CollectError(f"{what} {path}: not found")
+        self.site_url, self.round_timeout, self.settle = site_url, round_timeout, settle
+        self.reloads, self.backoff, self.rng = reloads, backoff, random.Random(seed)
+        self._playwright, self._context = _open_browser(browser, storage_state, profile, headed)
+        self.page = self._context.new_page()
+
+    # -- the rounds ---------------------------------------------------------------------
+    def captures(self, country: Country, taken: set[str]) -> Iterator[Capture | None]:
+        self._new_game(country)
+        while True:
+            self._wait_for_panorama(country)
+            round_id = self._round_id()
+            if round_id not in taken:
+                yield Capture(self._capture(), ".png", round_id)
+            else:
+                yield None
+            self._guess_and_continue(country)
+
+    def _new_game(self, country: Country) -> None:
+        self.page.goto(play_url(self.site_url, country.folder))
+        if self.page.locator(SELECTORS["sign_in"]).count():
+            raise CollectError("geoguessr: the site asks to sign in; pass --storage-state or "
+                               "--profile of a browser where you are logged in")
+        start = self.page.locator(SELECTORS["start"])
+        if start.count():
+            start.first.click()
+
+    def _wait_for_panorama(self, country: Country) -> None:
+        """Until the panorama shows with no loading screen over it; a hang is reloaded."""
+        for attempt in range(self.reloads + 1):
+            try:
+                self.page.locator(SELECTORS["panorama"]).first.wait_for(
+                    state="visible", timeout=self.round_timeout * 1000)
+                self.page.locator(SELECTORS["loading"]).first.wait_for(
+                    state="hidden", timeout=self.round_timeout * 1000)
+                time.sleep(self.settle)  # tiles keep sharpening for a moment
+                return
+            except _timeout_error():
+                if attempt == self.reloads:
+                    break
+                time.sleep(self.backoff * 2 ** attempt)
+                self._new_game(country)  # a hung round: start over on a fresh game
+        raise CollectError(f"geoguessr: no panorama within {self.round_timeout:g} s after "
+                           f"{self.reloads} reloads ({country.folder}); is the site up, and "
+                           "do the selectors in geoguessr_page.py still match it?")
+
+    def _round_id(self) -> str:
+        label = self.page.locator(SELECTORS["round"])
+        number = label.first.inner_text().split("/")[0].strip() if label.count() else "?"
+        return f"{game_token(self.page.url)}-{number}"
+
+    def _capture(self) -> bytes:
+        """The view without the interface: hidden by a style sheet for the screenshot."""
+        style = self.page.add_style_tag(content=HIDE_CSS)
+        try:
+            return self.page.screenshot(type="png", clip={"x": 0, "y": 0, **VIEWPORT})
+        finally:
+            style.evaluate("element => element.remove()")
+
+    def _guess_and_continue(self, country: Country) -> None:
+        guess_map = self.page.locator(SELECTORS["guess_map"]).first
+        box = guess_map.bounding_box()
+        if box is None:
+            raise CollectError("geoguessr: no guess map on the page; do the selectors in "
+                               "geoguessr_page.py still match the site?")
+        guess_map.hover()  # the map grows on hover in the game
+        box = guess_map.bounding_box() or box
+        self.page.mouse.click(box["x"] + self.rng.uniform(0.2, 0.8) * box["width"],
+                              box["y"] + self.rng.uniform(0.2, 0.8) * box["height"])
+        self.page.locator(SELECTORS["guess"]).first.click()
+        following = self.page.locator(f'{SELECTORS["next_round"]}, {SELECTORS["play_again"]}')
+        following.first.wait_for(state="visible", timeout=self.round_timeout * 1000)
+        if self.page.locator(SELECTORS["play_again"]).count():
+            self._new_game(country)
+        else:
+            following.first.click()
+
+    def close(self) -> None:
+        try:
+            self._context.close()
+        finally:
+            self._playwright.stop()
+
+
+def _open_browser(executable: str | None, storage_state: str | None, profile: str | None,
+                  headed: bool):
+    try:
+        from playwright.sync_api import sync_playwright  # lazy: an optional dependency
+    except ImportError:
+        raise CollectError("the geoguessr source needs Playwright: pip install "
+                           "'geoconvnet[collect]' (and `playwright install chromium`, or "
+                           "--browser PATH of an installed Chromium)") from None
+    playwright = sync_playwright().start()
+    options = {"headless": not headed, "args": LAUNCH_ARGS, "executable_path": executable}
+    try:
+        if profile:
+            context = playwright.chromium.launch_persistent_context(
+                profile, viewport=VIEWPORT, **options)
+        else:
+            browser = playwright.chromium.launch(**options)
+            context = browser.new_context(viewport=VIEWPORT, storage_state=storage_state)
+    except Exception as exc:  # Playwright's errors for a missing or broken browser
+        playwright.stop()
+        raise CollectError(f"geoguessr: could not start Chromium ({str(exc).splitlines()[0]}); "
+                           "pass --browser PATH or run `playwright install chromium`") from None
+    return playwright, context
+
+
+def _timeout_error():
+    from playwright.sync_api import TimeoutError  # lazy: an optional dependency
+
+    return TimeoutError

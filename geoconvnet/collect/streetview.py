@@ -1,0 +1,68 @@
+"""Google Street View Static API: random places inside the country, the nearest outdoor
+panorama from the free metadata endpoint, then one image of it (random heading, a
+GeoGuessr-like field of view). A panorama is never fetched twice, and one whose position
+falls outside the country is skipped.
+
+Needs the user's API key (``--key`` or ``GOOGLE_MAPS_API_KEY``); the images are billed by
+Google, the metadata requests are free. See https://developers.google.com/maps/documentation/streetview
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Iterator
+
+from ..data.countries import Country
+from .collector import Capture
+from .http import Client, CollectError
+from .places import Places
+
+API_URL = "https://maps.googleapis.com/maps/api/streetview"
+MAX_SIDE = 640  # the largest image side the API serves without a premium plan
+DEFAULT_SIZE = (640, 360)  # 16:9 like a GeoGuessr screenshot, the largest such size
+FATAL = {"REQUEST_DENIED": "the API key was refused", "OVER_QUERY_LIMIT": "the quota is used up",
+         "INVALID_REQUEST": "the request was invalid (has the API changed?)"}
+
+
+class StreetView:
+    name = "streetview"
+
+    def __init__(self, key: str, api_url: str = API_URL, size: tuple[int, int] = DEFAULT_SIZE,
+                 fov: float = 100.0, radius_m: int = 1000, seed: int = 0, backoff: float = 1.0):
+        if not key:
+            raise CollectError("streetview needs a Google Maps API key: --key KEY or the "
+                               "GOOGLE_MAPS_API_KEY environment variable")
+        if max(size) > MAX_SIDE or min(size) < 1:
+            raise CollectError(f"--size {size[0]}x{size[1]}: each side must be 1..{MAX_SIDE}")
+        self.key, self.api_url, self.size, self.fov, self.radius_m = key, api_url, size, fov, radius_m
+        self.rng = random.Random(seed)
+        self.http = Client(self.name, secrets=(key,), backoff=backoff)
+
+    def captures(self, country: Country, taken: set[str]) -> Iterator[Capture | None]:
+        places = Places(country.code, self.rng)
+        while True:
+            lat, lon = places.point()
+            meta = self.http.json(f"{self.api_url}/metadata", {
+                "location": f"{lat:.6f},{lon:.6f}", "radius": self.radius_m, "source": "outdoor",
+                "key": self.key})
+            status = meta.get("status")
+            if status in FATAL:
+                detail = self.http.redact(str(meta.get("error_message", "")))
+                raise CollectError(f"streetview: {FATAL[status]} ({status}: {detail})")
+            if status != "OK":  # ZERO_RESULTS, NOT_FOUND: nothing near this place
+                yield None
+                continue
+            pano = meta["pano_id"]
+            lat, lon = meta["location"]["lat"], meta["location"]["lng"]
+            if pano in taken or not places.contains(lat, lon):
+                yield None
+                continue
+            heading = round(self.rng.uniform(0, 360), 1)
+            image = self.http.get(self.api_url, {
+                "size": f"{self.size[0]}x{self.size[1]}", "pano": pano, "heading": heading,
+                "fov": self.fov, "pitch": 0, "key": self.key})
+            yield Capture(image.content, ".jpg", pano, lat, lon, heading, meta.get("date"),
+                          meta.get("copyright"), "Google Street View (see its terms)")
+
+    def close(self) -> None:
+        self.http.session.close()

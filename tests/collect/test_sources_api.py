@@ -1,0 +1,114 @@
+"""streetview and mapillary against local servers in the APIs' documented formats."""
+
+import json
+
+import pytest
+from fakes import GOOD_KEY, GOOD_TOKEN, FakeMapillary, FakeStreetView
+from PIL import Image
+
+from geoconvnet.cli import main
+from geoconvnet.collect.http import CollectError
+from geoconvnet.collect.manifest import NAME, open_manifest
+from geoconvnet.collect.places import Places
+from geoconvnet.collect.sources import collect_from
+from geoconvnet.data.countries import resolve
+
+
+@pytest.fixture()
+def streetview():
+    service = FakeStreetView()
+    yield service
+    service.close()
+
+
+@pytest.fixture()
+def mapillary():
+    service = FakeMapillary()
+    yield service
+    service.close()
+
+
+def _check_root(root, countries, per_country, source):
+    manifest = open_manifest(root)
+    assert len({r.source_id for r in manifest.records}) == len(manifest.records)  # no repeats
+    for name in countries:
+        records = [r for r in manifest.records if r.country == name]
+        assert len(records) == per_country
+        places = Places(resolve(name).code, None)
+        for r in records:
+            assert r.source == source and places.contains(r.lat, r.lon), r
+            with Image.open(root / r.file) as image:
+                image.verify()
+        assert len(list((root / "train" / name).iterdir())) == per_country
+    return manifest
+
+
+def test_streetview_collects_panoramas_inside_the_country(streetview, tmp_path, capsys):
+    code = main(["collect", "streetview", "--out", str(tmp_path / "sv"), "--countries",
+                 "Norway,uruguay", "--per-country", "4", "--api-url", streetview.url,
+                 "--size", "160x90", "--backoff", "0", "--key", GOOD_KEY])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    manifest = _check_root(tmp_path / "sv", ["Norway", "Uruguay"], 4, "streetview")
+    assert all(r.captured == "2019-06" and 0 <= r.heading <= 360 for r in manifest.records)
+    assert streetview.requests["/metadata"] > 8  # empty areas, 429s and 503s were retried
+    assert "8 images in" in out.out and "images/min" in out.out
+    assert GOOD_KEY not in out.out + out.err + (tmp_path / "sv" / NAME).read_text()
+
+
+def test_a_refused_key_is_one_error_without_the_key(streetview, tmp_path, capsys):
+    code = main(["collect", "streetview", "--out", str(tmp_path / "sv"), "--countries", "Peru",
+                 "--per-country", "1", "--api-url", streetview.url, "--key", "wrong-key-123"])
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert code == 2 and len(errors) == 1
+    assert errors[0].startswith("error: streetview: the API key was refused (REQUEST_DENIED")
+    assert "wrong-key-123" not in err
+    assert streetview.requests["/metadata"] == 1  # no retry loop
+
+
+def test_mapillary_spreads_images_and_records_attribution(mapillary, tmp_path):
+    result = collect_from("mapillary", tmp_path / "m", ["Germany"], 6, token=GOOD_TOKEN,
+                          api_url=mapillary.url, per_cell=1, backoff=0)
+    assert result.collected == 6
+    manifest = _check_root(tmp_path / "m", ["Germany"], 6, "mapillary")
+    assert {(r.author, r.licence, r.captured) for r in manifest.records} == \
+        {("tester", "CC BY-SA 4.0", "2019-07-01")}
+    cells = {(int(r.lat // 0.25), int(r.lon // 0.25)) for r in manifest.records}
+    assert len(cells) == 6  # at most one image per 0.25-degree cell
+    assert all(GOOD_TOKEN not in url for url in mapillary.seen_urls)  # a header, not a URL
+
+
+def test_a_refused_token_is_one_error(mapillary, tmp_path):
+    with pytest.raises(CollectError, match="refused the credentials .*HTTP 401.*Invalid OAuth"):
+        collect_from("mapillary", tmp_path / "m", ["Chile"], 2, token="nope",
+                     api_url=mapillary.url, backoff=0)
+    assert mapillary.requests["/images"] == 1
+
+
+def test_a_second_run_continues_to_n_and_a_dry_run_writes_nothing(streetview, tmp_path):
+    options = {"key": GOOD_KEY, "api_url": streetview.url, "size": (64, 36), "backoff": 0}
+    collect_from("streetview", tmp_path / "r", ["Spain"], 2, **options)
+    plan = collect_from("streetview", tmp_path / "r", ["Spain", "Kenya"], 3, dry_run=True)
+    assert [(c.had, c.to_fetch(3)) for c in plan.countries] == [(2, 1), (0, 3)]
+    assert len(open_manifest(tmp_path / "r").records) == 2
+    again = collect_from("streetview", tmp_path / "r", ["Spain"], 3, **options)
+    assert [(c.had, c.collected) for c in again.countries] == [(2, 1)]
+    _check_root(tmp_path / "r", ["Spain"], 3, "streetview")
+    assert not (tmp_path / "dry").exists()
+    collect_from("streetview", tmp_path / "dry", ["Spain"], 3, dry_run=True)
+    assert not (tmp_path / "dry").exists()
+
+
+def test_a_killed_run_leaves_a_manifest_that_is_repaired(tmp_path, streetview):
+    options = {"key": GOOD_KEY, "api_url": streetview.url, "size": (64, 36), "backoff": 0}
+    collect_from("streetview", tmp_path / "k", ["Japan"], 2, **options)
+    manifest_path = tmp_path / "k" / NAME
+    # what SIGKILL can leave: an image without its record, and half a record line
+    (tmp_path / "k" / "train" / "Japan" / "streetview-00002.jpg").write_bytes(b"\xff\xd8partial")
+    with open(manifest_path, "a") as f:
+        f.write('{"file": "train/Japan/streetview-00002.jpg", "spl')
+    collect_from("streetview", tmp_path / "k", ["Japan"], 3, **options)
+    lines = manifest_path.read_text().splitlines()
+    assert len(lines) == 3 and all(json.loads(line)["country"] == "Japan" for line in lines)
+    _check_root(tmp_path / "k", ["Japan"], 3, "streetview")
