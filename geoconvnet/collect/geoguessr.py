@@ -56,12 +56,14 @@ class GeoGuessr:
 
     def _new_game(self, country: Country) -> None:
         self.page.goto(play_url(self.site_url, country.folder))
-        if self.page.locator(SELECTORS["sign_in"]).count():
+        if self._visible("sign_in"):
             raise CollectError("geoguessr: the site asks to sign in; pass --storage-state or "
                                "--profile of a browser where you are logged in")
-        start = self.page.locator(SELECTORS["start"])
-        if start.count():
-            start.first.click()
+        if self._visible("start"):
+            self.page.locator(SELECTORS["start"]).first.click()
+
+    def _visible(self, name: str) -> bool:
+        return self.page.locator(f"{SELECTORS[name]} >> visible=true").count() > 0
 
     def _wait_for_panorama(self, country: Country) -> None:
         """Until the panorama shows with no loading screen over it; a hang is reloaded."""
@@ -106,12 +108,12 @@ class GeoGuessr:
         self.page.mouse.click(box["x"] + self.rng.uniform(0.2, 0.8) * box["width"],
                               box["y"] + self.rng.uniform(0.2, 0.8) * box["height"])
         self.page.locator(SELECTORS["guess"]).first.click()
-        following = self.page.locator(f'{SELECTORS["next_round"]}, {SELECTORS["play_again"]}')
-        following.first.wait_for(state="visible", timeout=self.round_timeout * 1000)
-        if self.page.locator(SELECTORS["play_again"]).count():
+        result = f'{SELECTORS["next_round"]}, {SELECTORS["play_again"]} >> visible=true'
+        self.page.locator(result).first.wait_for(timeout=self.round_timeout * 1000)
+        if self._visible("play_again"):  # the game's last round: start a new game
             self._new_game(country)
         else:
-            following.first.click()
+            self.page.locator(SELECTORS["next_round"]).first.click()
 
     def close(self) -> None:
         try:

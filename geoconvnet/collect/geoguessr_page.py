@@ -32,7 +32,7 @@ SELECTORS = {
 }
 
 # Interface drawn over the panorama, hidden while capturing (and shown again to guess).
-OVERLAYS = ['[data-qa="guess-map"]', '[data-qa="hud"]', '[data-qa="compass"]',
+OVERLAYS = ['[data-qa="guess-map"]', '[data-qa="perform-guess"]', '[data-qa="hud"]', '[data-qa="compass"]',
             '[data-qa="controls"]', '[data-qa="round-number"]', 'header', '[role="dialog"]',
             '[class*="game-layout__top-hud"]', '[class*="game-layout__controls"]',
             '[class*="gm-"]', '[class*="toast"]']

@@ -112,3 +112,17 @@ def test_a_killed_run_leaves_a_manifest_that_is_repaired(tmp_path, streetview):
     lines = manifest_path.read_text().splitlines()
     assert len(lines) == 3 and all(json.loads(line)["country"] == "Japan" for line in lines)
     _check_root(tmp_path / "k", ["Japan"], 3, "streetview")
+
+
+def test_a_collected_root_trains_as_it_is(streetview, tmp_path):
+    from geoconvnet.training.train import train
+
+    options = {"key": GOOD_KEY, "api_url": streetview.url, "size": (160, 90), "backoff": 0}
+    collect_from("streetview", tmp_path / "c", ["Norway", "Chile"], 4, **options)
+    collect_from("streetview", tmp_path / "c", ["Norway", "Chile"], 2, split="test", **options)
+    run = train(data=str(tmp_path / "c"), arch="resnet18", weights="none", epochs=1,
+                batch_size=4, crop_size=64, image_size=32, num_workers=0,
+                runs_dir=str(tmp_path / "runs"), name="collected")
+    report = json.loads((run / "data_report.json").read_text())
+    assert report["num_classes"] == 2 and report["counts"]["test"] == 4
+    assert report["counts"]["train"] + report["counts"]["val"] == 8

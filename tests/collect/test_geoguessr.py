@@ -1,0 +1,85 @@
+"""The geoguessr source in a real headless Chromium against an imitation of the game."""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from fake_geoguessr import GREEN, MAGENTA, FakeGeoGuessr
+from PIL import Image
+
+from geoconvnet.collect.http import CollectError
+from geoconvnet.collect.manifest import open_manifest
+from geoconvnet.collect.sources import collect_from
+
+
+def _chromium():
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        path = shutil.which(name)
+        if path:
+            return path
+    if os.environ.get("CI"):
+        pytest.fail("Chromium is not installed; .ci/run installs Debian's chromium package")
+    pytest.skip("no Chromium on this machine (apt-get install chromium)")
+
+
+@pytest.fixture()
+def site():
+    service = FakeGeoGuessr(hang_game=2)
+    yield service
+    service.close()
+
+
+def _options(site, tmp_path, **extra):
+    return {"site_url": site.url, "browser": _chromium(), "round_timeout": 3.0, "settle": 0.05,
+            "backoff": 0.1, "storage_state": site.storage_state(tmp_path / "state.json"),
+            **extra}
+
+
+@pytest.mark.slow
+def test_rounds_are_captured_without_the_interface_and_a_hang_is_survived(site, tmp_path):
+    result = collect_from("geoguessr", tmp_path / "gg", ["Norway", "Chile"], 3, delay=0,
+                          **_options(site, tmp_path))
+    assert [c.collected for c in result.countries] == [3, 3]
+    manifest = open_manifest(tmp_path / "gg")
+    assert len({r.source_id for r in manifest.records}) == 6
+    assert site.games >= 3  # game 2 hung in round 2 and was replaced by a fresh game
+    for record in manifest.records:
+        pixels = np.asarray(Image.open(tmp_path / "gg" / record.file).convert("RGB"))
+        assert pixels.shape == (900, 1600, 3)
+        for colour in (MAGENTA, GREEN):  # no interface, no loading screen
+            assert not (pixels == colour).all(axis=2).any(), (record.file, colour)
+
+
+def test_without_a_log_in_the_source_says_so(site, tmp_path):
+    options = _options(site, tmp_path)
+    del options["storage_state"]
+    with pytest.raises(CollectError, match="asks to sign in; pass --storage-state"):
+        collect_from("geoguessr", tmp_path / "gg", ["Peru"], 1, delay=0, **options)
+
+
+@pytest.mark.slow
+def test_a_run_killed_with_sigkill_restarts_and_ends_with_exactly_n(site, tmp_path):
+    root = tmp_path / "gg"
+    cmd = [sys.executable, "-m", "geoconvnet", "collect", "geoguessr", "--out", str(root),
+           "--countries", "Peru", "--per-country", "5", "--delay", "0", "--settle", "0.05",
+           "--round-timeout", "3", "--backoff", "0.1", "--site-url", site.url,
+           "--browser", _chromium(), "--storage-state", site.storage_state(tmp_path / "s.json")]
+    victim = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)
+    deadline = time.monotonic() + 120
+    while len(open_manifest(root, repair=False).records) < 2:
+        assert victim.poll() is None and time.monotonic() < deadline, "no capture in time"
+        time.sleep(0.05)
+    os.killpg(victim.pid, signal.SIGKILL)  # the collector and its browser, mid-round
+    victim.wait()
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    manifest = open_manifest(root)
+    assert len(manifest.records) == 5 and len({r.file for r in manifest.records}) == 5
+    assert sorted(p.name for p in (root / "train" / "Peru").iterdir()) == \
+        sorted(r.file.rsplit("/", 1)[1] for r in manifest.records)
