@@ -12,6 +12,7 @@ the site's pages is in :mod:`.geoguessr_page`.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import time
 from pathlib import Path
@@ -116,9 +117,11 @@ class GeoGuessr:
             self.page.locator(SELECTORS["next_round"]).first.click()
 
     def close(self) -> None:
-        try:
+        # After Ctrl-C the browser got the signal too and may be gone already: closing it
+        # must not turn a clean stop into a traceback.
+        with contextlib.suppress(Exception):
             self._context.close()
-        finally:
+        with contextlib.suppress(Exception):
             self._playwright.stop()
 
 

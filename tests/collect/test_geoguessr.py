@@ -1,6 +1,7 @@
 """The geoguessr source in a real headless Chromium against an imitation of the game."""
 
 import os
+import random
 import shutil
 import signal
 import subprocess
@@ -83,3 +84,24 @@ def test_a_run_killed_with_sigkill_restarts_and_ends_with_exactly_n(site, tmp_pa
     assert len(manifest.records) == 5 and len({r.file for r in manifest.records}) == 5
     assert sorted(p.name for p in (root / "train" / "Peru").iterdir()) == \
         sorted(r.file.rsplit("/", 1)[1] for r in manifest.records)
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_cleanly_and_keeps_what_was_collected(site, tmp_path):
+    root = tmp_path / "gg"
+    cmd = [sys.executable, "-m", "geoconvnet", "collect", "geoguessr", "--out", str(root),
+           "--countries", "Peru", "--per-country", "50", "--delay", "0", "--settle", "0.05",
+           "--site-url", site.url, "--browser", _chromium(),
+           "--storage-state", site.storage_state(tmp_path / "s.json")]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    deadline = time.monotonic() + 120
+    while len(open_manifest(root, repair=False).records) < 1:
+        assert proc.poll() is None and time.monotonic() < deadline, "no capture in time"
+        time.sleep(0.05)
+    time.sleep(random.uniform(0, 1.0))  # anywhere in a round
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal sends
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "Traceback" not in err, err[-2000:]
+    manifest = open_manifest(root)
+    assert manifest.records and all((root / r.file).is_file() for r in manifest.records)
