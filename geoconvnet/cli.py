@@ -141,28 +141,28 @@ def _add_collect_parser(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="random places, headings and guesses")
     p.add_argument("--max-misses", type=int, default=200,
                    help="tries in a row that find nothing before a country is given up")
-    p.add_argument("--backoff", type=float, default=1.0,
-                   help="first wait in seconds before a retry; it doubles each time")
+    p.add_argument("--backoff", type=float,
+                   help="first wait in seconds before a retry; it doubles each time (1)")
     api = p.add_argument_group("streetview and mapillary")
     api.add_argument("--key", help="Google Maps API key (default: $GOOGLE_MAPS_API_KEY)")
     api.add_argument("--token", help="Mapillary client token (default: $MAPILLARY_TOKEN)")
     api.add_argument("--api-url", help="API base URL (default: the service's own)")
-    api.add_argument("--size", default="640x360", help="streetview image size (max 640x640)")
-    api.add_argument("--fov", type=float, default=100.0, help="streetview field of view")
-    api.add_argument("--radius", type=int, default=1000,
-                     help="streetview: metres around a random place to look for a panorama")
-    api.add_argument("--per-cell", type=int, default=2,
-                     help="mapillary: images at most per 0.25-degree cell (spread)")
+    api.add_argument("--size", help="streetview image size, at most 640 a side (640x360)")
+    api.add_argument("--fov", type=float, help="streetview field of view in degrees (100)")
+    api.add_argument("--radius", type=int, help="streetview: metres around a random place "
+                     "to look for a panorama; widened in empty areas (1000)")
+    api.add_argument("--per-cell", type=int,
+                     help="mapillary: images at most per 0.25-degree cell, to spread them (2)")
     game = p.add_argument_group("geoguessr")
     game.add_argument("--site-url", help="default: https://www.geoguessr.com")
     game.add_argument("--storage-state", help="Playwright storage state of a logged-in browser")
     game.add_argument("--profile", help="browser profile folder of a logged-in browser")
     game.add_argument("--browser", help="Chromium executable (default: Playwright's own)")
     game.add_argument("--headed", action="store_true", help="show the browser window")
-    game.add_argument("--round-timeout", type=float, default=30.0,
-                      help="seconds to wait for a round to load before reloading")
-    game.add_argument("--settle", type=float, default=1.0,
-                      help="seconds to let the panorama sharpen before the capture")
+    game.add_argument("--round-timeout", type=float,
+                      help="seconds to wait for a round to load before reloading (30)")
+    game.add_argument("--settle", type=float,
+                      help="seconds to let the panorama sharpen before the capture (1)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -328,20 +328,21 @@ def data_scan(args) -> int:
 
 
 def _source_options(args) -> dict:
-    """The options of the chosen source only; secrets from the environment by default."""
-    common = {"seed": args.seed}
+    """The options given for the chosen source (the source's own defaults for the rest);
+    secrets from the environment unless given as flags."""
     if args.source == "streetview":
-        return {**common, "key": args.key or os.environ.get("GOOGLE_MAPS_API_KEY", ""),
-                "size": _parse_size(args.size), "fov": args.fov, "radius_m": args.radius,
-                "backoff": args.backoff, **({"api_url": args.api_url} if args.api_url else {})}
-    if args.source == "mapillary":
-        return {**common, "token": args.token or os.environ.get("MAPILLARY_TOKEN", ""),
-                "per_cell": args.per_cell, "backoff": args.backoff,
-                **({"api_url": args.api_url} if args.api_url else {})}
-    return {**common, "browser": args.browser, "storage_state": args.storage_state,
-            "profile": args.profile, "headed": args.headed, "round_timeout": args.round_timeout,
-            "settle": args.settle, "backoff": args.backoff,
-            **({"site_url": args.site_url} if args.site_url else {})}
+        options = {"key": args.key or os.environ.get("GOOGLE_MAPS_API_KEY", ""),
+                   "size": _parse_size(args.size) if args.size else None, "fov": args.fov,
+                   "radius_m": args.radius, "api_url": args.api_url}
+    elif args.source == "mapillary":
+        options = {"token": args.token or os.environ.get("MAPILLARY_TOKEN", ""),
+                   "per_cell": args.per_cell, "api_url": args.api_url}
+    else:
+        options = {"browser": args.browser, "storage_state": args.storage_state,
+                   "profile": args.profile, "headed": args.headed, "site_url": args.site_url,
+                   "round_timeout": args.round_timeout, "settle": args.settle}
+    options.update(seed=args.seed, backoff=args.backoff)
+    return {k: v for k, v in options.items() if v is not None}
 
 
 def cmd_collect(args) -> int:

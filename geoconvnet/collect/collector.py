@@ -14,7 +14,7 @@ from ..utils.errors import ConfigError
 from ..utils.io import write_bytes
 from ..utils.progress import add_task, progress_bar
 from .http import CollectError
-from .manifest import Manifest, Record, open_manifest
+from .manifest import Manifest, Record, lock_root, open_manifest
 
 SPLITS = ("train", "test")
 
@@ -37,9 +37,11 @@ class Capture:
 class Source(Protocol):
     name: str
 
-    def captures(self, country: Country, taken: set[str]) -> Iterator[Capture | None]:
+    def captures(self, country: Country, taken: set[str],
+                 known: list[tuple[float, float]]) -> Iterator[Capture | None]:
         """Captures of ``country`` whose ``source_id`` is not in ``taken``; None for a try
-        that found nothing (an empty area), so the collector can give up on a country."""
+        that found nothing (an empty area), so the collector can give up on a country.
+        ``known``: (lat, lon) of the images the root already holds (to spread new ones)."""
 
     def close(self) -> None: ...
 
@@ -87,21 +89,33 @@ def collect(source: Source, out: str | Path, countries: list[Country], per_count
         raise ConfigError(f"--split {split!r}: choose train or test")
     if per_country < 1:
         raise ConfigError(f"--per-country must be at least 1, got {per_country}")
-    manifest = open_manifest(out, (source.name,), repair=not dry_run)
-    result = CollectResult(Path(out), source.name, split, per_country, dry_run=dry_run)
-    result.countries = [CountryResult(c.folder, manifest.count(split, c.folder))
-                        for c in countries]
-    if dry_run:
-        return result
+    lock = None if dry_run else lock_root(out)
+    try:
+        manifest = open_manifest(out, (source.name,), repair=not dry_run)
+        result = CollectResult(Path(out), source.name, split, per_country, dry_run=dry_run)
+        result.countries = [CountryResult(c.folder, manifest.count(split, c.folder))
+                            for c in countries]
+        if not dry_run:
+            _run(source, manifest, countries, result, delay, max_misses)
+    finally:
+        source.close()
+        if lock is not None:
+            lock.close()
+    return result
+
+
+def _run(source: Source, manifest: Manifest, countries: list[Country], result: CollectResult,
+         delay: float, max_misses: int) -> None:
     start = time.perf_counter()
     try:
-        with progress_bar() as bar:
+        # A rate over minutes, not the default 30 s: a browser source makes an image every
+        # few seconds, and the ETA would keep dropping out.
+        with progress_bar(speed_estimate_period=600) as bar:
             for country, row in zip(countries, result.countries):
-                _fill(source, manifest, country, row, per_country, split, delay, max_misses, bar)
+                _fill(source, manifest, country, row, result.per_country, result.split, delay,
+                      max_misses, bar)
     finally:
         result.seconds = time.perf_counter() - start
-        source.close()
-    return result
 
 
 def _fill(source: Source, manifest: Manifest, country: Country, row: CountryResult,
@@ -111,8 +125,9 @@ def _fill(source: Source, manifest: Manifest, country: Country, row: CountryResu
         return
     task = add_task(bar, country.folder, todo, unit="img", per_minute=True)
     taken = manifest.source_ids(source.name)
+    known = [(r.lat, r.lon) for r in manifest.folder(split, country.folder) if r.lat is not None]
     misses = 0
-    for capture in source.captures(country, taken):
+    for capture in source.captures(country, taken, known):
         if capture is None or capture.source_id in taken:
             misses += 1
             row.misses += 1
@@ -134,7 +149,7 @@ def _fill(source: Source, manifest: Manifest, country: Country, row: CountryResu
 
 
 def _save(manifest: Manifest, capture: Capture, source: str, split: str, country: str) -> None:
-    stem = manifest.next_id(source, split, country)
+    stem = manifest.next_stem(source, split, country)
     relative = f"{split}/{country}/{stem}{capture.ext}"
     path = manifest.root / relative
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -44,16 +44,39 @@ class GeoGuessr:
         self.page = self._context.new_page()
 
     # -- the rounds ---------------------------------------------------------------------
-    def captures(self, country: Country, taken: set[str]) -> Iterator[Capture | None]:
+    def captures(self, country: Country, taken: set[str],
+                 known: list[tuple[float, float]]) -> Iterator[Capture | None]:
         self._new_game(country)
         while True:
-            self._wait_for_panorama(country)
-            round_id = self._round_id()
-            if round_id not in taken:
-                yield Capture(self._capture(), ".png", round_id)
-            else:
-                yield None
-            self._guess_and_continue(country)
+            yield self._round(country, taken)
+
+    def _round(self, country: Country, taken: set[str]) -> Capture | None:
+        """Play one round: its capture (None if it was collected before). A round that
+        fails (it hangs, a page times out) is replaced by a fresh game, with growing waits,
+        up to ``reloads`` times."""
+        for attempt in range(self.reloads + 1):
+            try:
+                if attempt:
+                    time.sleep(self.backoff * 2 ** (attempt - 1))
+                    self._new_game(country)
+                return self._play_round(country, taken)
+            except _playwright_error() as exc:
+                if self.page.is_closed():  # the browser went away (Ctrl-C reaches it too)
+                    raise CollectError("geoguessr: the browser closed") from None
+                problem = str(exc).splitlines()[0]
+        raise CollectError(f"geoguessr: rounds of {country.folder} kept failing after "
+                           f"{self.reloads} reloads ({problem}); is the site up, and do the "
+                           "selectors in geoguessr_page.py still match it?")
+
+    def _play_round(self, country: Country, taken: set[str]) -> Capture | None:
+        timeout = self.round_timeout * 1000
+        self.page.locator(SELECTORS["panorama"]).first.wait_for(state="visible", timeout=timeout)
+        self.page.locator(SELECTORS["loading"]).first.wait_for(state="hidden", timeout=timeout)
+        time.sleep(self.settle)  # tiles keep sharpening for a moment
+        round_id = self._round_id()
+        capture = None if round_id in taken else Capture(self._capture(), ".png", round_id)
+        self._guess_and_continue(country)
+        return capture
 
     def _new_game(self, country: Country) -> None:
         self.page.goto(play_url(self.site_url, country.folder))
@@ -66,29 +89,12 @@ class GeoGuessr:
     def _visible(self, name: str) -> bool:
         return self.page.locator(f"{SELECTORS[name]} >> visible=true").count() > 0
 
-    def _wait_for_panorama(self, country: Country) -> None:
-        """Until the panorama shows with no loading screen over it; a hang is reloaded."""
-        for attempt in range(self.reloads + 1):
-            try:
-                self.page.locator(SELECTORS["panorama"]).first.wait_for(
-                    state="visible", timeout=self.round_timeout * 1000)
-                self.page.locator(SELECTORS["loading"]).first.wait_for(
-                    state="hidden", timeout=self.round_timeout * 1000)
-                time.sleep(self.settle)  # tiles keep sharpening for a moment
-                return
-            except _timeout_error():
-                if attempt == self.reloads:
-                    break
-                time.sleep(self.backoff * 2 ** attempt)
-                self._new_game(country)  # a hung round: start over on a fresh game
-        raise CollectError(f"geoguessr: no panorama within {self.round_timeout:g} s after "
-                           f"{self.reloads} reloads ({country.folder}); is the site up, and "
-                           "do the selectors in geoguessr_page.py still match it?")
-
     def _round_id(self) -> str:
         label = self.page.locator(SELECTORS["round"])
-        number = label.first.inner_text().split("/")[0].strip() if label.count() else "?"
-        return f"{game_token(self.page.url)}-{number}"
+        if not label.count():
+            raise CollectError("geoguessr: no round number on the page; do the selectors in "
+                               "geoguessr_page.py still match the site?")
+        return f"{game_token(self.page.url)}-{label.first.inner_text().split('/')[0].strip()}"
 
     def _capture(self) -> bytes:
         """The view without the interface: hidden by a style sheet for the screenshot."""
@@ -149,7 +155,7 @@ def _open_browser(executable: str | None, storage_state: str | None, profile: st
     return playwright, context
 
 
-def _timeout_error():
-    from playwright.sync_api import TimeoutError  # lazy: an optional dependency
+def _playwright_error():
+    from playwright.sync_api import Error  # lazy: an optional dependency (timeouts included)
 
-    return TimeoutError
+    return Error

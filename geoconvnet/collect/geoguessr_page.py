@@ -10,14 +10,14 @@ here (no network): verify them with ``geoconvnet collect geoguessr --headed`` fi
 
 from __future__ import annotations
 
+import re
+
 SITE_URL = "https://www.geoguessr.com"
 PLAY_PATH = "/maps/{slug}/play"  # a new game on a country's official map
 
-# Official country maps: the slug is the lower-case class name, except these.
-SLUG_EXCEPTIONS = {"DominicanRepublic": "dominican-republic", "SouthKorea": "south-korea",
-                   "NewZealand": "new-zealand", "NorthMacedonia": "north-macedonia",
-                   "SouthAfrica": "south-africa", "UnitedArabEmirates": "uae",
-                   "UnitedKingdom": "uk"}
+# Official country maps: the slug is the class name in lower case, its words joined by "-"
+# (SouthKorea -> south-korea, USA -> usa), except these.
+SLUG_EXCEPTIONS = {"UnitedArabEmirates": "uae", "UnitedKingdom": "uk"}
 
 SELECTORS = {
     "start": '[data-qa="start-game-button"]',  # the map page's "play" button, if shown
@@ -35,12 +35,13 @@ SELECTORS = {
 OVERLAYS = ['[data-qa="guess-map"]', '[data-qa="perform-guess"]', '[data-qa="hud"]', '[data-qa="compass"]',
             '[data-qa="controls"]', '[data-qa="round-number"]', 'header', '[role="dialog"]',
             '[class*="game-layout__top-hud"]', '[class*="game-layout__controls"]',
-            '[class*="gm-"]', '[class*="toast"]']
+            # Google's own controls and credits, but not .gm-style: that is the panorama
+            '.gmnoprint', '.gm-style-cc', '.gm-bundled-control', '[class*="toast"]']
 HIDE_CSS = ", ".join(OVERLAYS) + " { visibility: hidden !important; }"
 
 
 def map_slug(folder: str) -> str:
-    return SLUG_EXCEPTIONS.get(folder, folder.lower())
+    return SLUG_EXCEPTIONS.get(folder, re.sub(r"(?<=[a-z])(?=[A-Z])", "-", folder).lower())
 
 
 def play_url(site_url: str, folder: str) -> str:

@@ -2,20 +2,26 @@
 
 Each image is written (atomically) before its record is appended and flushed to disk, so a
 killed run loses at most the image in flight: on the next start, :func:`open_manifest`
-drops a half-written last line and deletes images of ours that have no record.
+cuts off a half-written last line (in place, never rewriting the rest) and deletes images
+of ours that have no record, and their temporary files. A lock on the root keeps a second
+run off it while one is going.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 from ..data.layout import IMAGE_EXTENSIONS
+from ..utils.errors import ConfigError
 
 NAME = "collect-manifest.jsonl"
+LOCK = ".collect.lock"
 
 
 @dataclass
@@ -36,24 +42,35 @@ class Record:
 
 
 class Manifest:
+    """The records, indexed by folder and by source (each lookup is O(1))."""
+
     def __init__(self, root: Path, records: list[Record]):
-        self.root, self.records = root, records
-        self.path = root / NAME
+        self.root, self.path = root, root / NAME
+        self.records: list[Record] = []
+        self._folders: dict[tuple, list[Record]] = defaultdict(list)
+        self._ids: dict[str, set[str]] = defaultdict(set)
+        for record in records:
+            self._index(record)
+
+    def _index(self, record: Record) -> None:
+        self.records.append(record)
+        self._folders[(record.split, record.country)].append(record)
+        self._ids[record.source].add(record.source_id)
+
+    def folder(self, split: str, country: str) -> list[Record]:
+        return self._folders[(split, country)]
 
     def count(self, split: str, country: str) -> int:
-        return sum(1 for r in self.records if (r.split, r.country) == (split, country))
+        return len(self._folders[(split, country)])
 
     def source_ids(self, source: str) -> set[str]:
-        return {r.source_id for r in self.records if r.source == source}
+        return set(self._ids[source])
 
-    def next_id(self, source: str, split: str, country: str) -> str:
-        """A file stem no record of this folder uses: ``<source>-<n>``."""
-        taken = {Path(r.file).stem for r in self.records
-                 if (r.split, r.country) == (split, country)}
-        n = len(taken)
-        while f"{source}-{n:05d}" in taken:
-            n += 1
-        return f"{source}-{n:05d}"
+    def next_stem(self, source: str, split: str, country: str) -> str:
+        """``<source>-<n>``, n one past the highest of this folder's files from ``source``."""
+        numbers = [int(Path(r.file).stem.rsplit("-", 1)[1]) for r in self.folder(split, country)
+                   if Path(r.file).stem.startswith(f"{source}-")]
+        return f"{source}-{max(numbers, default=-1) + 1:05d}"
 
     def append(self, record: Record) -> None:
         line = json.dumps(asdict(record), ensure_ascii=False) + "\n"
@@ -61,32 +78,47 @@ class Manifest:
             f.write(line)
             f.flush()
             os.fsync(f.fileno())
-        self.records.append(record)
+        self._index(record)
 
 
 def open_manifest(root: str | Path, sources: tuple[str, ...] = (),
                   repair: bool = True) -> Manifest:
     """Read (or start) the manifest of ``root``. With ``repair``, undo what a killed run
-    left behind: a half-written last line, and images named by one of ``sources`` that
-    have no record. Without it nothing is written (a dry run)."""
+    left behind (see the module doc). Without it nothing is written (a dry run)."""
     root = Path(root)
     path = root / NAME
-    records = []
-    if path.exists():
-        text = path.read_text(encoding="utf-8")
-        complete, _, partial = text.rpartition("\n")
-        if partial and repair:  # the last write was cut off: keep the complete lines only
-            path.write_text(complete + "\n" if complete else "", encoding="utf-8")
-        records = [Record(**json.loads(line)) for line in complete.splitlines() if line]
+    data = path.read_bytes() if path.exists() else b""
+    complete = data[:data.rfind(b"\n") + 1]
+    if repair and len(complete) < len(data):
+        os.truncate(path, len(complete))  # drop the cut-off line, keep every byte before it
+    records = [Record(**json.loads(line)) for line in complete.decode("utf-8").splitlines()
+               if line]
     if repair:
         root.mkdir(parents=True, exist_ok=True)
         _drop_orphans(root, {r.file for r in records}, sources)
     return Manifest(root, records)
 
 
+def lock_root(root: str | Path):
+    """An exclusive lock on ``root`` for one collection run (released when the returned
+    file is closed or the process ends, also when it is killed)."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    handle = open(root / LOCK, "w")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise ConfigError(f"{root}: another `geoconvnet collect` is writing there; wait for "
+                          "it to finish or stop it first") from None
+    return handle
+
+
 def _drop_orphans(root: Path, recorded: set[str], sources: tuple[str, ...]) -> None:
     for source in sources:
         for path in root.glob(f"*/*/{source}-*"):
-            relative = path.relative_to(root).as_posix()
-            if path.suffix.lower() in IMAGE_EXTENSIONS and relative not in recorded:
+            if path.suffix.lower() in IMAGE_EXTENSIONS and \
+                    path.relative_to(root).as_posix() not in recorded:
                 path.unlink()
+        for path in root.glob(f"*/*/.{source}-*.tmp"):  # a write cut off by a kill
+            path.unlink()

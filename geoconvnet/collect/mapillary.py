@@ -1,6 +1,7 @@
 """Mapillary API v4: images inside the country, spread over it (small boxes around random
-places, at most ``per_cell`` images in each 0.25-degree cell), the largest thumbnail, with
-creator and licence (Mapillary images are CC BY-SA 4.0) recorded for attribution.
+places, at most ``per_cell`` images in each 0.25-degree cell), the 2048-pixel thumbnail
+(the largest fixed-size one; ``thumb_original_url`` would be the whole, often 360-degree,
+image), with creator and licence (Mapillary images are CC BY-SA 4.0) recorded for attribution.
 
 Needs the user's client token (``--token`` or ``MAPILLARY_TOKEN``), sent in the
 Authorization header, never in a URL. See https://www.mapillary.com/developer/api-documentation
@@ -29,18 +30,21 @@ class Mapillary:
     name = "mapillary"
 
     def __init__(self, token: str, api_url: str = API_URL, box_deg: float = 0.02,
-                 per_cell: int = 2, seed: int = 0, backoff: float = 1.0):
+                 per_cell: int = 2, seed: int = 0, backoff: float = 1.0,
+                 max_wait: float = 120.0):
         if not token:
             raise CollectError("mapillary needs an API client token: --token TOKEN or the "
                                "MAPILLARY_TOKEN environment variable")
         self.api_url, self.box_deg, self.per_cell = api_url, box_deg, per_cell
         self.rng = random.Random(seed)
-        self.http = Client(self.name, secrets=(token,), backoff=backoff,
-                           headers={"Authorization": f"OAuth {token}"})
+        self.http = Client(self.name, secrets=(token,), backoff=backoff, max_wait=max_wait,
+                           auth={"Authorization": f"OAuth {token}"})
         self.cells: Counter = Counter()
 
-    def captures(self, country: Country, taken: set[str]) -> Iterator[Capture | None]:
+    def captures(self, country: Country, taken: set[str],
+                 known: list[tuple[float, float]]) -> Iterator[Capture | None]:
         places = Places(country.code, self.rng)
+        self.cells.update(_cell(lat, lon) for lat, lon in known)  # a resumed run keeps the cap
         while True:
             lat, lon = places.point()
             half = self.box_deg / 2
@@ -53,27 +57,28 @@ class Mapillary:
             if not usable:
                 yield None
                 continue
-            item = self.rng.choice(usable)
-            yield self._capture(item)
+            yield self._capture(self.rng.choice(usable))
 
     def _usable(self, item: dict, taken: set[str], places: Places) -> bool:
         lat, lon = _position(item)
         return (str(item.get("id")) not in taken and bool(item.get("thumb_2048_url"))
                 and places.contains(lat, lon) and self.cells[_cell(lat, lon)] < self.per_cell)
 
-    def _capture(self, item: dict) -> Capture:
+    def _capture(self, item: dict) -> Capture | None:
         lat, lon = _position(item)
         self.cells[_cell(lat, lon)] += 1
-        image = self.http.get(item["thumb_2048_url"])
+        image = self.http.image(item["thumb_2048_url"])
+        if image is None:  # the signed link expired or the image was removed
+            return None
         taken_at = item.get("captured_at")
         captured = (datetime.fromtimestamp(taken_at / 1000, timezone.utc).date().isoformat()
                     if taken_at else None)
         creator = (item.get("creator") or {}).get("username")
-        return Capture(image.content, ".jpg", str(item["id"]), lat, lon,
+        return Capture(image, ".jpg", str(item["id"]), lat, lon,
                        item.get("compass_angle"), captured, creator, LICENCE)
 
     def close(self) -> None:
-        self.http.session.close()
+        self.http.close()
 
 
 def _position(item: dict) -> tuple[float, float]:

@@ -13,8 +13,9 @@ from ..data.countries import outline
 class Places:
     def __init__(self, code: str, rng: random.Random):
         self.rng = rng
-        self.polygons = [Polygon(np.asarray(ring, dtype=float)) for ring in outline(code)]
-        self.areas = [_area(np.asarray(ring, dtype=float)) for ring in outline(code)]
+        rings = [np.asarray(ring, dtype=float) for ring in outline(code)]
+        self.polygons = [Polygon(ring) for ring in rings]
+        self.areas = [_area(ring) for ring in rings]
 
     def contains(self, lat: float, lon: float) -> bool:
         return any(p.contains_point((lon, lat)) for p in self.polygons)

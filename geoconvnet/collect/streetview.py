@@ -10,6 +10,7 @@ Google, the metadata requests are free. See https://developers.google.com/maps/d
 from __future__ import annotations
 
 import random
+import time
 from typing import Iterator
 
 from ..data.countries import Country
@@ -22,47 +23,67 @@ MAX_SIDE = 640  # the largest image side the API serves without a premium plan
 DEFAULT_SIZE = (640, 360)  # 16:9 like a GeoGuessr screenshot, the largest such size
 FATAL = {"REQUEST_DENIED": "the API key was refused", "OVER_QUERY_LIMIT": "the quota is used up",
          "INVALID_REQUEST": "the request was invalid (has the API changed?)"}
+LIMIT_RETRIES = 5  # OVER_QUERY_LIMIT is also a per-minute rate limit: wait before giving up
+WIDEN_EVERY, MAX_RADIUS_M = 20, 50_000  # sparse countries: widen the search after misses
 
 
 class StreetView:
     name = "streetview"
 
     def __init__(self, key: str, api_url: str = API_URL, size: tuple[int, int] = DEFAULT_SIZE,
-                 fov: float = 100.0, radius_m: int = 1000, seed: int = 0, backoff: float = 1.0):
+                 fov: float = 100.0, radius_m: int = 1000, seed: int = 0, backoff: float = 1.0,
+                 max_wait: float = 120.0):
         if not key:
             raise CollectError("streetview needs a Google Maps API key: --key KEY or the "
                                "GOOGLE_MAPS_API_KEY environment variable")
         if max(size) > MAX_SIDE or min(size) < 1:
             raise CollectError(f"--size {size[0]}x{size[1]}: each side must be 1..{MAX_SIDE}")
         self.key, self.api_url, self.size, self.fov, self.radius_m = key, api_url, size, fov, radius_m
+        self.backoff = backoff
         self.rng = random.Random(seed)
-        self.http = Client(self.name, secrets=(key,), backoff=backoff)
+        self.http = Client(self.name, secrets=(key,), backoff=backoff, max_wait=max_wait)
 
-    def captures(self, country: Country, taken: set[str]) -> Iterator[Capture | None]:
+    def captures(self, country: Country, taken: set[str],
+                 known: list[tuple[float, float]]) -> Iterator[Capture | None]:
         places = Places(country.code, self.rng)
+        misses = 0
         while True:
-            lat, lon = places.point()
+            radius = min(MAX_RADIUS_M, self.radius_m * 2 ** (misses // WIDEN_EVERY))
+            capture = self._try(places, taken, radius)
+            misses = 0 if capture else misses + 1
+            yield capture
+
+    def _try(self, places: Places, taken: set[str], radius: int) -> Capture | None:
+        """One random place: the nearest panorama, if new and in the country, as a capture."""
+        meta = self._metadata(*places.point(), radius)
+        if meta.get("status") != "OK":  # ZERO_RESULTS, NOT_FOUND: nothing near this place
+            return None
+        pano = meta["pano_id"]
+        lat, lon = meta["location"]["lat"], meta["location"]["lng"]
+        if pano in taken or not places.contains(lat, lon):
+            return None
+        heading = round(self.rng.uniform(0, 360), 1)
+        image = self.http.image(self.api_url, {
+            "size": f"{self.size[0]}x{self.size[1]}", "pano": pano, "heading": heading,
+            "fov": self.fov, "pitch": 0, "key": self.key})
+        if image is None:
+            return None
+        return Capture(image, ".jpg", pano, lat, lon, heading, meta.get("date"),
+                       meta.get("copyright"), "Google Street View (see its terms)")
+
+    def _metadata(self, lat: float, lon: float, radius: int) -> dict:
+        for attempt in range(LIMIT_RETRIES + 1):
             meta = self.http.json(f"{self.api_url}/metadata", {
-                "location": f"{lat:.6f},{lon:.6f}", "radius": self.radius_m, "source": "outdoor",
+                "location": f"{lat:.6f},{lon:.6f}", "radius": radius, "source": "outdoor",
                 "key": self.key})
             status = meta.get("status")
+            if status == "OVER_QUERY_LIMIT" and attempt < LIMIT_RETRIES:
+                time.sleep(self.backoff * 2 ** attempt)
+                continue
             if status in FATAL:
                 detail = self.http.redact(str(meta.get("error_message", "")))
                 raise CollectError(f"streetview: {FATAL[status]} ({status}: {detail})")
-            if status != "OK":  # ZERO_RESULTS, NOT_FOUND: nothing near this place
-                yield None
-                continue
-            pano = meta["pano_id"]
-            lat, lon = meta["location"]["lat"], meta["location"]["lng"]
-            if pano in taken or not places.contains(lat, lon):
-                yield None
-                continue
-            heading = round(self.rng.uniform(0, 360), 1)
-            image = self.http.get(self.api_url, {
-                "size": f"{self.size[0]}x{self.size[1]}", "pano": pano, "heading": heading,
-                "fov": self.fov, "pitch": 0, "key": self.key})
-            yield Capture(image.content, ".jpg", pano, lat, lon, heading, meta.get("date"),
-                          meta.get("copyright"), "Google Street View (see its terms)")
+            return meta
 
     def close(self) -> None:
-        self.http.session.close()
+        self.http.close()

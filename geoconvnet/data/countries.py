@@ -66,13 +66,7 @@ def resolve(name: str) -> Country:
     """A country as a user writes it (``"south korea"``, ``KOR``, ``SouthKorea``,
     ``"Côte d'Ivoire"``): its folder is the reference's name where it has one, else
     pycountry's name in ASCII CamelCase. A ConfigError names what could not be found."""
-    code = iso3(name.replace(" ", "")) or iso3(name)
-    if code is None:
-        try:
-            code = pycountry.countries.search_fuzzy(name)[0].alpha_3
-        except LookupError:
-            raise ConfigError(f"unknown country {name!r}; use an ISO 3166 name or code, e.g. "
-                              "'Norway', 'NOR' or 'South Korea'") from None
+    code = iso3(name.replace(" ", "")) or iso3(name) or _fuzzy(name)
     for reference in REFERENCE_COUNTRIES:
         if iso3(reference) == code:
             return Country(reference, code)
@@ -80,6 +74,19 @@ def resolve(name: str) -> Country:
     plain = unicodedata.normalize("NFKD", getattr(country, "common_name", country.name))
     words = re.findall(r"[A-Za-z]+", plain.encode("ascii", "ignore").decode())
     return Country("".join(w[0].upper() + w[1:] for w in words), code)
+
+
+def _fuzzy(name: str) -> str:
+    """The one country a loose spelling can mean; an error names the candidates otherwise."""
+    try:
+        found = pycountry.countries.search_fuzzy(name)
+    except LookupError:
+        found = []
+    if len(found) == 1:
+        return found[0].alpha_3
+    hint = (f"it could be {', '.join(c.name for c in found[:5])}" if found else
+            "use an ISO 3166 name or code, e.g. 'Norway', 'NOR' or 'South Korea'")
+    raise ConfigError(f"unknown country {name!r}; {hint}")
 
 
 @lru_cache(maxsize=1)

@@ -32,8 +32,10 @@ class RateColumn(ProgressColumn):
         return Text(f"{task.speed * scale:,.1f} {unit}/{per}", style="progress.data.speed")
 
 
-def progress_bar(transient: bool = False, enabled: bool = True) -> Progress:
-    """A progress bar with count, rate, elapsed time, ETA and a free ``info`` field."""
+def progress_bar(transient: bool = False, enabled: bool = True,
+                 speed_estimate_period: float = 30.0) -> Progress:
+    """A progress bar with count, rate, elapsed time, ETA and a free ``info`` field; the
+    rate is measured over the last ``speed_estimate_period`` seconds."""
     return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -49,6 +51,7 @@ def progress_bar(transient: bool = False, enabled: bool = True) -> Progress:
         disable=not enabled or (transient and not sys.stderr.isatty()),
         # Without a terminal (CI logs) rich would print only at the end; refresh less often.
         refresh_per_second=4 if sys.stderr.isatty() else 0.2,
+        speed_estimate_period=speed_estimate_period,
     )
 
 

@@ -27,7 +27,9 @@ body { margin: 0; overflow: hidden; background: #222; }
 [role=dialog] { position: absolute; left: 600px; top: 350px; width: 400px; height: 200px;
   background: rgb(255,0,255); z-index: 6; display: none; }
 </style></head><body>
-<canvas id="pano" data-qa="panorama" width="1600" height="900" style="visibility:hidden"></canvas>
+<div class="gm-style"><canvas id="pano" data-qa="panorama" width="1600" height="900"
+  style="visibility:hidden"></canvas><div class="gmnoprint" style="position:absolute;
+  right:400px; top:20px; width:40px; height:80px; background:rgb(255,0,255)"></div></div>
 <div data-qa="loading"></div>
 <div data-qa="hud"><span data-qa="round-number">1 / 5</span></div>
 <div data-qa="compass"></div>

@@ -67,12 +67,19 @@ def _json(status: int, data, **headers):
 
 
 class FakeStreetView(FakeService):
-    """/metadata and / (the image) of the Street View Static API."""
+    """/metadata and / (the image) of the Street View Static API. ``long_retry_after``: the
+    first answer is a 429 asking to come back in an hour."""
+
+    def __init__(self, long_retry_after: bool = False):
+        self.long_retry_after = long_retry_after
+        super().__init__()
 
     def handle(self, path, query, headers, count):
         if query.get("key") != GOOD_KEY:
             return _json(200, {"status": "REQUEST_DENIED", "error_message":
                                f"The provided API key is invalid: {query.get('key')}"})
+        if self.long_retry_after and count == 1:
+            return _json(429, {"error_message": "come back later"}, **{"Retry-After": "3600"})
         if count % 5 == 0:
             return _json(429, {"error_message": "slow down"}, **{"Retry-After": "0"})
         if count % 7 == 0:
@@ -90,12 +97,33 @@ class FakeStreetView(FakeService):
         return 200, {"Content-Type": "image/jpeg"}, jpeg(query["pano"], (width, height))
 
 
-class FakeMapillary(FakeService):
-    """/images (bbox search) and /thumb/<id>.jpg of the Mapillary API v4."""
+class FakeImageHost(FakeService):
+    """Where Mapillary's thumbnails live (another host than the API): every fourth link has
+    expired (403). Records the Authorization headers it was sent."""
+
+    def __init__(self):
+        self.authorization: list[str] = []
+        super().__init__()
 
     def handle(self, path, query, headers, count):
-        if path.startswith("/thumb/"):
-            return 200, {"Content-Type": "image/jpeg"}, jpeg(path)
+        self.authorization.append(headers.get("Authorization"))
+        if len(self.authorization) % 4 == 0:
+            return 403, {}, b"URL signature expired"
+        return 200, {"Content-Type": "image/jpeg"}, jpeg(path)
+
+
+class FakeMapillary(FakeService):
+    """/images (bbox search) of the Mapillary API v4; thumbnails on a FakeImageHost."""
+
+    def __init__(self):
+        self.images = FakeImageHost()
+        super().__init__()
+
+    def close(self):
+        self.images.close()
+        super().close()
+
+    def handle(self, path, query, headers, count):
         if headers.get("Authorization") != f"OAuth {GOOD_TOKEN}":
             return _json(401, {"error": {"message": "Invalid OAuth access token.",
                                          "type": "OAuthException", "code": 190}})
@@ -110,7 +138,8 @@ class FakeMapillary(FakeService):
         for k in range(3):
             lat, lon = lat0 + (lat1 - lat0) * (k + 1) / 4, lon0 + (lon1 - lon0) * (k + 1) / 4
             image_id = f"{abs(zlib.crc32(f'{lat:.4f},{lon:.4f}'.encode()))}{k}"
-            items.append({"id": image_id, "thumb_2048_url": f"{self.url}/thumb/{image_id}.jpg",
+            items.append({"id": image_id,
+                          "thumb_2048_url": f"{self.images.url}/thumb/{image_id}.jpg",
                           "computed_geometry": {"type": "Point", "coordinates": [lon, lat]},
                           "captured_at": 1561939200000, "compass_angle": 90.0 * k,
                           "creator": {"username": "tester", "id": "7"}})

@@ -54,6 +54,8 @@ def test_rounds_are_captured_without_the_interface_and_a_hang_is_survived(site, 
         assert pixels.shape == (900, 1600, 3)
         for colour in (MAGENTA, GREEN):  # no interface, no loading screen
             assert not (pixels == colour).all(axis=2).any(), (record.file, colour)
+        stripes = {tuple(pixels[450, x]) for x in range(50, 1600, 100)}
+        assert len(stripes) >= 8, record.file  # the panorama itself is there
 
 
 def test_without_a_log_in_the_source_says_so(site, tmp_path):

@@ -1,6 +1,7 @@
 """streetview and mapillary against local servers in the APIs' documented formats."""
 
 import json
+import time
 
 import pytest
 from fakes import GOOD_KEY, GOOD_TOKEN, FakeMapillary, FakeStreetView
@@ -8,10 +9,11 @@ from PIL import Image
 
 from geoconvnet.cli import main
 from geoconvnet.collect.http import CollectError
-from geoconvnet.collect.manifest import NAME, open_manifest
+from geoconvnet.collect.manifest import NAME, lock_root, open_manifest
 from geoconvnet.collect.places import Places
 from geoconvnet.collect.sources import collect_from
 from geoconvnet.data.countries import resolve
+from geoconvnet.utils.errors import ConfigError
 
 
 @pytest.fixture()
@@ -77,6 +79,9 @@ def test_mapillary_spreads_images_and_records_attribution(mapillary, tmp_path):
     cells = {(int(r.lat // 0.25), int(r.lon // 0.25)) for r in manifest.records}
     assert len(cells) == 6  # at most one image per 0.25-degree cell
     assert all(GOOD_TOKEN not in url for url in mapillary.seen_urls)  # a header, not a URL
+    assert mapillary.images.authorization and not any(mapillary.images.authorization)
+    assert mapillary.images.requests["/thumb/" + manifest.records[0].source_id + ".jpg"] == 1
+    assert len(mapillary.images.seen_urls) > 6  # expired links (403) were skipped, not fatal
 
 
 def test_a_refused_token_is_one_error(mapillary, tmp_path):
@@ -104,14 +109,38 @@ def test_a_killed_run_leaves_a_manifest_that_is_repaired(tmp_path, streetview):
     options = {"key": GOOD_KEY, "api_url": streetview.url, "size": (64, 36), "backoff": 0}
     collect_from("streetview", tmp_path / "k", ["Japan"], 2, **options)
     manifest_path = tmp_path / "k" / NAME
-    # what SIGKILL can leave: an image without its record, and half a record line
-    (tmp_path / "k" / "train" / "Japan" / "streetview-00002.jpg").write_bytes(b"\xff\xd8partial")
+    # what SIGKILL can leave: an image without its record, a temporary file, half a line
+    folder = tmp_path / "k" / "train" / "Japan"
+    (folder / "streetview-00009.jpg").write_bytes(b"\xff\xd8partial")
+    (folder / ".streetview-00002.jpg.x1y2.tmp").write_bytes(b"\xff\xd8")
     with open(manifest_path, "a") as f:
         f.write('{"file": "train/Japan/streetview-00002.jpg", "spl')
     collect_from("streetview", tmp_path / "k", ["Japan"], 3, **options)
     lines = manifest_path.read_text().splitlines()
     assert len(lines) == 3 and all(json.loads(line)["country"] == "Japan" for line in lines)
     _check_root(tmp_path / "k", ["Japan"], 3, "streetview")
+    assert sorted(p.name for p in folder.iterdir()) == \
+        ["streetview-00000.jpg", "streetview-00001.jpg", "streetview-00002.jpg"]
+
+
+def test_a_long_retry_after_is_capped(tmp_path):
+    service = FakeStreetView(long_retry_after=True)
+    try:
+        start = time.monotonic()
+        result = collect_from("streetview", tmp_path / "w", ["Italy"], 1, key=GOOD_KEY,
+                              api_url=service.url, backoff=0, max_wait=0.2)
+        assert result.collected == 1 and time.monotonic() - start < 30
+    finally:
+        service.close()
+
+
+def test_one_run_at_a_time_on_a_root(tmp_path):
+    handle = lock_root(tmp_path / "busy")
+    try:
+        with pytest.raises(ConfigError, match="another `geoconvnet collect` is writing there"):
+            collect_from("streetview", tmp_path / "busy", ["Italy"], 1, key=GOOD_KEY)
+    finally:
+        handle.close()
 
 
 def test_a_collected_root_trains_as_it_is(streetview, tmp_path):
