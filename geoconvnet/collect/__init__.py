@@ -1,6 +1,6 @@
 """Collecting screenshots into the reference layout: ``collector`` (the loop: resumable,
-per-country progress, dry runs), ``manifest`` (one record per image), and three sources:
-``geoguessr`` (a real browser through GeoGuessr rounds; its page details in
+per-country progress, dry runs; records go to :mod:`geoconvnet.data.manifest`) and three
+sources: ``geoguessr`` (a real browser through GeoGuessr rounds; its page details in
 ``geoguessr_page``), ``streetview`` (Google Street View Static API) and ``mapillary``
 (Mapillary API v4), with ``http`` (retries, secrets kept out of messages) and ``places``
 (random places inside a country's outline)."""

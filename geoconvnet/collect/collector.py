@@ -14,7 +14,7 @@ from ..utils.errors import ConfigError
 from ..utils.io import write_bytes
 from ..utils.progress import add_task, progress_bar
 from .http import CollectError
-from .manifest import Manifest, Record, lock_root, open_manifest
+from ..data.manifest import Manifest, Record, lock_root, open_manifest
 
 SPLITS = ("train", "test")
 

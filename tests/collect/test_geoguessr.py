@@ -14,7 +14,7 @@ from fake_geoguessr import GREEN, MAGENTA, FakeGeoGuessr
 from PIL import Image
 
 from geoconvnet.collect.http import CollectError
-from geoconvnet.collect.manifest import open_manifest
+from geoconvnet.data.manifest import open_manifest
 from geoconvnet.collect.sources import collect_from
 
 

@@ -1,4 +1,5 @@
-"""One manifest per collected root: ``ROOT/collect-manifest.jsonl``, a record per image.
+"""One manifest per root of collected (or imported) images: ``ROOT/collect-manifest.jsonl``,
+a record per image: where it came from, and where it was taken when that is known.
 
 Each image is written (atomically) before its record is appended and flushed to disk, so a
 killed run loses at most the image in flight: on the next start, :func:`open_manifest`
@@ -17,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ..data.layout import IMAGE_EXTENSIONS
+from .layout import IMAGE_EXTENSIONS
 from ..utils.errors import ConfigError
 
 NAME = "collect-manifest.jsonl"
