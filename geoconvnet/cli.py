@@ -198,6 +198,17 @@ def build_parser() -> argparse.ArgumentParser:
                            "decode about 3x faster than whole images, for about twice the "
                            f"bytes (default {DEFAULT_MAX_CROP}; 0: whole images only)")
     prep.add_argument("--workers", type=int, help="processes (default: all cores)")
+    dd = data.add_parser("dedup", help="exact and near duplicates, and train/test leakage "
+                         "(by content, or by place where the manifest knows it)")
+    dd.add_argument("root")
+    dd.add_argument("--max-distance", type=int, help="perceptual-hash bits two images may "
+                    "differ by and still count as copies (default 5, measured: see curate/dedup.py)")
+    dd.add_argument("--spot-m", type=float, help="images taken this close (metres) are the "
+                    "same spot (default 50; 0: off)")
+    dd.add_argument("--move", help="move all but one image of each group here (train kept); "
+                    "nothing moves without it")
+    dd.add_argument("--undo", metavar="DIR", help="put back what an earlier --move DIR moved")
+    dd.add_argument("--workers", type=int, help="hashing processes (default: all cores)")
     ver = data.add_parser("verify", help="check every file of a cache against its checksum")
     ver.add_argument("cache")
     dl = data.add_parser("download", help="fetch the reference dataset (Hugging Face) into "
@@ -277,7 +288,8 @@ def _table(title: str, columns: list[str], rows: list[list], right_from: int = 1
 
 def cmd_data(args) -> int:
     return {"synth": data_synth, "prepare": data_prepare, "verify": data_verify,
-            "download": data_download, "scan": data_scan}[args.data_command](args)
+            "download": data_download, "scan": data_scan,
+            "dedup": data_dedup}[args.data_command](args)
 
 
 def data_synth(args) -> int:
@@ -297,6 +309,34 @@ def data_prepare(args) -> int:
                      f"unchanged, {s['removed']} removed, {s['bad']} unreadable source file(s) "
                      f"skipped; {s['cache_bytes'] / 2**20:.1f} MiB = {ratio:.1%} of the source's "
                      f"{s['source_bytes'] / 2**20:.1f} MiB")
+    return 0
+
+
+def data_dedup(args) -> int:
+    from .curate import dedup  # lazy: see the module doc
+
+    if args.undo:
+        console.print(f"{dedup.undo(args.undo)} file(s) put back from {args.undo}")
+        return 0
+    options = {k: v for k, v in (("max_distance", args.max_distance), ("spot_m", args.spot_m),
+                                 ("workers", args.workers)) if v is not None}
+    result = dedup.find_duplicates(args.root, **options)
+    console.print(_table(f"Duplicates in {result.root} ({result.images} images)",
+                         ["measure", "count"],
+                         [["groups of exact copies", result.count("exact")],
+                          ["groups of near copies", result.count("near")],
+                          ["groups taken at the same spot", result.count("spot")],
+                          ["images beyond the first of each group", result.extra_copies],
+                          ["groups in both train and test (leakage)", len(result.leakage)],
+                          ["unreadable images (no perceptual hash)", len(result.unreadable)]]))
+    for group in result.leakage[:10]:
+        console.print(f"leakage ({'+'.join(sorted(group.links))}): {', '.join(group.files)}",
+                      markup=False)
+    console.print(f"Every group: {result.root / dedup.REPORT}")
+    if args.move:
+        moved = dedup.move_duplicates(result, args.move)
+        console.print(f"{moved} image(s) moved to {args.move}; put them back with "
+                      f"`geoconvnet data dedup {args.root} --undo {args.move}`")
     return 0
 
 
