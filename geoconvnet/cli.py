@@ -209,6 +209,13 @@ def build_parser() -> argparse.ArgumentParser:
                     "nothing moves without it")
     dd.add_argument("--undo", metavar="DIR", help="put back what an earlier --move DIR moved")
     dd.add_argument("--workers", type=int, help="hashing processes (default: all cores)")
+    sp = data.add_parser("split", help="make or redo the train/test split: stratified by "
+                         "country, duplicates and same-spot images kept on one side")
+    sp.add_argument("root")
+    sp.add_argument("--test-fraction", type=float, default=0.2,
+                    help="share of each country in test (rounded to 1/k; default 0.2)")
+    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--undo", action="store_true", help="move the files of the last split back")
     ver = data.add_parser("verify", help="check every file of a cache against its checksum")
     ver.add_argument("cache")
     dl = data.add_parser("download", help="fetch the reference dataset (Hugging Face) into "
@@ -289,7 +296,7 @@ def _table(title: str, columns: list[str], rows: list[list], right_from: int = 1
 def cmd_data(args) -> int:
     return {"synth": data_synth, "prepare": data_prepare, "verify": data_verify,
             "download": data_download, "scan": data_scan,
-            "dedup": data_dedup}[args.data_command](args)
+            "dedup": data_dedup, "split": data_split}[args.data_command](args)
 
 
 def data_synth(args) -> int:
@@ -337,6 +344,24 @@ def data_dedup(args) -> int:
         moved = dedup.move_duplicates(result, args.move)
         console.print(f"{moved} image(s) moved to {args.move}; put them back with "
                       f"`geoconvnet data dedup {args.root} --undo {args.move}`")
+    return 0
+
+
+def data_split(args) -> int:
+    from .curate import split  # lazy: see the module doc
+
+    if args.undo:
+        console.print(f"{split.undo_split(args.root)} file(s) moved back")
+        return 0
+    result = split.split(args.root, args.test_fraction, args.seed)
+    rows = [[country, f"{c['train'][0]} -> {c['train'][1]}", f"{c['test'][0]} -> {c['test'][1]}",
+             f"{c['test'][1] / max(1, c['train'][1] + c['test'][1]):.0%}"]
+            for country, c in result.counts.items()]
+    console.print(_table(f"New split of {args.root}", ["country", "train", "test", "test share"],
+                         rows))
+    console.print(f"{result.moved} file(s) moved ({result.groups} groups of copies or same-spot "
+                  f"images kept on one side); undo with `geoconvnet data split {args.root} "
+                  "--undo`")
     return 0
 
 

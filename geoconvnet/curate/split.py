@@ -1,0 +1,119 @@
+"""Make or redo a dataset root's train/test split so that no group of duplicates or of
+images taken at the same spot (see :mod:`.dedup`) has members on both sides, stratified by
+country (scikit-learn's StratifiedGroupKFold: the test split is one of ``round(1 /
+test_fraction)`` folds). Files move between ``train/`` and ``test/``; every move is recorded
+in ``ROOT/split-moves.csv`` (and the manifest's records follow), so :func:`undo_split` puts
+them back.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from sklearn.model_selection import StratifiedGroupKFold
+
+from ..data.layout import SPLITS, image_files
+from ..data.manifest import NAME as MANIFEST
+from ..data.manifest import Record, open_manifest
+from ..utils.errors import ConfigError
+from ..utils.io import read_csv, write_text
+from .dedup import DEFAULT_MAX_DISTANCE, SPOT_M, find_duplicates
+
+MOVES = "split-moves.csv"
+
+
+@dataclass
+class SplitResult:
+    counts: dict[str, dict[str, tuple[int, int]]]  # country -> split -> (before, after)
+    moved: int
+    groups: int  # groups of linked images kept on one side
+
+
+def split(root: str | Path, test_fraction: float = 0.2, seed: int = 0,
+          max_distance: int = DEFAULT_MAX_DISTANCE, spot_m: float = SPOT_M) -> SplitResult:
+    root = Path(root)
+    if not 0 < test_fraction < 0.5:
+        raise ConfigError(f"--test-fraction must be between 0 and 0.5, got {test_fraction}")
+    if (root / MOVES).exists():
+        raise ConfigError(f"{root / MOVES} exists: an earlier split was not undone; run "
+                          f"`geoconvnet data split {root} --undo` first, or delete the file "
+                          "to keep that split")
+    files = [Path(f).relative_to(root).as_posix() for s in SPLITS if (root / s).is_dir()
+             for f in image_files(root / s)]
+    groups = find_duplicates(root, max_distance, spot_m).groups
+    group_of = {f: i for i, g in enumerate(groups) for f in g.files}
+    labels = [f.split("/")[1] for f in files]
+    group_ids = [group_of.get(f, len(groups) + i) for i, f in enumerate(files)]
+    folds = StratifiedGroupKFold(n_splits=max(2, round(1 / test_fraction)), shuffle=True,
+                                 random_state=seed)
+    _, test_index = next(folds.split(files, labels, group_ids))
+    target = ["train"] * len(files)
+    for i in test_index:
+        target[i] = "test"
+    before = Counter((f.split("/")[1], f.split("/")[0]) for f in files)
+    moves = _moves(root, files, target)
+    _apply(root, moves)
+    after = Counter((f.split("/")[1], s) for f, s in zip(files, target))
+    counts = {c: {s: (before[c, s], after[c, s]) for s in SPLITS} for c in sorted(set(labels))}
+    return SplitResult(counts, len(moves), len(groups))
+
+
+def _moves(root: Path, files: list[str], target: list[str]) -> list[tuple[str, str]]:
+    """(from, to) relative paths; a name already taken on the other side gets a suffix."""
+    taken = set(files)
+    moves = []
+    for file, split_to in zip(files, target):
+        split_from, rest = file.split("/", 1)
+        if split_from == split_to:
+            continue
+        new = f"{split_to}/{rest}"
+        stem, dot, ext = new.rpartition(".")
+        n = 1
+        while new in taken:
+            new = f"{stem}-{split_from}{n if n > 1 else ''}.{ext}"
+            n += 1
+        taken.add(new)
+        moves.append((file, new))
+    return moves
+
+
+def _apply(root: Path, moves: list[tuple[str, str]]) -> None:
+    with open(root / MOVES, "w", newline="") as f:  # the record first: undo works mid-way
+        writer = csv.writer(f)
+        writer.writerow(["from", "to"])
+        writer.writerows(moves)
+    for old, new in moves:
+        (root / new).parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(root / old, root / new)
+    _rename_in_manifest(root, dict(moves))
+
+
+def _rename_in_manifest(root: Path, renamed: dict[str, str]) -> None:
+    if not (root / MANIFEST).is_file() or not renamed:
+        return
+    records = open_manifest(root, repair=False).records
+    lines = []
+    for record in records:
+        new = renamed.get(record.file, record.file)
+        moved = Record(**{**record.__dict__, "file": new, "split": new.split("/", 1)[0]})
+        lines.append(json.dumps(moved.__dict__, ensure_ascii=False))
+    write_text(root / MANIFEST, "\n".join(lines) + "\n")
+
+
+def undo_split(root: str | Path) -> int:
+    """Move every file of the last split back; returns how many."""
+    root = Path(root)
+    if not (root / MOVES).is_file():
+        raise ConfigError(f"{root}: no {MOVES}; nothing to undo")
+    moves = [(row["from"], row["to"]) for row in read_csv(root / MOVES)]
+    back = [(new, old) for old, new in reversed(moves) if (root / new).exists()]
+    for new, old in back:
+        shutil.move(root / new, root / old)
+    _rename_in_manifest(root, dict(back))
+    (root / MOVES).unlink()
+    return len(back)
