@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import sys
+from collections import Counter
 from dataclasses import fields
 from pathlib import Path
 
@@ -209,6 +210,23 @@ def build_parser() -> argparse.ArgumentParser:
                     "nothing moves without it")
     dd.add_argument("--undo", metavar="DIR", help="put back what an earlier --move DIR moved")
     dd.add_argument("--workers", type=int, help="hashing processes (default: all cores)")
+    fl = data.add_parser("filter", help="report (and move aside) bad screenshots: unreadable, "
+                         "too small, black, uniform, loading screens, or a learned filter")
+    fl.add_argument("root", nargs="?", help="dataset root to check")
+    fl.add_argument("--model", help="a valid/invalid filter checkpoint (or its run folder)")
+    fl.add_argument("--threshold", type=float, help="reject when p(valid) is below this "
+                    "(default 0.75, the reference's)")
+    fl.add_argument("--min-size", help="smallest usable image, WxH (default 320x180)")
+    fl.add_argument("--move-rejects", metavar="DIR", help="move rejected images here "
+                    "(recorded); nothing moves without it")
+    fl.add_argument("--undo", metavar="DIR", help="put back what --move-rejects DIR moved")
+    fl.add_argument("--train-from", metavar="LABELLED_ROOT", help="first train the learned "
+                    "filter on LABELLED_ROOT/train/{valid,invalid}/ and use it")
+    fl.add_argument("--weights", default="imagenet", help="--train-from: starting weights "
+                    "(imagenet, none or a file)")
+    fl.add_argument("--epochs", type=int, default=5, help="--train-from: epochs (default 5)")
+    fl.add_argument("--runs-dir", default="runs", help="--train-from: where the run goes")
+    fl.add_argument("--workers", type=int, help="checking processes (default: all cores)")
     sp = data.add_parser("split", help="make or redo the train/test split: stratified by "
                          "country, duplicates and same-spot images kept on one side")
     sp.add_argument("root")
@@ -296,7 +314,8 @@ def _table(title: str, columns: list[str], rows: list[list], right_from: int = 1
 def cmd_data(args) -> int:
     return {"synth": data_synth, "prepare": data_prepare, "verify": data_verify,
             "download": data_download, "scan": data_scan,
-            "dedup": data_dedup, "split": data_split}[args.data_command](args)
+            "dedup": data_dedup, "split": data_split,
+            "filter": data_filter}[args.data_command](args)
 
 
 def data_synth(args) -> int:
@@ -320,10 +339,10 @@ def data_prepare(args) -> int:
 
 
 def data_dedup(args) -> int:
-    from .curate import dedup  # lazy: see the module doc
+    from .curate import dedup, moves  # lazy: see the module doc
 
     if args.undo:
-        console.print(f"{dedup.undo(args.undo)} file(s) put back from {args.undo}")
+        console.print(f"{moves.undo(args.undo)} file(s) put back from {args.undo}")
         return 0
     options = {k: v for k, v in (("max_distance", args.max_distance), ("spot_m", args.spot_m),
                                  ("workers", args.workers)) if v is not None}
@@ -344,6 +363,37 @@ def data_dedup(args) -> int:
         moved = dedup.move_duplicates(result, args.move)
         console.print(f"{moved} image(s) moved to {args.move}; put them back with "
                       f"`geoconvnet data dedup {args.root} --undo {args.move}`")
+    return 0
+
+
+def data_filter(args) -> int:
+    from .curate import filter as screen  # lazy: see the module doc
+    from .curate import moves  # lazy: as above
+
+    if args.undo:
+        console.print(f"{moves.undo(args.undo)} file(s) put back from {args.undo}")
+        return 0
+    model = args.model
+    if args.train_from:
+        model = screen.train_filter(args.train_from, args.runs_dir, weights=args.weights,
+                                    epochs=args.epochs)
+        console.print(f"Filter model: {model}")
+    if not args.root:
+        if args.train_from:
+            return 0
+        raise GeoconvnetError("data filter needs ROOT (or --train-from to only make a model)")
+    options = {k: v for k, v in (("threshold", args.threshold), ("workers", args.workers),
+                                 ("min_size", _parse_size(args.min_size) if args.min_size
+                                  else None)) if v is not None}
+    rejected = screen.filter_root(args.root, model, **options)
+    reasons = Counter(r.reason.split(" (")[0].split(":")[0] for r in rejected)
+    console.print(_table(f"Rejected in {args.root}", ["reason", "images"],
+                         sorted(reasons.items(), key=lambda kv: -kv[1]) or [["(none)", 0]]))
+    console.print(f"Every rejected file and why: {Path(args.root) / screen.REPORT}")
+    if args.move_rejects and rejected:
+        moved = moves.move_files(Path(args.root), [r.file for r in rejected], args.move_rejects)
+        console.print(f"{moved} image(s) moved to {args.move_rejects}; put them back with "
+                      f"`geoconvnet data filter --undo {args.move_rejects}`")
     return 0
 
 

@@ -5,7 +5,7 @@ hashes within ``max_distance`` bits) or, where the manifest knows where they wer
 were taken within ``spot_m`` metres of each other. Linked images form groups; a group with
 members in both train and test is leakage: the test split would score a copy of a training
 image. Nothing is deleted: ``--move`` moves all but one image of each group (a train image
-is kept) and records the moves, which ``undo`` puts back.
+is kept) and records the moves, which :func:`.moves.undo` puts back.
 
 Defaults, measured on the sample data (pHash of 64 drawn 480x270 scenes, 2026-11-27):
 re-encoded (JPEG 75) and half-size copies differ by at most 2 bits, copies cropped by 2% by
@@ -25,8 +25,6 @@ brute-force check) in 2.3 s, against 42 s for all pairs.
 
 from __future__ import annotations
 
-import csv
-import shutil
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,14 +38,14 @@ from ..data.layout import SPLITS, image_files
 from ..data.manifest import NAME as MANIFEST
 from ..data.manifest import open_manifest
 from ..utils.errors import ConfigError, DataError
-from ..utils.io import atomic_write, read_csv, write_csv
+from ..utils.io import write_csv
 from .hashes import hash_files
+from .moves import move_files
 
 DEFAULT_MAX_DISTANCE = 5
 SPOT_M = 50.0
 EARTH_RADIUS_M = 6_371_000.0
 REPORT = "dedup-report.csv"
-MOVES = "moves.csv"
 
 
 @dataclass
@@ -199,42 +197,5 @@ def _groups(relative: list[str], pairs: list[np.ndarray]) -> list[Group]:
 
 def move_duplicates(result: DedupResult, move_dir: str | Path) -> int:
     """Move all but the first image of each group (a train image where the group has one)
-    to ``move_dir`` under the same relative path; every move is appended to
-    ``move_dir/moves.csv`` before it happens, so :func:`undo` can put them back."""
-    move_dir = Path(move_dir)
-    move_dir.mkdir(parents=True, exist_ok=True)
-    log = move_dir / MOVES
-    new = not log.exists()
-    moved = 0
-    with open(log, "a", newline="") as f:
-        writer = csv.writer(f)
-        if new:
-            writer.writerow(["from", "to"])
-        for group in result.groups:
-            for file in group.files[1:]:
-                source, target = result.root / file, move_dir / file
-                target.parent.mkdir(parents=True, exist_ok=True)
-                writer.writerow([source, target])
-                f.flush()  # the record first: an interrupted move can still be undone
-                shutil.move(source, target)
-                moved += 1
-    return moved
-
-
-def undo(move_dir: str | Path) -> int:
-    """Put back every file ``move_duplicates`` (or ``filter``) moved into ``move_dir``."""
-    log = Path(move_dir) / MOVES
-    if not log.is_file():
-        raise ConfigError(f"{move_dir}: no {MOVES} here; give the folder passed to --move")
-    rows = read_csv(log)
-    restored = 0
-    for row in reversed(rows):
-        source, target = Path(row["from"]), Path(row["to"])
-        if target.exists() and not source.exists():
-            source.parent.mkdir(parents=True, exist_ok=True)
-            shutil.move(target, source)
-            restored += 1
-    with atomic_write(log.with_name(MOVES + ".undone"), "w") as f:
-        f.write(log.read_text())
-    log.unlink()
-    return restored
+    to ``move_dir``, recorded for :func:`.moves.undo`."""
+    return move_files(result.root, [f for g in result.groups for f in g.files[1:]], move_dir)
