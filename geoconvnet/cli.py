@@ -227,6 +227,10 @@ def build_parser() -> argparse.ArgumentParser:
     fl.add_argument("--epochs", type=int, default=5, help="--train-from: epochs (default 5)")
     fl.add_argument("--runs-dir", default="runs", help="--train-from: where the run goes")
     fl.add_argument("--workers", type=int, help="checking processes (default: all cores)")
+    st = data.add_parser("stats", help="images per country and split, sizes, formats, sources, "
+                         "duplicates, leakage and places: a table and ROOT/stats/stats.html")
+    st.add_argument("root")
+    st.add_argument("--no-page", action="store_true", help="only the table")
     sp = data.add_parser("split", help="make or redo the train/test split: stratified by "
                          "country, duplicates and same-spot images kept on one side")
     sp.add_argument("root")
@@ -315,7 +319,7 @@ def cmd_data(args) -> int:
     return {"synth": data_synth, "prepare": data_prepare, "verify": data_verify,
             "download": data_download, "scan": data_scan,
             "dedup": data_dedup, "split": data_split,
-            "filter": data_filter}[args.data_command](args)
+            "filter": data_filter, "stats": data_stats}[args.data_command](args)
 
 
 def data_synth(args) -> int:
@@ -394,6 +398,32 @@ def data_filter(args) -> int:
         moved = moves.move_files(Path(args.root), [r.file for r in rejected], args.move_rejects)
         console.print(f"{moved} image(s) moved to {args.move_rejects}; put them back with "
                       f"`geoconvnet data filter --undo {args.move_rejects}`")
+    return 0
+
+
+def data_stats(args) -> int:
+    from .report.dataset import dataset_stats  # lazy: see the module doc
+
+    s = dataset_stats(args.root, page=not args.no_page)
+    rows = [[c, n["train"], n["test"], n["train"] + n["test"]]
+            for c, n in sorted(s.counts.items(), key=lambda kv: -sum(kv[1].values()))]
+    console.print(_table(f"{s.root}: {s.images} images, {len(s.counts)} countries",
+                         ["country", "train", "test", "all"], rows))
+
+    def known(value, how):
+        return f"{value}" if value is not None else f"unknown (run `geoconvnet data {how}`)"
+
+    summary = [["sizes", ", ".join(f"{k} ({v})" for k, v in s.sizes.most_common(3))],
+               ["formats", ", ".join(f"{k} ({v})" for k, v in s.formats.most_common())],
+               ["sources", ", ".join(f"{k} ({v})" for k, v in s.sources.most_common())
+                or "no manifest"],
+               ["places known", len(s.places)],
+               ["duplicate groups", known(s.duplicate_groups, "dedup")],
+               ["train/test leakage groups", known(s.leakage_groups, "dedup")],
+               ["rejected by the filter", known(s.rejected, "filter")]]
+    console.print(_table("Summary", ["measure", "value"], summary, right_from=2))
+    if s.page:
+        console.print(f"Page: [bold]{s.page}[/]")
     return 0
 
 

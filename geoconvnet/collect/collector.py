@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Iterator, Protocol
 
 from ..data.countries import Country
+from ..data.manifest import Manifest, Record, lock_root, open_manifest
 from ..utils.errors import ConfigError
 from ..utils.io import write_bytes
 from ..utils.progress import add_task, progress_bar
 from .http import CollectError
-from ..data.manifest import Manifest, Record, lock_root, open_manifest
 
 SPLITS = ("train", "test")
 

@@ -16,6 +16,11 @@ alike than real screenshots, so real data may allow more (check the report).
 ``spot_m`` 50: Street View panoramas are about 10 m apart and phone positions (Mapillary)
 are off by 5-10 m; within 50 m the same road, buildings and signs are in view.
 
+A pHash match is confirmed by the dHash (at most ``MAX_DHASH`` = 10 bits): on 3,000
+generated scenes (``benchmarks/dedup_speed.py``'s) copies stayed within 10 dHash bits,
+while the one pair of different scenes within 5 pHash bits (of 4.5 million) was 13 dHash
+bits apart; without it, 100,000 such scenes gave about 2,500 false pairs.
+
 Near neighbours are found with an index, not by comparing all pairs: bit-sampling LSH (32
 tables keyed by 16 random bits of the hash: a pair within 5 bits shares a key in some
 table with probability above 99.9%), then the exact distance of each candidate pair. On 100,000
@@ -34,7 +39,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from sklearn.neighbors import BallTree
 
-from ..data.layout import SPLITS, image_files
+from ..data.layout import DEDUP_REPORT, SPLITS, image_files
 from ..data.manifest import NAME as MANIFEST
 from ..data.manifest import open_manifest
 from ..utils.errors import ConfigError, DataError
@@ -43,9 +48,10 @@ from .hashes import hash_files
 from .moves import move_files
 
 DEFAULT_MAX_DISTANCE = 5
+MAX_DHASH = 10
 SPOT_M = 50.0
 EARTH_RADIUS_M = 6_371_000.0
-REPORT = "dedup-report.csv"
+REPORT = DEDUP_REPORT
 
 
 @dataclass
@@ -93,7 +99,8 @@ def find_duplicates(root: str | Path, max_distance: int = DEFAULT_MAX_DISTANCE,
     hashes = hash_files(root, files, workers)
     relative = [Path(f).relative_to(root).as_posix() for f in files]
     pairs = [_exact_pairs([hashes[f]["sha256"] for f in files]),
-             _near_pairs([hashes[f]["phash"] for f in files], max_distance),
+             _near_pairs([hashes[f]["phash"] for f in files],
+                         [hashes[f]["dhash"] for f in files], max_distance),
              _spot_pairs(root, relative, spot_m)]
     groups = _groups(relative, pairs)
     unreadable = [r for r, f in zip(relative, files) if hashes[f]["phash"] is None]
@@ -115,11 +122,11 @@ def _exact_pairs(digests: list[str]) -> np.ndarray:
     return np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
 
 
-def _near_pairs(phashes: list[str | None], max_distance: int, tables: int = 32,
-                bits: int = 16, seed: int = 0) -> np.ndarray:
-    """Pairs of images whose hashes differ by at most ``max_distance`` bits (see the module
-    doc for the index). Identical hashes are collapsed first, so a thousand black frames
-    cost one lookup, not half a million pairs."""
+def _near_pairs(phashes: list[str | None], dhashes: list[str | None], max_distance: int,
+                tables: int = 32, bits: int = 16, seed: int = 0) -> np.ndarray:
+    """Pairs of images whose pHashes differ by at most ``max_distance`` bits and dHashes by
+    at most ``MAX_DHASH`` (see the module doc for the index). Identical pHashes are
+    collapsed first, so a thousand black frames cost one lookup, not half a million pairs."""
     readable = np.array([i for i, h in enumerate(phashes) if h is not None], dtype=np.int64)
     if len(readable) < 2:
         return np.empty((0, 2), dtype=np.int64)
@@ -133,8 +140,12 @@ def _near_pairs(phashes: list[str | None], max_distance: int, tables: int = 32,
     candidates = _lsh_candidates(unique, tables, bits, seed)
     if len(candidates):
         distance = np.bitwise_count(unique[candidates[:, 0]] ^ unique[candidates[:, 1]])
-        pairs.append(representative[candidates[distance <= max_distance]])
-    return np.concatenate(pairs)
+        close = representative[candidates[distance <= max_distance]]
+        pairs.append(close)
+    linked = np.concatenate(pairs)
+    second = np.array([int(h, 16) if h else 0 for h in dhashes], dtype=np.uint64)
+    agree = np.bitwise_count(second[linked[:, 0]] ^ second[linked[:, 1]]) <= MAX_DHASH
+    return linked[agree]
 
 
 def _lsh_candidates(values: np.ndarray, tables: int, bits: int, seed: int) -> np.ndarray:

@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image
 
 from ..data.images import load_image
-from ..data.layout import SPLITS, image_files
+from ..data.layout import FILTER_REPORT, SPLITS, image_files
 from ..inference.core import infer
 from ..models.checkpoint import load_checkpoint
 from ..training.train import train
@@ -32,7 +32,7 @@ from ..utils.errors import ConfigError, DataError
 from ..utils.io import write_csv
 from ..utils.progress import add_task, progress_bar
 
-REPORT = "filter-report.csv"
+REPORT = FILTER_REPORT
 MIN_SIZE = (320, 180)
 BLACK, UNIFORM, LOW_DETAIL = 16.0, 4.0, 0.5
 VALID, INVALID = "valid", "invalid"

@@ -1,6 +1,6 @@
 """Content hashes of a root's images, cached per file: SHA-256 of the bytes (exact copies)
-and a 64-bit perceptual hash (imagehash's pHash: re-encoded, resized and slightly cropped
-copies stay within a few bits). The cache, ``ROOT/.geoconvnet-hashes.json``, is keyed by
+and two 64-bit perceptual hashes from imagehash, pHash (DCT) and dHash (gradients):
+re-encoded, resized and slightly cropped copies stay within a few bits of both. The cache, ``ROOT/.geoconvnet-hashes.json``, is keyed by
 path, size and modification time, so a second run only hashes new or changed files."""
 
 from __future__ import annotations
@@ -21,14 +21,15 @@ from ..utils.progress import add_task, progress_bar
 CACHE = ".geoconvnet-hashes.json"
 
 
-def _hash(path: str) -> tuple[str, str, str | None]:
-    """Worker: (path, sha256, phash hex) or (path, sha256, None) for an unreadable image."""
+def _hash(path: str) -> tuple[str, str, str | None, str | None]:
+    """Worker: (path, sha256, phash, dhash), the perceptual ones None if unreadable."""
     data = Path(path).read_bytes()
     digest = hashlib.sha256(data).hexdigest()
     try:
-        return path, digest, str(imagehash.phash(load_image(path)))
+        image = load_image(path)
     except DataError:
-        return path, digest, None
+        return path, digest, None, None
+    return path, digest, str(imagehash.phash(image)), str(imagehash.dhash(image))
 
 
 def hash_files(root: Path, files: list[str], workers: int | None = None) -> dict[str, dict]:
@@ -41,17 +42,18 @@ def hash_files(root: Path, files: list[str], workers: int | None = None) -> dict
         stat = os.stat(path)
         key = os.path.relpath(path, root)
         entry = cache.get(key)
-        if entry and (entry["size"], entry["mtime_ns"]) == (stat.st_size, stat.st_mtime_ns):
+        if entry and "dhash" in entry and \
+                (entry["size"], entry["mtime_ns"]) == (stat.st_size, stat.st_mtime_ns):
             result[path] = entry
         else:
             todo.append(path)
     if todo:
         with progress_bar() as bar, ProcessPoolExecutor(workers or os.cpu_count()) as pool:
             task = add_task(bar, "Hashing images", len(todo))
-            for path, digest, phash in pool.map(_hash, todo, chunksize=16):
+            for path, digest, phash, dhash in pool.map(_hash, todo, chunksize=16):
                 stat = os.stat(path)
-                result[path] = {"sha256": digest, "phash": phash, "size": stat.st_size,
-                                "mtime_ns": stat.st_mtime_ns}
+                result[path] = {"sha256": digest, "phash": phash, "dhash": dhash,
+                                "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
                 bar.advance(task)
         write_json(cache_path, {os.path.relpath(p, root): e for p, e in result.items()},
                    indent=None)

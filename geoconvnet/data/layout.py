@@ -13,6 +13,8 @@ from ..utils.errors import DataError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp")
 SPLITS = ("train", "test")  # folders on disk; "val" is carved from train
+# What curation writes beside the split folders (read back by `data stats`).
+DEDUP_REPORT, FILTER_REPORT = "dedup-report.csv", "filter-report.csv"
 
 Sample = tuple[str, int]  # (path, class index)
 

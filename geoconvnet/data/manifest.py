@@ -18,8 +18,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .layout import IMAGE_EXTENSIONS
 from ..utils.errors import ConfigError
+from .layout import IMAGE_EXTENSIONS
 
 NAME = "collect-manifest.jsonl"
 LOCK = ".collect.lock"

@@ -173,3 +173,35 @@ def world_map(shapes: dict[str, list], values: dict[str, float], path: Path, tit
     ax.set(xlim=(-180, 180), ylim=(-60, 85), title=title, aspect="equal")
     ax.set_axis_off()
     return _save(fig, path)
+
+
+def split_bars(names: list[str], counts: dict[str, list[int]], path: Path, title: str) -> Path:
+    """Stacked horizontal bars: images per country, one colour per split."""
+    height = max(2.5, 0.22 * len(names) + 1)
+    fig, ax = plt.subplots(figsize=(8, height))
+    left = np.zeros(len(names))
+    for split, values in counts.items():
+        ax.barh(names, values, left=left, label=split)
+        left += np.asarray(values)
+    ax.invert_yaxis()
+    ax.set(xlabel="images", title=title)
+    ax.legend(fontsize=8)
+    ax.grid(axis="x", alpha=0.3)
+    return _save(fig, path)
+
+
+def points_map(shapes: dict[str, list], points: list[tuple[float, float]], path: Path,
+               title: str) -> Path:
+    """Country outlines in grey and one dot per (lat, lon)."""
+    from matplotlib.collections import PolyCollection
+
+    fig, ax = plt.subplots(figsize=(12, 6))
+    rings = [ring for country in shapes.values() for ring in country]
+    ax.add_collection(PolyCollection(rings, facecolor="#e6e6e6", edgecolor="white",
+                                     linewidth=0.3))
+    if points:
+        lat, lon = zip(*points)
+        ax.scatter(lon, lat, s=4, color="C3", alpha=0.6)
+    ax.set(xlim=(-180, 180), ylim=(-60, 85), title=title, aspect="equal")
+    ax.set_axis_off()
+    return _save(fig, path)

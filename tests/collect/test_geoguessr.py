@@ -14,8 +14,8 @@ from fake_geoguessr import GREEN, MAGENTA, FakeGeoGuessr
 from PIL import Image
 
 from geoconvnet.collect.http import CollectError
-from geoconvnet.data.manifest import open_manifest
 from geoconvnet.collect.sources import collect_from
+from geoconvnet.data.manifest import open_manifest
 
 
 def _chromium():

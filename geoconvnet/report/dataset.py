@@ -1,0 +1,89 @@
+"""``data stats``: what a dataset root holds, from its files alone: images per country and
+split, sizes, formats, sources (the manifest), duplicates and leakage (``data dedup``'s
+report), rejects (``data filter``'s), and where the images were taken when known. A table
+for the terminal, and ``ROOT/stats/stats.html`` with the bar chart and the map."""
+
+from __future__ import annotations
+
+import base64
+from collections import Counter
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import jinja2
+from PIL import Image
+
+from ..data.countries import world_shapes
+from ..data.layout import DEDUP_REPORT, FILTER_REPORT, SPLITS, image_files
+from ..data.manifest import NAME as MANIFEST
+from ..data.manifest import open_manifest
+from ..utils.errors import DataError
+from ..utils.io import read_csv, write_text
+from . import plots
+
+
+@dataclass
+class DatasetStats:
+    root: Path
+    counts: dict[str, dict[str, int]]  # country -> split -> images
+    sizes: Counter = field(default_factory=Counter)  # "WxH" -> images
+    formats: Counter = field(default_factory=Counter)
+    sources: Counter = field(default_factory=Counter)
+    licences: Counter = field(default_factory=Counter)
+    places: list[tuple[float, float]] = field(default_factory=list)
+    duplicate_groups: int | None = None  # None: `data dedup` has not run
+    leakage_groups: int | None = None
+    rejected: int | None = None  # None: `data filter` has not run
+    page: Path | None = None
+
+    @property
+    def images(self) -> int:
+        return sum(sum(c.values()) for c in self.counts.values())
+
+
+def dataset_stats(root: str | Path, page: bool = True) -> DatasetStats:
+    root = Path(root)
+    files = {s: image_files(root / s) for s in SPLITS if (root / s).is_dir()}
+    if not any(files.values()):
+        raise DataError(f"{root}: no images under train/ or test/")
+    counts: dict[str, dict[str, int]] = {}
+    stats = DatasetStats(root, counts)
+    for split, paths in files.items():
+        for path in paths:
+            counts.setdefault(Path(path).parent.name, {s: 0 for s in SPLITS})[split] += 1
+            with Image.open(path) as image:  # the header only
+                stats.sizes[f"{image.width}x{image.height}"] += 1
+                stats.formats[image.format or Path(path).suffix] += 1
+    if (root / MANIFEST).is_file():
+        records = open_manifest(root, repair=False).records
+        stats.sources.update(r.source for r in records)
+        stats.licences.update(r.licence for r in records if r.licence)
+        stats.places = [(r.lat, r.lon) for r in records if r.lat is not None]
+    if (root / DEDUP_REPORT).is_file():
+        rows = read_csv(root / DEDUP_REPORT)
+        stats.duplicate_groups = len({r["group"] for r in rows})
+        stats.leakage_groups = len({r["group"] for r in rows if r["leakage"] == "True"})
+    if (root / FILTER_REPORT).is_file():
+        stats.rejected = len(read_csv(root / FILTER_REPORT))
+    if page:
+        stats.page = write_page(stats, root / "stats")
+    return stats
+
+
+def write_page(stats: DatasetStats, out: Path) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    names = sorted(stats.counts, key=lambda c: -sum(stats.counts[c].values()))
+    bars = plots.split_bars(names, {s: [stats.counts[c][s] for c in names] for s in SPLITS},
+                            out / "countries.png", f"Images per country ({stats.root.name})")
+    figures = {"countries": bars}
+    if stats.places:
+        figures["map"] = plots.points_map(world_shapes(), stats.places, out / "places.png",
+                                          f"Where {len(stats.places)} images were taken")
+    template = jinja2.Environment(autoescape=True).from_string(
+        resources.files("geoconvnet.resources").joinpath("dataset.html.j2").read_text())
+    html = template.render(stats=stats, names=names, splits=SPLITS, fig={
+        k: "data:image/png;base64," + base64.b64encode(v.read_bytes()).decode()
+        for k, v in figures.items()})
+    write_text(out / "stats.html", html)
+    return out / "stats.html"
