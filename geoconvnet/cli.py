@@ -27,7 +27,7 @@ from .data.cache import (
     prepare,
     verify,
 )
-from .data.download import download
+from .data.download import REFERENCE_REPO, download
 from .data.images import scan_images
 from .data.layout import image_files
 from .data.preprocessing import AUGMENTATIONS, EVAL_VIEWS
@@ -240,8 +240,20 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--undo", action="store_true", help="move the files of the last split back")
     ver = data.add_parser("verify", help="check every file of a cache against its checksum")
     ver.add_argument("cache")
+    im = data.add_parser("import", help="bring a dataset into the layout: hf (a Hugging Face "
+                         "dataset, the reference's by default) or folders (a folder per country)")
+    im.add_argument("kind", choices=["hf", "folders"])
+    im.add_argument("src", nargs="?", help="hf: dataset id or local folder (default: the "
+                    "reference's); folders: the folder of country folders")
+    im.add_argument("--out", required=True, help="dataset root to write")
+    im.add_argument("--all-countries", action="store_true",
+                    help="folders: keep every country, not only the reference's 85")
+    im.add_argument("--min-per-country", type=int, default=1,
+                    help="folders: leave out countries with fewer images")
+    im.add_argument("--token", help="hf: access token (default: $HF_TOKEN or your login)")
     dl = data.add_parser("download", help="fetch the reference dataset (Hugging Face) into "
-                                          "the folder layout; needs the [hf] extra")
+                                          "the folder layout; needs the [hf] extra "
+                                          "(the same as `data import hf`)")
     dl.add_argument("out")
     dl.add_argument("--repo", default="deboradum/GeoGuessr-countries")
 
@@ -319,7 +331,8 @@ def cmd_data(args) -> int:
     return {"synth": data_synth, "prepare": data_prepare, "verify": data_verify,
             "download": data_download, "scan": data_scan,
             "dedup": data_dedup, "split": data_split,
-            "filter": data_filter, "stats": data_stats}[args.data_command](args)
+            "filter": data_filter, "stats": data_stats,
+            "import": data_import}[args.data_command](args)
 
 
 def data_synth(args) -> int:
@@ -424,6 +437,33 @@ def data_stats(args) -> int:
     console.print(_table("Summary", ["measure", "value"], summary, right_from=2))
     if s.page:
         console.print(f"Page: [bold]{s.page}[/]")
+    return 0
+
+
+def data_import(args) -> int:
+    if args.kind == "hf":
+        repo = args.src or REFERENCE_REPO
+        counts = download(args.out, repo, args.token or None)
+        console.print(f"{repo} written to [bold]{args.out}[/]: " +
+                      ", ".join(f"{split} {n} images" for split, n in counts.items()))
+        return 0
+    from .curate.importers import import_folders  # lazy: as above
+
+    if not args.src:
+        raise GeoconvnetError("data import folders needs SRC, the folder of country folders")
+    r = import_folders(args.src, args.out, args.all_countries, args.min_per_country)
+    rows = [[c, r.imported[c], r.already[c]] for c in sorted(set(r.imported) | set(r.already))]
+    console.print(_table(f"Imported into {args.out}", ["country", "new", "already there"], rows))
+    left_out = [[name, n, "no country of that name"] for name, n in sorted(r.unmapped.items())]
+    left_out += [[name, n, "not a reference country (--all-countries keeps it)"]
+                 for name, n in sorted(r.outside.items())]
+    left_out += [[name, n, f"fewer than {args.min_per_country} images"]
+                 for name, n in sorted(r.too_few.items())]
+    if left_out:
+        console.print(_table("Left out", ["folder or country", "images", "why"], left_out,
+                             right_from=1))
+    if r.copied:
+        console.print(f"{r.copied} file(s) copied (hard links were not possible)")
     return 0
 
 

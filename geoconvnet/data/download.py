@@ -62,15 +62,17 @@ def export_splits(splits, out: str | Path, image_column: str = "image",
     return counts
 
 
-def download(out: str | Path, repo: str = REFERENCE_REPO) -> dict[str, int]:
-    """Download ``repo`` with the ``datasets`` library (its cache) and export it to ``out``."""
+def download(out: str | Path, repo: str = REFERENCE_REPO, token: str | None = None) -> dict[str, int]:
+    """Download ``repo`` (a Hub dataset id, or a local folder of the same files) with the
+    ``datasets`` library (its cache) and export it to ``out``. ``token``: for a private or
+    gated dataset; by default huggingface_hub's own (``HF_TOKEN``, ``hf auth login``)."""
     try:
         import datasets
     except ImportError as exc:
         raise GeoconvnetError("the Hugging Face `datasets` package is needed: "
                               "pip install 'geoconvnet[hf]'") from exc
     try:
-        splits = datasets.load_dataset(repo)
+        splits = datasets.load_dataset(repo, token=token)
     except Exception as exc:  # hub, network and cache errors come in many types
         raise GeoconvnetError(f"could not download {repo} from the Hugging Face Hub "
                               f"({type(exc).__name__}: {exc}). Check the internet connection "

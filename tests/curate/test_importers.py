@@ -1,0 +1,73 @@
+import os
+
+from PIL import Image
+
+from geoconvnet.cli import main
+from geoconvnet.curate.importers import import_folders
+from geoconvnet.data.index import index_dataset
+from geoconvnet.data.manifest import open_manifest
+
+
+def _images(folder, n, color=(40, 90, 160)):
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        Image.new("RGB", (64, 36), (color[0], color[1] + i, color[2])).save(folder / f"img{i}.jpg")
+
+
+def test_folders_with_odd_names_map_to_countries_and_report_the_rest(tmp_path):
+    src = tmp_path / "kaggle"
+    _images(src / "united_states", 3)
+    _images(src / "South-Korea", 2)
+    _images(src / "USA", 2)  # a second folder of the same country
+    _images(src / "côte d'ivoire", 2)  # a real country, not one of the reference's 85
+    _images(src / "Atlantis", 2)
+    _images(src / "norway", 1)
+    result = import_folders(src, tmp_path / "out", min_per_country=2)
+    assert dict(result.imported) == {"USA": 5, "SouthKorea": 2}
+    assert result.unmapped == {"Atlantis": 2} and result.outside == {"CoteDIvoire": 2}
+    assert result.too_few == {"Norway": 1}
+    out = tmp_path / "out"
+    names = sorted(p.name for p in (out / "train" / "USA").iterdir())
+    assert len(names) == 5 and "img0-1.jpg" in names  # a name taken twice gets a suffix
+    assert os.path.samefile(src / "South-Korea" / "img0.jpg", out / "train" / "SouthKorea" /
+                            "img0.jpg")  # a hard link, no copy
+    again = import_folders(src, out, min_per_country=2)
+    assert not again.imported and sum(again.already.values()) == 7
+    records = open_manifest(out).records
+    assert len(records) == 7 and {r.source for r in records} == {"folders"}
+    everything = import_folders(src, tmp_path / "all", all_countries=True)
+    assert set(everything.imported) == {"USA", "SouthKorea", "CoteDIvoire", "Norway"}
+
+
+def test_split_folders_are_kept_and_the_root_trains(tmp_path, capsys):
+    src = tmp_path / "src"
+    for split, n in (("train", 4), ("test", 2)):
+        _images(src / split / "Japan", n, (200, 20, 20))
+        _images(src / split / "Peru", n, (20, 200, 20))
+    assert main(["data", "import", "folders", str(src), "--out", str(tmp_path / "out")]) == 0
+    assert "Imported into" in capsys.readouterr().out
+    index = index_dataset(tmp_path / "out", val_fraction=0.25)
+    assert index.classes == ["Japan", "Peru"] and len(index.test) == 4
+
+
+def test_hf_import_reads_parquet_shards_in_the_hub_layout(tmp_path):
+    import datasets
+
+    names = ["Norway", "Peru"]
+    features = datasets.Features({"image": datasets.Image(),
+                                  "label": datasets.ClassLabel(names=names)})
+    rows = {"image": [], "label": []}
+    for label in range(2):
+        for i in range(3):
+            Image.new("RGB", (32, 18), (label * 120, i * 30, 50)).save(tmp_path / "x.png")
+            rows["image"].append({"bytes": (tmp_path / "x.png").read_bytes(), "path": None})
+            rows["label"].append(label)
+    dataset = datasets.Dataset.from_dict(rows, features=features)
+    (tmp_path / "hub" / "data").mkdir(parents=True)
+    for split in ("train", "test"):
+        dataset.to_parquet(tmp_path / "hub" / "data" / f"{split}-00000-of-00001.parquet")
+    assert main(["data", "import", "hf", str(tmp_path / "hub"), "--out",
+                 str(tmp_path / "out")]) == 0
+    for split in ("train", "test"):
+        assert sorted(p.name for p in (tmp_path / "out" / split).iterdir()) == names
+        assert len(list((tmp_path / "out" / split / "Peru").iterdir())) == 3
