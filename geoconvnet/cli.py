@@ -241,15 +241,17 @@ def build_parser() -> argparse.ArgumentParser:
     ver = data.add_parser("verify", help="check every file of a cache against its checksum")
     ver.add_argument("cache")
     im = data.add_parser("import", help="bring a dataset into the layout: hf (a Hugging Face "
-                         "dataset, the reference's by default) or folders (a folder per country)")
-    im.add_argument("kind", choices=["hf", "folders"])
+                         "dataset, the reference's by default), folders (a folder per "
+                         "country) or osv5m (OSV-5M's CSVs and image archives)")
+    im.add_argument("kind", choices=["hf", "folders", "osv5m"])
     im.add_argument("src", nargs="?", help="hf: dataset id or local folder (default: the "
-                    "reference's); folders: the folder of country folders")
+                    "reference's); folders: the folder of country folders; osv5m: the "
+                    "downloaded osv5m/osv5m folder")
     im.add_argument("--out", required=True, help="dataset root to write")
     im.add_argument("--all-countries", action="store_true",
-                    help="folders: keep every country, not only the reference's 85")
+                    help="folders, osv5m: keep every country, not only the reference's 85")
     im.add_argument("--min-per-country", type=int, default=1,
-                    help="folders: leave out countries with fewer images")
+                    help="folders, osv5m: leave out countries with fewer images")
     im.add_argument("--token", help="hf: access token (default: $HF_TOKEN or your login)")
     dl = data.add_parser("download", help="fetch the reference dataset (Hugging Face) into "
                                           "the folder layout; needs the [hf] extra "
@@ -447,14 +449,16 @@ def data_import(args) -> int:
         console.print(f"{repo} written to [bold]{args.out}[/]: " +
                       ", ".join(f"{split} {n} images" for split, n in counts.items()))
         return 0
-    from .curate.importers import import_folders  # lazy: as above
+    from .curate import importers  # lazy: as above
 
     if not args.src:
-        raise GeoconvnetError("data import folders needs SRC, the folder of country folders")
-    r = import_folders(args.src, args.out, args.all_countries, args.min_per_country)
+        raise GeoconvnetError(f"data import {args.kind} needs SRC, the folder to import from")
+    run = importers.import_folders if args.kind == "folders" else importers.import_osv5m
+    r = run(args.src, args.out, args.all_countries, args.min_per_country)
     rows = [[c, r.imported[c], r.already[c]] for c in sorted(set(r.imported) | set(r.already))]
     console.print(_table(f"Imported into {args.out}", ["country", "new", "already there"], rows))
-    left_out = [[name, n, "no country of that name"] for name, n in sorted(r.unmapped.items())]
+    left_out = [[name, n, "no country of that name or code"]
+                for name, n in sorted(r.unmapped.items())]
     left_out += [[name, n, "not a reference country (--all-countries keeps it)"]
                  for name, n in sorted(r.outside.items())]
     left_out += [[name, n, f"fewer than {args.min_per_country} images"]

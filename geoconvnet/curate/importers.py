@@ -7,14 +7,19 @@
   countries with fewer than ``min_per_country`` images are left out. Files are hard-linked
   (copied only across file systems), so an import costs no space, and a second run adds
   only what is new.
+* ``osv5m``: OSV-5M (5.1 million street-level images with coordinates), filtered by
+  country, with each image's position, date and creator in the manifest.
 * ``hf``: a dataset on the Hugging Face Hub in the reference's format (an image column and
   a ClassLabel column): :func:`geoconvnet.data.download.download`.
 """
 
 from __future__ import annotations
 
+import csv
+import functools
 import os
 import shutil
+import zipfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +28,7 @@ from ..data.countries import REFERENCE_COUNTRIES, resolve
 from ..data.layout import SPLITS, image_files
 from ..data.manifest import Record, lock_root, open_manifest
 from ..utils.errors import ConfigError, DataError
+from ..utils.io import write_bytes
 from ..utils.progress import add_task, progress_bar
 
 
@@ -112,3 +118,100 @@ def _place(path: str, out: Path, split: str, country: str, result: ImportResult)
         shutil.copy2(path, folder / name)
         result.copied += 1
     return f"{split}/{country}/{name}"
+
+
+# -- OSV-5M ------------------------------------------------------------------------------
+OSV5M_LICENCE = "CC BY-SA 4.0"
+
+
+def import_osv5m(src: str | Path, out: str | Path, all_countries: bool = False,
+                 min_per_country: int = 1) -> ImportResult:
+    """OSV-5M as published (``osv5m/osv5m`` on the Hub: ``train.csv``, ``test.csv`` and
+    ``images/<split>/NN.zip`` of ``<id>.jpg``; already extracted ``.jpg`` files work too).
+    Countries come from the CSV's ISO code; position, capture date and creator go to the
+    manifest."""
+    src, out = Path(src), Path(out)
+    csvs = {s: src / f"{s}.csv" for s in SPLITS if (src / f"{s}.csv").is_file()}
+    if not csvs:
+        raise DataError(f"{src}: no train.csv or test.csv; expected OSV-5M's layout "
+                        "(huggingface_hub.snapshot_download('osv5m/osv5m', repo_type='dataset'))")
+    result = ImportResult()
+    wanted = {s: _osv5m_rows(path, result, all_countries) for s, path in csvs.items()}
+    totals = Counter(row["folder"] for rows in wanted.values() for row in rows.values())
+    result.too_few = {c: n for c, n in totals.items() if n < min_per_country}
+    lock = lock_root(out)
+    try:
+        manifest = open_manifest(out, ("osv5m",))
+        seen = manifest.source_ids("osv5m")
+        with progress_bar() as bar:
+            task = add_task(bar, "Importing OSV-5M", sum(totals.values()))
+            for split, rows in wanted.items():
+                for image_id, read in _osv5m_images(src / "images" / split):
+                    row = rows.get(image_id)
+                    if row is None or row["folder"] in result.too_few:
+                        continue
+                    if image_id in seen:
+                        result.already[row["folder"]] += 1
+                    else:
+                        _save_osv5m(out, manifest, split, image_id, row, read())
+                        seen.add(image_id)
+                        result.imported[row["folder"]] += 1
+                    bar.advance(task)
+    finally:
+        lock.close()
+    return result
+
+
+def _osv5m_rows(path: Path, result: ImportResult, all_countries: bool) -> dict[str, dict]:
+    """id -> row (with its class folder) for the rows of wanted countries; the others are
+    counted in ``result.unmapped`` (by code) or ``result.outside`` (by country)."""
+    folders: dict[str, str | None] = {}  # ISO code -> class folder (None: no country)
+    rows = {}
+    with open(path, newline="", encoding="utf-8") as f:
+        for row in csv.DictReader(f):
+            code = row.get("country") or row.get("unique_country") or ""
+            if code not in folders:
+                folders[code] = _folder_of(code)
+            folder = folders[code]
+            if folder is None:
+                result.unmapped[code] = result.unmapped.get(code, 0) + 1
+            elif not all_countries and folder not in REFERENCE_COUNTRIES:
+                result.outside[folder] = result.outside.get(folder, 0) + 1
+            else:
+                rows[row["id"]] = {**row, "folder": folder}
+    return rows
+
+
+def _folder_of(code: str) -> str | None:
+    try:
+        return resolve(code).folder
+    except ConfigError:
+        return None
+
+
+def _osv5m_images(folder: Path):
+    """(id, function returning the bytes) for every image in the split's zips and folders."""
+    for archive in sorted(folder.glob("*.zip")):
+        with zipfile.ZipFile(archive) as zipped:
+            for name in zipped.namelist():
+                if name.lower().endswith(".jpg"):
+                    yield Path(name).stem, functools.partial(zipped.read, name)
+    for path in sorted(folder.rglob("*.jpg")):
+        yield path.stem, path.read_bytes
+
+
+def _save_osv5m(out: Path, manifest, split: str, image_id: str, row: dict, data: bytes) -> None:
+    relative = f"{split}/{row['folder']}/{image_id}.jpg"
+    (out / relative).parent.mkdir(parents=True, exist_ok=True)
+    write_bytes(out / relative, data)
+    manifest.append(Record(relative, split, row["folder"], "osv5m", image_id,
+                           _float(row.get("latitude")), _float(row.get("longitude")),
+                           captured=row.get("captured_at") or None,
+                           author=row.get("creator_username") or None, licence=OSV5M_LICENCE))
+
+
+def _float(value) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None

@@ -71,3 +71,50 @@ def test_hf_import_reads_parquet_shards_in_the_hub_layout(tmp_path):
     for split in ("train", "test"):
         assert sorted(p.name for p in (tmp_path / "out" / split).iterdir()) == names
         assert len(list((tmp_path / "out" / split / "Peru").iterdir())) == 3
+
+
+OSV5M_HEADER = ("id,latitude,longitude,thumb_original_url,country,sequence,captured_at,lon_bin,"
+                "lat_bin,cell,region,sub-region,city,land_cover,road_index,drive_side,climate,"
+                "soil,dist_sea,quadtree_10_5000,unique_region,unique_sub-region,unique_city,"
+                "unique_country,creator_username,creator_id")
+
+
+def _osv5m(root):
+    """OSV-5M's published layout: <split>.csv and images/<split>/NN.zip of <id>.jpg."""
+    import io
+    import zipfile
+
+    rows = {"train": [("101", 59.91, 10.75, "NO"), ("102", 60.39, 5.32, "NO"),
+                      ("201", 35.68, 139.69, "JP"), ("301", 5.35, -4.0, "CI"),
+                      ("401", 0.0, 0.0, "ZZ")],
+            "test": [("103", 63.43, 10.39, "NO"), ("202", 34.69, 135.5, "JP")]}
+    for split, items in rows.items():
+        lines = [OSV5M_HEADER] + [f"{i},{lat},{lon},,{cc},seq,2021-05-04,,,,,,,,,,,,,,,,,"
+                                  f"{cc},walker,7" for i, lat, lon, cc in items]
+        (root / f"{split}.csv").parent.mkdir(parents=True, exist_ok=True)
+        (root / f"{split}.csv").write_text("\n".join(lines) + "\n")
+        (root / "images" / split).mkdir(parents=True, exist_ok=True)
+        with zipfile.ZipFile(root / "images" / split / "00.zip", "w") as archive:
+            for i, *_ in items:
+                buffer = io.BytesIO()
+                Image.new("RGB", (64, 36), (int(i) % 255, 80, 120)).save(buffer, format="JPEG")
+                archive.writestr(f"{split}/{i}.jpg", buffer.getvalue())
+    return root
+
+
+def test_osv5m_keeps_countries_coordinates_and_credits(tmp_path):
+    from geoconvnet.curate.importers import import_osv5m
+
+    src = _osv5m(tmp_path / "osv5m")
+    result = import_osv5m(src, tmp_path / "out")
+    assert dict(result.imported) == {"Norway": 3, "Japan": 2}
+    assert result.outside == {"CoteDIvoire": 1} and result.unmapped == {"ZZ": 1}
+    records = {r.source_id: r for r in open_manifest(tmp_path / "out").records}
+    assert (records["201"].lat, records["201"].lon) == (35.68, 139.69)
+    assert records["103"].file == "test/Norway/103.jpg" and records["103"].split == "test"
+    assert {(r.author, r.licence, r.captured) for r in records.values()} == \
+        {("walker", "CC BY-SA 4.0", "2021-05-04")}
+    assert (tmp_path / "out" / "train" / "Japan" / "201.jpg").is_file()
+    again = import_osv5m(src, tmp_path / "out")
+    assert not again.imported and sum(again.already.values()) == 5
+    assert dict(import_osv5m(src, tmp_path / "few", min_per_country=3).imported) == {"Norway": 3}
