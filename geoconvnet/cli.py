@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 from collections import Counter
 from dataclasses import fields
 from pathlib import Path
@@ -227,6 +228,14 @@ def build_parser() -> argparse.ArgumentParser:
     fl.add_argument("--epochs", type=int, default=5, help="--train-from: epochs (default 5)")
     fl.add_argument("--runs-dir", default="runs", help="--train-from: where the run goes")
     fl.add_argument("--workers", type=int, help="checking processes (default: all cores)")
+    pb = data.add_parser("publish", help="a root as a Hugging Face dataset: parquet shards "
+                         "and a dataset card (counts, sources, licences, authors)")
+    pb.add_argument("root")
+    pb.add_argument("--repo", help="Hub dataset to upload to, USER/NAME")
+    pb.add_argument("--to-folder", help="write the files here (default: a temporary folder "
+                    "when uploading)")
+    pb.add_argument("--token", help="Hub token (default: $HF_TOKEN or your login)")
+    pb.add_argument("--private", action="store_true", help="create the Hub dataset private")
     st = data.add_parser("stats", help="images per country and split, sizes, formats, sources, "
                          "duplicates, leakage and places: a table and ROOT/stats/stats.html")
     st.add_argument("root")
@@ -334,7 +343,7 @@ def cmd_data(args) -> int:
             "download": data_download, "scan": data_scan,
             "dedup": data_dedup, "split": data_split,
             "filter": data_filter, "stats": data_stats,
-            "import": data_import}[args.data_command](args)
+            "import": data_import, "publish": data_publish}[args.data_command](args)
 
 
 def data_synth(args) -> int:
@@ -439,6 +448,20 @@ def data_stats(args) -> int:
     console.print(_table("Summary", ["measure", "value"], summary, right_from=2))
     if s.page:
         console.print(f"Page: [bold]{s.page}[/]")
+    return 0
+
+
+def data_publish(args) -> int:
+    from .curate.publish import publish  # lazy: see the module doc
+
+    if not args.repo and not args.to_folder:
+        raise GeoconvnetError("data publish needs --repo USER/NAME, --to-folder DIR, or both")
+    with tempfile.TemporaryDirectory(prefix="geoconvnet-publish-") as scratch:
+        folder = args.to_folder or scratch
+        counts = publish(args.root, folder, args.repo, args.token or None, args.private)
+    where = f"https://huggingface.co/datasets/{args.repo}" if args.repo else args.to_folder
+    console.print(f"Published {', '.join(f'{s} {n} images' for s, n in counts.items())} to "
+                  f"[bold]{where}[/]")
     return 0
 
 

@@ -14,6 +14,7 @@ from ..utils.errors import GeoconvnetError
 from ..utils.io import write_bytes
 from ..utils.progress import add_task, progress_bar
 from .layout import IMAGE_EXTENSIONS
+from .manifest import Record, open_manifest
 
 REFERENCE_REPO = "deboradum/GeoGuessr-countries"
 _MAGIC = {b"\x89PNG": ".png", b"\xff\xd8\xff": ".jpg", b"RIFF": ".webp"}
@@ -34,13 +35,24 @@ def _write_if_changed(path: Path, data: bytes) -> bool:
     return True
 
 
+# Optional columns (as `data publish` writes them): the file's name, and what the manifest
+# knows of the image. Datasets without them import as before.
+RECORD_COLUMNS = ("source", "source_id", "latitude", "longitude", "heading", "captured",
+                  "author", "licence")
+
+
 def export_splits(splits, out: str | Path, image_column: str = "image",
                   label_column: str = "label") -> dict[str, int]:
-    """Write each ``datasets.Dataset`` of a split mapping to ``out/<split>/<label name>/``.
+    """Write each ``datasets.Dataset`` of a split mapping to ``out/<split>/<label name>/``
+    (named by a ``file`` column where there is one, else by row number). Where the rows
+    carry positions or credits (``RECORD_COLUMNS``), they go to the root's manifest.
     Returns the number of images per split."""
     import datasets
 
     out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    manifest = open_manifest(out)
+    recorded = {r.file for r in manifest.records}
     counts = {}
     for split, ds in splits.items():
         feature = ds.features.get(label_column)
@@ -55,11 +67,23 @@ def export_splits(splits, out: str | Path, image_column: str = "image",
             for i, row in enumerate(ds):
                 image = row[image_column]
                 data = image["bytes"] if image["bytes"] is not None else Path(image["path"]).read_bytes()
-                folder = out / split / feature.names[row[label_column]]
-                _write_if_changed(folder / f"{i}{_extension(data, image.get('path'))}", data)
+                country = feature.names[row[label_column]]
+                name = Path(row["file"]).name if row.get("file") else \
+                    f"{i}{_extension(data, image.get('path'))}"
+                _write_if_changed(out / split / country / name, data)
+                relative = f"{split}/{country}/{name}"
+                if relative not in recorded and any(row.get(c) is not None for c in RECORD_COLUMNS):
+                    manifest.append(_record(relative, split, country, row))
                 bar.advance(task)
         counts[split] = len(ds)
     return counts
+
+
+def _record(relative: str, split: str, country: str, row: dict) -> Record:
+    return Record(relative, split, country, row.get("source") or "hf",
+                  str(row.get("source_id") or relative), row.get("latitude"),
+                  row.get("longitude"), row.get("heading"), row.get("captured"),
+                  row.get("author"), row.get("licence"))
 
 
 def download(out: str | Path, repo: str = REFERENCE_REPO, token: str | None = None) -> dict[str, int]:
