@@ -366,12 +366,19 @@ def data_prepare(args) -> int:
     return 0
 
 
+def _print_undo(outcome: tuple[int, list[str]], move_dir: str) -> int:
+    restored, problems = outcome
+    console.print(f"{restored} file(s) put back from {move_dir}")
+    for problem in problems:
+        print(f"not put back: {problem}", file=sys.stderr)
+    return 1 if problems else 0
+
+
 def data_dedup(args) -> int:
     from .curate import dedup, moves  # lazy: see the module doc
 
     if args.undo:
-        console.print(f"{moves.undo(args.undo)} file(s) put back from {args.undo}")
-        return 0
+        return _print_undo(moves.undo(args.undo), args.undo)
     options = {k: v for k, v in (("max_distance", args.max_distance), ("spot_m", args.spot_m),
                                  ("workers", args.workers)) if v is not None}
     result = dedup.find_duplicates(args.root, **options)
@@ -380,7 +387,8 @@ def data_dedup(args) -> int:
                          [["groups of exact copies", result.count("exact")],
                           ["groups of near copies", result.count("near")],
                           ["groups taken at the same spot", result.count("spot")],
-                          ["images beyond the first of each group", result.extra_copies],
+                          ["copies beyond the first of each group (--move takes these)",
+                           result.extra_copies],
                           ["groups in both train and test (leakage)", len(result.leakage)],
                           ["unreadable images (no perceptual hash)", len(result.unreadable)]]))
     for group in result.leakage[:10]:
@@ -399,8 +407,7 @@ def data_filter(args) -> int:
     from .curate import moves  # lazy: as above
 
     if args.undo:
-        console.print(f"{moves.undo(args.undo)} file(s) put back from {args.undo}")
-        return 0
+        return _print_undo(moves.undo(args.undo), args.undo)
     model = args.model
     if args.train_from:
         model = screen.train_filter(args.train_from, args.runs_dir, weights=args.weights,

@@ -5,7 +5,8 @@ hashes within ``max_distance`` bits) or, where the manifest knows where they wer
 were taken within ``spot_m`` metres of each other. Linked images form groups; a group with
 members in both train and test is leakage: the test split would score a copy of a training
 image. Nothing is deleted: ``--move`` moves all but one image of each group (a train image
-is kept) and records the moves, which :func:`.moves.undo` puts back.
+is kept) and records the moves, which :func:`.moves.undo` puts back; images linked only by
+place are different pictures and are never moved (``data split`` keeps them on one side).
 
 Defaults, measured on the sample data (pHash of 64 drawn 480x270 scenes, 2026-11-27):
 re-encoded (JPEG 75) and half-size copies differ by at most 2 bits, copies cropped by 2% by
@@ -72,8 +73,9 @@ class Group:
 class DedupResult:
     root: Path
     images: int
-    groups: list[Group]
+    groups: list[Group]  # linked by content or place: what leakage and `data split` use
     unreadable: list[str]
+    _copies: list[Group] = field(default_factory=list, repr=False)
 
     def count(self, link: str) -> int:
         return sum(1 for g in self.groups if link in g.links)
@@ -83,8 +85,14 @@ class DedupResult:
         return [g for g in self.groups if g.leakage]
 
     @property
+    def copy_groups(self) -> list[Group]:
+        """Groups of copies (exact or near); images linked only by place are different
+        pictures, kept apart here so that --move never takes them."""
+        return self._copies
+
+    @property
     def extra_copies(self) -> int:
-        return sum(len(g.files) - 1 for g in self.groups)
+        return sum(len(g.files) - 1 for g in self.copy_groups)
 
 
 def find_duplicates(root: str | Path, max_distance: int = DEFAULT_MAX_DISTANCE,
@@ -104,7 +112,7 @@ def find_duplicates(root: str | Path, max_distance: int = DEFAULT_MAX_DISTANCE,
              _spot_pairs(root, relative, spot_m)]
     groups = _groups(relative, pairs)
     unreadable = [r for r, f in zip(relative, files) if hashes[f]["phash"] is None]
-    result = DedupResult(root, len(files), groups, unreadable)
+    result = DedupResult(root, len(files), groups, unreadable, _groups(relative, pairs[:2]))
     write_csv(root / REPORT, ["group", "file", "split", "links", "leakage"],
               [[i, f, f.split("/", 1)[0], "+".join(sorted(g.links)), g.leakage]
                for i, g in enumerate(groups) for f in g.files])
@@ -197,7 +205,7 @@ def _groups(relative: list[str], pairs: list[np.ndarray]) -> list[Group]:
         if sizes[component] > 1:
             members.setdefault(component, []).append(relative[i])
     links: dict[int, set[str]] = {}
-    for kind, kind_pairs in zip(("exact", "near", "spot"), pairs):
+    for kind, kind_pairs in zip(("exact", "near", "spot"), pairs):  # spot may be absent
         for a in kind_pairs[:, 0].tolist():
             links.setdefault(label[a], set()).add(kind)
     order = {s: k for k, s in enumerate(SPLITS)}
@@ -207,6 +215,7 @@ def _groups(relative: list[str], pairs: list[np.ndarray]) -> list[Group]:
 
 
 def move_duplicates(result: DedupResult, move_dir: str | Path) -> int:
-    """Move all but the first image of each group (a train image where the group has one)
-    to ``move_dir``, recorded for :func:`.moves.undo`."""
-    return move_files(result.root, [f for g in result.groups for f in g.files[1:]], move_dir)
+    """Move all but the first image of each group of copies (a train image where the
+    group has one) to ``move_dir``, recorded for :func:`.moves.undo`."""
+    return move_files(result.root, [f for g in result.copy_groups for f in g.files[1:]],
+                      move_dir)

@@ -30,6 +30,7 @@ from ..data.manifest import Record, lock_root, open_manifest
 from ..utils.errors import ConfigError, DataError
 from ..utils.io import write_bytes
 from ..utils.progress import add_task, progress_bar
+from .moves import free_path
 
 
 @dataclass
@@ -60,7 +61,7 @@ def import_folders(src: str | Path, out: str | Path, all_countries: bool = False
             task = add_task(bar, "Importing", sum(len(files) for files in plan.values()))
             for (split, country), files in plan.items():
                 for path in files:
-                    source_id = Path(path).relative_to(src).as_posix()
+                    source_id = str(Path(path).resolve())  # two sources may share names
                     if source_id in seen:
                         result.already[country] += 1
                     else:
@@ -83,9 +84,9 @@ def _plan(src: Path, result: ImportResult, all_countries: bool,
     for split, base in bases:
         for folder in sorted(p for p in base.iterdir() if p.is_dir()):
             files = image_files(folder)
-            try:
-                country = resolve(folder.name.replace("_", " ").replace("-", " ")).folder
-            except ConfigError:
+            country = _folder_of(folder.name) or \
+                _folder_of(folder.name.replace("_", " ").replace("-", " "))
+            if country is None:
                 result.unmapped[folder.name] = result.unmapped.get(folder.name, 0) + len(files)
                 continue
             if not all_countries and country not in REFERENCE_COUNTRIES:
@@ -153,7 +154,7 @@ def import_osv5m(src: str | Path, out: str | Path, all_countries: bool = False,
                     if image_id in seen:
                         result.already[row["folder"]] += 1
                     else:
-                        _save_osv5m(out, manifest, split, image_id, row, read())
+                        _save_osv5m(out, manifest, split, image_id, row, read, result)
                         seen.add(image_id)
                         result.imported[row["folder"]] += 1
                     bar.advance(task)
@@ -177,8 +178,11 @@ def _osv5m_rows(path: Path, result: ImportResult, all_countries: bool) -> dict[s
                 result.unmapped[code] = result.unmapped.get(code, 0) + 1
             elif not all_countries and folder not in REFERENCE_COUNTRIES:
                 result.outside[folder] = result.outside.get(folder, 0) + 1
-            else:
-                rows[row["id"]] = {**row, "folder": folder}
+            else:  # only what the manifest keeps: the full CSV has ~30 columns x 5M rows
+                rows[row["id"]] = {"folder": folder, "latitude": row.get("latitude"),
+                                   "longitude": row.get("longitude"),
+                                   "captured_at": row.get("captured_at"),
+                                   "creator_username": row.get("creator_username")}
     return rows
 
 
@@ -190,20 +194,30 @@ def _folder_of(code: str) -> str | None:
 
 
 def _osv5m_images(folder: Path):
-    """(id, function returning the bytes) for every image in the split's zips and folders."""
+    """(id, an extracted file or a function returning the bytes) for every image in the
+    split's zips and folders."""
     for archive in sorted(folder.glob("*.zip")):
         with zipfile.ZipFile(archive) as zipped:
             for name in zipped.namelist():
                 if name.lower().endswith(".jpg"):
                     yield Path(name).stem, functools.partial(zipped.read, name)
     for path in sorted(folder.rglob("*.jpg")):
-        yield path.stem, path.read_bytes
+        yield path.stem, path
 
 
-def _save_osv5m(out: Path, manifest, split: str, image_id: str, row: dict, data: bytes) -> None:
-    relative = f"{split}/{row['folder']}/{image_id}.jpg"
-    (out / relative).parent.mkdir(parents=True, exist_ok=True)
-    write_bytes(out / relative, data)
+def _save_osv5m(out: Path, manifest, split: str, image_id: str, row: dict, source,
+                result: ImportResult) -> None:
+    target = free_path(out / split / row["folder"] / f"{image_id}.jpg")  # never overwrite
+    target.parent.mkdir(parents=True, exist_ok=True)
+    relative = target.relative_to(out).as_posix()
+    if isinstance(source, Path):  # extracted: a hard link where possible
+        try:
+            os.link(source, target)
+        except OSError:
+            shutil.copy2(source, target)
+            result.copied += 1
+    else:
+        write_bytes(target, source())
     manifest.append(Record(relative, split, row["folder"], "osv5m", image_id,
                            _float(row.get("latitude")), _float(row.get("longitude")),
                            captured=row.get("captured_at") or None,

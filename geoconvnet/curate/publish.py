@@ -11,6 +11,7 @@ huggingface_hub (the user's token: ``token``, ``HF_TOKEN`` or ``hf auth login``)
 from __future__ import annotations
 
 import math
+import tempfile
 from collections import Counter
 from pathlib import Path
 
@@ -44,22 +45,35 @@ def publish(root: str | Path, folder: str | Path, repo: str | None = None,
         **{c: datasets.Value("float64" if c in ("latitude", "longitude", "heading") else
                              "string") for c in RECORD_COLUMNS}})
     (folder / "data").mkdir(parents=True, exist_ok=True)
+    for old in (folder / "data").glob("*.parquet"):  # an earlier publish's shards
+        old.unlink()
     counts = {}
-    for split, paths in files.items():
-        rows = [_row(root, path, names, records) for path in paths]
-        dataset = datasets.Dataset.from_list(rows, features=features)
-        shards = max(1, math.ceil(len(rows) / SHARD_IMAGES))
-        for i in range(shards):
-            dataset.shard(shards, i, contiguous=True).to_parquet(
-                folder / "data" / f"{split}-{i:05d}-of-{shards:05d}.parquet")
-        counts[split] = len(rows)
+    # One shard at a time through an Arrow cache on disk: never a split in memory. A fresh
+    # cache each time, or datasets would reuse shards built from files changed since.
+    with tempfile.TemporaryDirectory(prefix="geoconvnet-publish-") as cache:
+        for split, paths in files.items():
+            shards = max(1, math.ceil(len(paths) / SHARD_IMAGES))
+            for i in range(shards):
+                chunk = paths[i * SHARD_IMAGES:(i + 1) * SHARD_IMAGES]
+                shard = datasets.Dataset.from_generator(
+                    _rows, features=features, cache_dir=cache,
+                    # tuples: datasets would take lists for shards to split the work over
+                    gen_kwargs={"root": root, "paths": tuple(chunk), "names": tuple(names),
+                                "records": records})
+                shard.to_parquet(folder / "data" / f"{split}-{i:05d}-of-{shards:05d}.parquet")
+            counts[split] = len(paths)
     write_text(folder / "README.md", card(root, files, records))
     if repo:
         _upload(folder, repo, token, private)
     return counts
 
 
-def _row(root: Path, path: str, names: list[str], records: dict) -> dict:
+def _rows(root: Path, paths: tuple[str, ...], names: tuple[str, ...], records: dict):
+    for path in paths:
+        yield _row(root, path, names, records)
+
+
+def _row(root: Path, path: str, names: tuple[str, ...], records: dict) -> dict:
     relative = Path(path).relative_to(root).as_posix()
     record = records.get(relative)
     known = {"source": record.source, "source_id": record.source_id, "latitude": record.lat,
@@ -110,7 +124,8 @@ def _upload(folder: Path, repo: str, token: str | None, private: bool) -> None:
     api = HfApi(token=token)
     try:
         api.create_repo(repo, repo_type="dataset", private=private, exist_ok=True)
-        api.upload_folder(folder_path=str(folder), repo_id=repo, repo_type="dataset")
+        api.upload_folder(folder_path=str(folder), repo_id=repo, repo_type="dataset",
+                          delete_patterns=["data/*.parquet"])  # no stale shards
     except Exception as exc:  # hub and network errors come in many types
         raise ConfigError(f"could not upload to the Hub dataset {repo} "
                           f"({type(exc).__name__}); check the token (HF_TOKEN or `hf auth "

@@ -17,14 +17,14 @@ from pathlib import Path
 
 from sklearn.model_selection import StratifiedGroupKFold
 
-from ..data.layout import SPLITS, image_files
+from ..data.layout import SPLIT_MOVES, SPLITS, image_files
 from ..data.manifest import NAME as MANIFEST
-from ..data.manifest import Record, open_manifest
+from ..data.manifest import Record, lock_root, open_manifest
 from ..utils.errors import ConfigError
 from ..utils.io import read_csv, write_text
 from .dedup import DEFAULT_MAX_DISTANCE, SPOT_M, find_duplicates
 
-MOVES = "split-moves.csv"
+MOVES = SPLIT_MOVES
 
 
 @dataclass
@@ -37,6 +37,15 @@ class SplitResult:
 def split(root: str | Path, test_fraction: float = 0.2, seed: int = 0,
           max_distance: int = DEFAULT_MAX_DISTANCE, spot_m: float = SPOT_M) -> SplitResult:
     root = Path(root)
+    lock = lock_root(root)
+    try:
+        return _split(root, test_fraction, seed, max_distance, spot_m)
+    finally:
+        lock.close()
+
+
+def _split(root: Path, test_fraction: float, seed: int, max_distance: int,
+           spot_m: float) -> SplitResult:
     if not 0 < test_fraction < 0.5:
         raise ConfigError(f"--test-fraction must be between 0 and 0.5, got {test_fraction}")
     if (root / MOVES).exists():
@@ -83,20 +92,22 @@ def _moves(root: Path, files: list[str], target: list[str]) -> list[tuple[str, s
 
 
 def _apply(root: Path, moves: list[tuple[str, str]]) -> None:
-    with open(root / MOVES, "w", newline="") as f:  # the record first: undo works mid-way
+    """The record of the moves first, then the manifest, then the files: a split stopped
+    anywhere can be undone, and no file it touched is taken for an orphan meanwhile."""
+    with open(root / MOVES, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["from", "to"])
         writer.writerows(moves)
+    _rename_in_manifest(root, dict(moves))
     for old, new in moves:
         (root / new).parent.mkdir(parents=True, exist_ok=True)
         shutil.move(root / old, root / new)
-    _rename_in_manifest(root, dict(moves))
 
 
 def _rename_in_manifest(root: Path, renamed: dict[str, str]) -> None:
     if not (root / MANIFEST).is_file() or not renamed:
         return
-    records = open_manifest(root, repair=False).records
+    records = open_manifest(root, repair=False).all_records
     lines = []
     for record in records:
         new = renamed.get(record.file, record.file)
@@ -110,10 +121,15 @@ def undo_split(root: str | Path) -> int:
     root = Path(root)
     if not (root / MOVES).is_file():
         raise ConfigError(f"{root}: no {MOVES}; nothing to undo")
-    moves = [(row["from"], row["to"]) for row in read_csv(root / MOVES)]
-    back = [(new, old) for old, new in reversed(moves) if (root / new).exists()]
-    for new, old in back:
-        shutil.move(root / new, root / old)
-    _rename_in_manifest(root, dict(back))
-    (root / MOVES).unlink()
+    lock = lock_root(root)
+    try:
+        moves = [(row["from"], row["to"]) for row in read_csv(root / MOVES)]
+        _rename_in_manifest(root, {new: old for old, new in moves})
+        back = [(new, old) for old, new in reversed(moves)
+                if (root / new).exists() and not (root / old).exists()]
+        for new, old in back:
+            shutil.move(root / new, root / old)
+        (root / MOVES).unlink()
+    finally:
+        lock.close()
     return len(back)

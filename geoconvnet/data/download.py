@@ -3,7 +3,8 @@
 ``deboradum/GeoGuessr-countries`` has the features ``image`` and ``label`` (a ClassLabel
 whose names are the country folder names). Images are written byte for byte as stored
 (no re-encoding) to ``OUT/<split>/<Country>/<n>.<ext>``; files already there with the
-same size are skipped, so an interrupted export continues where it stopped.
+same bytes are skipped, so an interrupted export continues where it stopped, and a
+different file of the same name is never overwritten.
 """
 
 from __future__ import annotations
@@ -28,11 +29,17 @@ def _extension(data: bytes, source_path: str | None) -> str:
     return suffix if suffix in IMAGE_EXTENSIONS else ".png"
 
 
-def _write_if_changed(path: Path, data: bytes) -> bool:
-    if path.is_file() and path.stat().st_size == len(data):
-        return False
-    write_bytes(path, data)
-    return True
+def _write_new(path: Path, data: bytes) -> Path:
+    """Write ``data`` at ``path`` unless the same bytes are there already (a re-run); a
+    different file of that name is never overwritten: the new one gets a number."""
+    candidate, n = path, 1
+    while candidate.is_file():
+        if candidate.stat().st_size == len(data) and candidate.read_bytes() == data:
+            return candidate
+        candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")
+        n += 1
+    write_bytes(candidate, data)
+    return candidate
 
 
 # Optional columns (as `data publish` writes them): the file's name, and what the manifest
@@ -70,8 +77,8 @@ def export_splits(splits, out: str | Path, image_column: str = "image",
                 country = feature.names[row[label_column]]
                 name = Path(row["file"]).name if row.get("file") else \
                     f"{i}{_extension(data, image.get('path'))}"
-                _write_if_changed(out / split / country / name, data)
-                relative = f"{split}/{country}/{name}"
+                written = _write_new(out / split / country / name, data)
+                relative = f"{split}/{country}/{written.name}"
                 if relative not in recorded and any(row.get(c) is not None for c in RECORD_COLUMNS):
                     manifest.append(_record(relative, split, country, row))
                 bar.advance(task)

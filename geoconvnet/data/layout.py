@@ -15,6 +15,7 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp")
 SPLITS = ("train", "test")  # folders on disk; "val" is carved from train
 # What curation writes beside the split folders (read back by `data stats`).
 DEDUP_REPORT, FILTER_REPORT = "dedup-report.csv", "filter-report.csv"
+SPLIT_MOVES = "split-moves.csv"  # what `data split` moved, for its --undo
 
 Sample = tuple[str, int]  # (path, class index)
 

@@ -10,6 +10,7 @@ run off it while one is going.
 
 from __future__ import annotations
 
+import csv
 import fcntl
 import json
 import os
@@ -19,7 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ..utils.errors import ConfigError
-from .layout import IMAGE_EXTENSIONS
+from .layout import IMAGE_EXTENSIONS, SPLIT_MOVES
 
 NAME = "collect-manifest.jsonl"
 LOCK = ".collect.lock"
@@ -43,20 +44,25 @@ class Record:
 
 
 class Manifest:
-    """The records, indexed by folder and by source (each lookup is O(1))."""
+    """The records, indexed by folder and by source (each lookup is O(1)). ``records``
+    are those whose image is in the root; one moved aside (by ``data filter`` or ``data
+    dedup``) still counts as collected for :meth:`source_ids`, so it is not fetched again,
+    and counts again once an undo puts it back."""
 
     def __init__(self, root: Path, records: list[Record]):
         self.root, self.path = root, root / NAME
+        self.all_records = list(records)  # the whole file, moved-aside images included
         self.records: list[Record] = []
         self._folders: dict[tuple, list[Record]] = defaultdict(list)
         self._ids: dict[str, set[str]] = defaultdict(set)
         for record in records:
-            self._index(record)
+            self._index(record, (root / record.file).exists())
 
-    def _index(self, record: Record) -> None:
-        self.records.append(record)
-        self._folders[(record.split, record.country)].append(record)
+    def _index(self, record: Record, present: bool = True) -> None:
         self._ids[record.source].add(record.source_id)
+        if present:
+            self.records.append(record)
+            self._folders[(record.split, record.country)].append(record)
 
     def folder(self, split: str, country: str) -> list[Record]:
         return self._folders[(split, country)]
@@ -69,9 +75,14 @@ class Manifest:
 
     def next_stem(self, source: str, split: str, country: str) -> str:
         """``<source>-<n>``, n one past the highest of this folder's files from ``source``."""
-        numbers = [int(Path(r.file).stem.rsplit("-", 1)[1]) for r in self.folder(split, country)
-                   if Path(r.file).stem.startswith(f"{source}-")]
-        return f"{source}-{max(numbers, default=-1) + 1:05d}"
+        stems = [Path(r.file).stem for r in self.folder(split, country)]
+        taken = set(stems)
+        numbers = [int(s.rsplit("-", 1)[1]) for s in stems
+                   if s.startswith(f"{source}-") and s.rsplit("-", 1)[1].isdigit()]
+        n = max(numbers, default=-1) + 1
+        while f"{source}-{n:05d}" in taken:  # renamed by a split: never reuse a name
+            n += 1
+        return f"{source}-{n:05d}"
 
     def append(self, record: Record) -> None:
         line = json.dumps(asdict(record), ensure_ascii=False) + "\n"
@@ -79,6 +90,7 @@ class Manifest:
             f.write(line)
             f.flush()
             os.fsync(f.fileno())
+        self.all_records.append(record)
         self._index(record)
 
 
@@ -96,13 +108,24 @@ def open_manifest(root: str | Path, sources: tuple[str, ...] = (),
                if line]
     if repair:
         root.mkdir(parents=True, exist_ok=True)
-        _drop_orphans(root, {r.file for r in records}, sources)
+        _drop_orphans(root, {r.file for r in records} | _split_moved(root), sources)
     return Manifest(root, records)
 
 
+def _split_moved(root: Path) -> set[str]:
+    """Files a ``data split`` moved (old and new names): never taken for orphans, even
+    if a split was stopped between its moves and its manifest update."""
+    log = root / SPLIT_MOVES
+    if not log.is_file():
+        return set()
+    with open(log, newline="") as f:
+        return {name for row in csv.DictReader(f) for name in (row["from"], row["to"])}
+
+
 def lock_root(root: str | Path):
-    """An exclusive lock on ``root`` for one collection run (released when the returned
-    file is closed or the process ends, also when it is killed)."""
+    """An exclusive lock on ``root`` for one command that writes there (collect, import,
+    split, moves); released when the returned file is closed or the process ends, also
+    when it is killed."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     handle = open(root / LOCK, "w")
@@ -110,8 +133,8 @@ def lock_root(root: str | Path):
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         handle.close()
-        raise ConfigError(f"{root}: another `geoconvnet collect` is writing there; wait for "
-                          "it to finish or stop it first") from None
+        raise ConfigError(f"{root}: another geoconvnet command is writing there (collect, "
+                          "import, split or a move); wait for it to finish") from None
     return handle
 
 

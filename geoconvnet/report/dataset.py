@@ -52,9 +52,13 @@ def dataset_stats(root: str | Path, page: bool = True) -> DatasetStats:
     for split, paths in files.items():
         for path in paths:
             counts.setdefault(Path(path).parent.name, {s: 0 for s in SPLITS})[split] += 1
-            with Image.open(path) as image:  # the header only
-                stats.sizes[f"{image.width}x{image.height}"] += 1
-                stats.formats[image.format or Path(path).suffix] += 1
+            try:
+                with Image.open(path) as image:  # the header only
+                    stats.sizes[f"{image.width}x{image.height}"] += 1
+                    stats.formats[image.format or Path(path).suffix] += 1
+            except (OSError, ValueError):  # what `data filter` is for: counted, not fatal
+                stats.sizes["unreadable"] += 1
+                stats.formats["unreadable"] += 1
     if (root / MANIFEST).is_file():
         records = open_manifest(root, repair=False).records
         stats.sources.update(r.source for r in records)

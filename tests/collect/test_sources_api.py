@@ -137,7 +137,7 @@ def test_a_long_retry_after_is_capped(tmp_path):
 def test_one_run_at_a_time_on_a_root(tmp_path):
     handle = lock_root(tmp_path / "busy")
     try:
-        with pytest.raises(ConfigError, match="another `geoconvnet collect` is writing there"):
+        with pytest.raises(ConfigError, match="another geoconvnet command is writing there"):
             collect_from("streetview", tmp_path / "busy", ["Italy"], 1, key=GOOD_KEY)
     finally:
         handle.close()

@@ -61,6 +61,8 @@ def test_the_same_spot_across_splits_is_leakage(root):
     spot = groups[frozenset({"train/Lebanon/0.png", "test/Lebanon/0.png"})]
     assert spot.links == {"spot"} and spot.leakage
     assert not any("test/Lebanon/1.png" in g for g in groups)
+    result = dedup.find_duplicates(root, workers=1)
+    assert all("spot" not in g.links for g in result.copy_groups)  # --move never takes them
 
 
 def _digests(root):

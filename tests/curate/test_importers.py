@@ -37,6 +37,16 @@ def test_folders_with_odd_names_map_to_countries_and_report_the_rest(tmp_path):
     assert len(records) == 7 and {r.source for r in records} == {"folders"}
     everything = import_folders(src, tmp_path / "all", all_countries=True)
     assert set(everything.imported) == {"USA", "SouthKorea", "CoteDIvoire", "Norway"}
+    other = tmp_path / "other-source"  # the same relative names, other pictures
+    _images(other / "USA", 2, (10, 10, 10))
+    assert dict(import_folders(other, out).imported) == {"USA": 2}
+
+
+def test_hyphenated_country_names_map(tmp_path):
+    _images(tmp_path / "src" / "Guinea-Bissau", 1)
+    _images(tmp_path / "src" / "timor-leste", 1)
+    result = import_folders(tmp_path / "src", tmp_path / "out", all_countries=True)
+    assert set(result.imported) == {"GuineaBissau", "TimorLeste"} and not result.unmapped
 
 
 def test_split_folders_are_kept_and_the_root_trains(tmp_path, capsys):
@@ -64,13 +74,17 @@ def test_hf_import_reads_parquet_shards_in_the_hub_layout(tmp_path):
             rows["label"].append(label)
     dataset = datasets.Dataset.from_dict(rows, features=features)
     (tmp_path / "hub" / "data").mkdir(parents=True)
+    (tmp_path / "out" / "train" / "Peru").mkdir(parents=True)  # a file of another import
+    (tmp_path / "out" / "train" / "Peru" / "3.png").write_bytes(b"keep me")
     for split in ("train", "test"):
         dataset.to_parquet(tmp_path / "hub" / "data" / f"{split}-00000-of-00001.parquet")
     assert main(["data", "import", "hf", str(tmp_path / "hub"), "--out",
                  str(tmp_path / "out")]) == 0
     for split in ("train", "test"):
         assert sorted(p.name for p in (tmp_path / "out" / split).iterdir()) == names
-        assert len(list((tmp_path / "out" / split / "Peru").iterdir())) == 3
+    assert len(list((tmp_path / "out" / "test" / "Peru").iterdir())) == 3
+    assert (tmp_path / "out" / "train" / "Peru" / "3.png").read_bytes() == b"keep me"
+    assert len(list((tmp_path / "out" / "train" / "Peru").iterdir())) == 4  # + 3-1.png
 
 
 OSV5M_HEADER = ("id,latitude,longitude,thumb_original_url,country,sequence,captured_at,lon_bin,"

@@ -27,6 +27,8 @@ def test_stats_count_sources_duplicates_and_places(tmp_path, capsys):
     assert stats.duplicate_groups >= 1 and stats.leakage_groups >= 1
     page = stats.page.read_text()
     assert "CC BY-SA 4.0" in page and page.count("data:image/png;base64,") == 2
+    (root / "train" / country / "broken.png").write_bytes(b"not an image")
+    assert dataset_stats(root, page=False).sizes["unreadable"] == 1  # counted, not a crash
     assert main(["data", "stats", str(root), "--no-page"]) == 0
     out = capsys.readouterr().out
-    assert "9 images, 2 countries" in out and "leakage" in out
+    assert "10 images, 2 countries" in out and "leakage" in out
