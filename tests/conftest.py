@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+
 import pytest
 
 from geoconvnet.data.synth import synth
@@ -24,3 +27,15 @@ def tiny_data(tmp_path_factory):
 def trained_run(tiny_data, tmp_path_factory):
     runs = tmp_path_factory.mktemp("runs")
     return train(data=str(tiny_data), runs_dir=str(runs), name="tiny", **TINY_TRAIN)
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """The system's Chromium (Debian's, installed by .ci/run): required in CI, else skip."""
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        path = shutil.which(name)
+        if path:
+            return path
+    if os.environ.get("CI"):
+        pytest.fail("Chromium is not installed; .ci/run installs Debian's chromium package")
+    pytest.skip("no Chromium on this machine (apt-get install chromium)")

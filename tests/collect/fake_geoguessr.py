@@ -6,8 +6,9 @@ uses the data-qa selectors of geoconvnet/collect/geoguessr_page.py."""
 
 from __future__ import annotations
 
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import json
+
+from fakes import FakeService
 
 MAGENTA, GREEN = (255, 0, 255), (0, 255, 0)
 SESSION_COOKIE = ("session", "logged-in")
@@ -73,57 +74,31 @@ startRound();
 SIGN_IN = '<!doctype html><html><body><a data-qa="sign-in" href="/signin">Sign in</a></body></html>'
 
 
-class FakeGeoGuessr:
+class FakeGeoGuessr(FakeService):
     def __init__(self, hang_game: int = 2):
         self.games = 0
         self.hang_game = hang_game
-        self.lock = threading.Lock()
-        site = self
+        super().__init__()
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802 (http.server's name)
-                if f"{SESSION_COOKIE[0]}={SESSION_COOKIE[1]}" not in self.headers.get("Cookie", ""):
-                    return self._send(200, SIGN_IN)
-                if self.path.startswith("/maps/") and self.path.endswith("/play"):
-                    slug = self.path.split("/")[2]
-                    with site.lock:
-                        site.games += 1
-                        number = site.games
-                    self.send_response(302)
-                    self.send_header("Location", f"/game/{slug}-{number:04d}")
-                    self.end_headers()
-                    return
-                if self.path.startswith("/game/"):
-                    number = int(self.path.rsplit("-", 1)[1])
-                    hang = "true" if number == site.hang_game else "false"
-                    return self._send(200, PAGE % {"seed": number, "hang": hang})
-                self._send(404, "not found")
-
-            def _send(self, status, text):
-                body = text.encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "text/html")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
+    def handle(self, path, query, headers, count):
+        html = {"Content-Type": "text/html"}
+        if f"{SESSION_COOKIE[0]}={SESSION_COOKIE[1]}" not in headers.get("Cookie", ""):
+            return 200, html, SIGN_IN.encode()
+        if path.startswith("/maps/") and path.endswith("/play"):
+            with self.lock:
+                self.games += 1
+                number = self.games
+            return 302, {"Location": f"/game/{path.split('/')[2]}-{number:04d}"}, b""
+        if path.startswith("/game/"):
+            number = int(path.rsplit("-", 1)[1])
+            hang = "true" if number == self.hang_game else "false"
+            return 200, html, (PAGE % {"seed": number, "hang": hang}).encode()
+        return 404, html, b"not found"
 
     def storage_state(self, path) -> str:
         """A Playwright storage state holding the site's session cookie (a logged-in user)."""
-        import json
-
         cookie = {"name": SESSION_COOKIE[0], "value": SESSION_COOKIE[1], "domain": "127.0.0.1",
                   "path": "/", "expires": -1, "httpOnly": False, "secure": False,
                   "sameSite": "Lax"}
         path.write_text(json.dumps({"cookies": [cookie], "origins": []}))
         return str(path)
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()

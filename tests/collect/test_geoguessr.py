@@ -2,7 +2,6 @@
 
 import os
 import random
-import shutil
 import signal
 import subprocess
 import sys
@@ -18,25 +17,17 @@ from geoconvnet.collect.sources import collect_from
 from geoconvnet.data.manifest import open_manifest
 
 
-def _chromium():
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        path = shutil.which(name)
-        if path:
-            return path
-    if os.environ.get("CI"):
-        pytest.fail("Chromium is not installed; .ci/run installs Debian's chromium package")
-    pytest.skip("no Chromium on this machine (apt-get install chromium)")
-
-
 @pytest.fixture()
-def site():
+def site(chromium):
+    """The imitation game; needs Chromium (skipped without it, required in CI)."""
     service = FakeGeoGuessr(hang_game=2)
+    service.browser = chromium
     yield service
     service.close()
 
 
 def _options(site, tmp_path, **extra):
-    return {"site_url": site.url, "browser": _chromium(), "round_timeout": 3.0, "settle": 0.05,
+    return {"site_url": site.url, "browser": site.browser, "round_timeout": 3.0, "settle": 0.05,
             "backoff": 0.1, "storage_state": site.storage_state(tmp_path / "state.json"),
             **extra}
 
@@ -71,7 +62,7 @@ def test_a_run_killed_with_sigkill_restarts_and_ends_with_exactly_n(site, tmp_pa
     cmd = [sys.executable, "-m", "geoconvnet", "collect", "geoguessr", "--out", str(root),
            "--countries", "Peru", "--per-country", "5", "--delay", "0", "--settle", "0.05",
            "--round-timeout", "3", "--backoff", "0.1", "--site-url", site.url,
-           "--browser", _chromium(), "--storage-state", site.storage_state(tmp_path / "s.json")]
+           "--browser", site.browser, "--storage-state", site.storage_state(tmp_path / "s.json")]
     victim = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                               start_new_session=True)
     deadline = time.monotonic() + 120
@@ -93,7 +84,7 @@ def test_ctrl_c_stops_cleanly_and_keeps_what_was_collected(site, tmp_path):
     root = tmp_path / "gg"
     cmd = [sys.executable, "-m", "geoconvnet", "collect", "geoguessr", "--out", str(root),
            "--countries", "Peru", "--per-country", "50", "--delay", "0", "--settle", "0.05",
-           "--site-url", site.url, "--browser", _chromium(),
+           "--site-url", site.url, "--browser", site.browser,
            "--storage-state", site.storage_state(tmp_path / "s.json")]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)

@@ -1,6 +1,4 @@
 import json
-import os
-import shutil
 import tarfile
 
 import pytest
@@ -44,21 +42,11 @@ def test_all_figures_writes_one_card_per_test_image(trained_run, tiny_data):
         {"Albania", "Iceland", "Norway", "Uruguay"}
 
 
-def _chromium():
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        path = shutil.which(name)
-        if path:
-            return path
-    if os.environ.get("CI"):
-        pytest.fail("Chromium is not installed; .ci/run installs Debian's chromium package")
-    pytest.skip("no Chromium on this machine (apt-get install chromium)")
-
-
 @pytest.mark.slow
-def test_page_renders_in_headless_chromium(report_dir):
+def test_page_renders_in_headless_chromium(report_dir, chromium):
     from playwright.sync_api import sync_playwright
 
-    executable = _chromium()
+    executable = chromium
     errors = []
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=executable, args=[
