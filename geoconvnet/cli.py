@@ -295,6 +295,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                     "when there is more than one batch)")
     pr.add_argument("--device", default="auto")
     pr.add_argument("--json", action="store_true", help="print one JSON list")
+    pr.add_argument("--pin", action="store_true", help="also where to click on the GeoGuessr "
+                    "map: the point with the highest expected score, and that score")
 
     rp = sub.add_parser("report", help="figures, tables and one HTML page for a run")
     rp.add_argument("run", help="run folder")
@@ -668,20 +670,31 @@ def cmd_predict(args) -> int:
     from .inference.predict import predict  # lazy: see the module doc
 
     results = predict(args.checkpoint, args.paths, args.top_k, args.eval_view, args.device,
-                      args.batch_size, args.num_workers)
+                      args.batch_size, args.num_workers, pin=args.pin)
     ok = [r for r in results if r.error is None]
     if args.json:
         print(json.dumps([r.to_dict() for r in results], indent=1))
     else:
         k = max((len(r.top) for r in ok), default=0)
-        console.print(_table("Predicted countries", ["image"] + [f"#{i + 1}" for i in range(k)],
-                                [[r.path, *(f"{c} {p:.1%}" for c, p in r.top)] for r in ok]))
+        pins = ["pin (expected score)"] if args.pin else []
+        console.print(_table("Predicted countries",
+                             ["image"] + [f"#{i + 1}" for i in range(k)] + pins,
+                             [[r.path, *(f"{c} {p:.1%}" for c, p in r.top), *_pin_cell(r)]
+                              for r in ok]))
     for r in results:
         if r.error is not None:
             print(f"error: {r.error}", file=sys.stderr)
     print(f"{len(ok)} of {len(results)} images in {results.seconds:.2f} s "
           f"({results.images_per_s:.1f} images/s)", file=sys.stderr)
     return 1 if len(ok) < len(results) else 0
+
+
+def _pin_cell(result) -> list[str]:
+    if result.pin is None:
+        return []
+    pin, naive = result.pin.suggested, result.pin.naive
+    return [f"{pin.lat:.3f}, {pin.lon:.3f} ({pin.expected_score:,.0f}; centre of #1: "
+            f"{naive.expected_score:,.0f})"]
 
 
 def cmd_report(args) -> int:

@@ -16,9 +16,9 @@ from datetime import datetime, timezone
 from typing import Iterator
 
 from ..data.countries import Country
+from ..data.places import Places
 from .collector import Capture
 from .http import Client, CollectError
-from .places import Places
 
 API_URL = "https://graph.mapillary.com"
 LICENCE = "CC BY-SA 4.0"

@@ -14,9 +14,9 @@ import time
 from typing import Iterator
 
 from ..data.countries import Country
+from ..data.places import Places
 from .collector import Capture
 from .http import Client, CollectError
-from .places import Places
 
 API_URL = "https://maps.googleapis.com/maps/api/streetview"
 MAX_SIDE = 640  # the largest image side the API serves without a premium plan

@@ -8,10 +8,12 @@ from pathlib import Path
 
 import torch
 
+from ..data.countries import resolve
 from ..data.layout import image_files
 from ..models.checkpoint import LoadedModel, load_checkpoint
 from ..utils.device import resolve_device
 from .core import describe_source, infer
+from .pin import Land, PinAdvice, advise
 
 
 @dataclass
@@ -19,10 +21,17 @@ class Prediction:
     path: str
     top: list[tuple[str, float]] = field(default_factory=list)  # (country, probability)
     error: str | None = None
+    pin: PinAdvice | None = None  # with pin=True: where to click on the GeoGuessr map
 
     def to_dict(self) -> dict:
-        return {"path": self.path, "error": self.error,
-                "top": [{"country": c, "probability": round(p, 6)} for c, p in self.top]}
+        out = {"path": self.path, "error": self.error,
+               "top": [{"country": c, "probability": round(p, 6)} for c, p in self.top]}
+        if self.pin is not None:
+            out["pin"] = {kind: {"lat": round(p.lat, 5), "lon": round(p.lon, 5),
+                                 "expected_score": round(p.expected_score, 1)}
+                          for kind, p in (("suggested", self.pin.suggested),
+                                          ("naive", self.pin.naive))}
+        return out
 
 
 @dataclass
@@ -64,10 +73,11 @@ def expand_paths(paths: list[str]) -> list[str]:
 
 def predict(checkpoint, inputs, top_k: int = 5, eval_view: str | None = None,
             device: str | torch.device | None = None, batch_size: int | None = None,
-            num_workers: int | None = None) -> Predictions:
+            num_workers: int | None = None, pin: bool = False) -> Predictions:
     """Top-k countries with probabilities for each input: paths, folders, globs or PIL
     images. Failures are recorded per image (``Prediction.error``) and never stop the
-    others."""
+    others. ``pin``: also the GeoGuessr pin with the highest expected score
+    (:mod:`.pin`), which needs class names that are countries."""
     device = resolve_device(device)
     model = checkpoint if isinstance(checkpoint, LoadedModel) else load_checkpoint(checkpoint, device)
     inputs = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
@@ -78,6 +88,7 @@ def predict(checkpoint, inputs, top_k: int = 5, eval_view: str | None = None,
     k = max(1, min(top_k, len(model.class_names)))
     values, classes = run.probs.topk(k, dim=1)
     found = dict(zip(run.indices.tolist(), zip(values.tolist(), classes.tolist())))
+    pins = _pins(model.class_names, run) if pin else {}
     items = []
     for i, source in enumerate(sources):
         name = describe_source(source)
@@ -86,5 +97,13 @@ def predict(checkpoint, inputs, top_k: int = 5, eval_view: str | None = None,
         else:
             probs, indices = found[i]
             items.append(Prediction(name, [(model.class_names[c], p)
-                                           for c, p in zip(indices, probs)]))
+                                           for c, p in zip(indices, probs)], pin=pins.get(i)))
     return Predictions(items, run.seconds)
+
+
+def _pins(class_names: list[str], run) -> dict[int, PinAdvice]:
+    for name in class_names:
+        resolve(name)  # a ConfigError naming a class that is not a country
+    land = Land()
+    return {i: advise(dict(zip(class_names, row)), land)
+            for i, row in zip(run.indices.tolist(), run.probs.tolist())}

@@ -9,10 +9,10 @@ from PIL import Image
 
 from geoconvnet.cli import main
 from geoconvnet.collect.http import CollectError
-from geoconvnet.collect.places import Places
 from geoconvnet.collect.sources import collect_from
 from geoconvnet.data.countries import resolve
 from geoconvnet.data.manifest import NAME, lock_root, open_manifest
+from geoconvnet.data.places import Places
 from geoconvnet.utils.errors import ConfigError
 
 

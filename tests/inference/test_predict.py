@@ -33,3 +33,14 @@ def test_expand_folders_and_globs(tiny_data):
     assert len(all_files) == 32
     assert expand_paths([str(folder / "*" / "0.png")]) == sorted(str(p) for p in folder.glob("*/0.png"))
     assert expand_paths(["no/such/*.png"]) == ["no/such/*.png"]  # reported, not dropped
+
+
+def test_pin_in_the_table_and_the_json(trained_run, tiny_data, capsys):
+    image = str(next((tiny_data / "test").rglob("*.png")))
+    assert main(["predict", str(trained_run), image, "--pin", "--json"]) == 0
+    [result] = json.loads(capsys.readouterr().out)
+    suggested, naive = result["pin"]["suggested"], result["pin"]["naive"]
+    assert suggested["expected_score"] >= naive["expected_score"] > 0
+    assert -90 <= suggested["lat"] <= 90 and -180 <= suggested["lon"] <= 180
+    assert main(["predict", str(trained_run), image, "--pin"]) == 0
+    assert "pin (expected score)" in capsys.readouterr().out

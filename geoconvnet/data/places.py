@@ -7,7 +7,7 @@ import random
 import numpy as np
 from matplotlib.path import Path as Polygon
 
-from ..data.countries import outline
+from .countries import outline
 
 
 class Places:
