@@ -35,7 +35,10 @@ def test_expand_folders_and_globs(tiny_data):
     assert expand_paths(["no/such/*.png"]) == ["no/such/*.png"]  # reported, not dropped
 
 
-def test_pin_in_the_table_and_the_json(trained_run, tiny_data, capsys):
+def test_pin_in_the_table_and_the_json(trained_run, tiny_data, capsys, monkeypatch):
+    from geoconvnet.utils.progress import console
+
+    monkeypatch.setattr(console, "width", 240)  # one line per row
     image = str(next((tiny_data / "test").rglob("*.png")))
     assert main(["predict", str(trained_run), image, "--pin", "--json"]) == 0
     [result] = json.loads(capsys.readouterr().out)
