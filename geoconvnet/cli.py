@@ -272,8 +272,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_parser(sub)
     _add_tune_parser(sub)
 
+    ex = sub.add_parser("export", help="export a model to ONNX (class names and preprocessing "
+                        "in its metadata); predict and evaluate accept the .onnx file")
+    ex.add_argument("checkpoint", help="checkpoint file or run folder")
+    ex.add_argument("--format", default="onnx", choices=["onnx"])
+    ex.add_argument("--out", required=True, help="the .onnx file to write")
     ev = sub.add_parser("evaluate", help="top-1/3/5, per-country report, confusion matrix")
-    ev.add_argument("checkpoint", help="checkpoint file or run folder")
+    ev.add_argument("checkpoint", help="checkpoint file, run folder or exported .onnx file")
     ev.add_argument("--data", required=True)
     ev.add_argument("--split", default="test")
     ev.add_argument("--eval-view", choices=EVAL_VIEWS, help="default: the checkpoint's")
@@ -285,7 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--json", action="store_true", help="print one JSON object")
 
     pr = sub.add_parser("predict", help="top-k countries for images, folders or globs")
-    pr.add_argument("checkpoint", help="checkpoint file or run folder")
+    pr.add_argument("checkpoint", help="checkpoint file, run folder or exported .onnx file")
     pr.add_argument("paths", nargs="+")
     pr.add_argument("--top-k", type=int, default=5)
     pr.add_argument("--eval-view", choices=EVAL_VIEWS, help="default: the checkpoint's")
@@ -697,6 +702,15 @@ def _pin_cell(result) -> list[str]:
             f"{naive.expected_score:,.0f})"]
 
 
+def cmd_export(args) -> int:
+    from .models.onnx import export_onnx  # lazy: see the module doc
+
+    out = export_onnx(args.checkpoint, args.out)
+    console.print(f"ONNX model: [bold]{out}[/] ({out.stat().st_size / 2**20:.1f} MiB); run it "
+                  f"with `geoconvnet predict {out} IMAGES`")
+    return 0
+
+
 def cmd_report(args) -> int:
     from .report.page import report  # lazy: see the module doc
 
@@ -724,9 +738,9 @@ def cmd_calibrate(args) -> int:
     return 0
 
 
-COMMANDS = {"data": cmd_data, "collect": cmd_collect, "train": cmd_train, "tune": cmd_tune, "evaluate": cmd_evaluate,
-            "predict": cmd_predict, "report": cmd_report, "compare": cmd_compare,
-            "calibrate": cmd_calibrate}
+COMMANDS = {"data": cmd_data, "collect": cmd_collect, "train": cmd_train, "tune": cmd_tune,
+            "evaluate": cmd_evaluate, "predict": cmd_predict, "export": cmd_export,
+            "report": cmd_report, "compare": cmd_compare, "calibrate": cmd_calibrate}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,7 +12,8 @@ from sklearn.metrics import confusion_matrix
 
 from ..data.layout import Sample
 from ..data.root import DataRoot
-from ..models.checkpoint import LoadedModel, load_checkpoint, resolve_checkpoint
+from ..models.checkpoint import LoadedModel, resolve_checkpoint
+from ..models.load import load_model
 from ..utils.device import resolve_device
 from ..utils.errors import ConfigError
 from ..utils.io import write_csv, write_json, write_text
@@ -45,7 +46,7 @@ def evaluate(model, data: str | Path | DataRoot, *, split: str = "test",
     and per-image predictions are written to ``out_dir`` (default ``<run>/eval/<split>-<view>``).
     """
     device = resolve_device(device)
-    loaded = model if isinstance(model, LoadedModel) else load_checkpoint(model, device)
+    loaded = model if isinstance(model, LoadedModel) else load_model(model, device)
     data = data if isinstance(data, DataRoot) else DataRoot.open(data)
     samples = data.samples(split, loaded.class_names) if samples is None else samples
     run = infer(loaded, samples, view=eval_view, data=data, batch_size=batch_size,

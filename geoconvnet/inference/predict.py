@@ -10,7 +10,8 @@ import torch
 
 from ..data.countries import resolve
 from ..data.layout import image_files
-from ..models.checkpoint import LoadedModel, load_checkpoint
+from ..models.checkpoint import LoadedModel
+from ..models.load import load_model
 from ..utils.device import resolve_device
 from .core import describe_source, infer
 from .pin import Land, PinAdvice, advise
@@ -79,7 +80,7 @@ def predict(checkpoint, inputs, top_k: int = 5, eval_view: str | None = None,
     others. ``pin``: also the GeoGuessr pin with the highest expected score
     (:mod:`.pin`), which needs class names that are countries."""
     device = resolve_device(device)
-    model = checkpoint if isinstance(checkpoint, LoadedModel) else load_checkpoint(checkpoint, device)
+    model = checkpoint if isinstance(checkpoint, LoadedModel) else load_model(checkpoint, device)
     inputs = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
     sources = [s for item in inputs
                for s in (expand_paths([str(item)]) if isinstance(item, (str, Path)) else [item])]

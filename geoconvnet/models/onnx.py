@@ -1,0 +1,83 @@
+"""ONNX export, and running an exported model with onnxruntime wherever a checkpoint runs.
+
+The exported file holds the same metadata as the checkpoint (architecture, class names,
+preprocessing, temperature...), in the ONNX model's ``metadata_props`` under
+``geoconvnet``, so ``predict`` and ``evaluate`` build the same eval transform from it. Batch,
+height and width are dynamic: every eval view (``full`` included) runs.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..utils.errors import CheckpointError, ConfigError
+from ..utils.io import atomic_path
+from .checkpoint import META_KEY, LoadedModel, load_checkpoint
+
+
+def _onnx_modules():
+    try:
+        import onnx  # lazy: optional dependencies (pip install 'geoconvnet[onnx]')
+        import onnxruntime
+    except ImportError:
+        raise ConfigError("ONNX needs `onnx` and `onnxruntime`: pip install "
+                          "'geoconvnet[onnx]'") from None
+    return onnx, onnxruntime
+
+
+def export_onnx(checkpoint, out: str | Path) -> Path:
+    """Export a checkpoint (file or run folder) to ``out`` (``.onnx``)."""
+    onnx, _ = _onnx_modules()
+    model = load_checkpoint(checkpoint, "cpu")
+    size = model.preprocessing.image_size
+    example = torch.zeros(2, 3, size, size)
+    fixed = model.net.fixed_size is not None  # ViT: only its input size
+    dims = {} if fixed else {2: torch.export.Dim("height", min=32),
+                             3: torch.export.Dim("width", min=32)}
+    program = torch.onnx.export(model.net, (example,), dynamo=True, input_names=["images"],
+                                output_names=["logits"],
+                                dynamic_shapes={"images": {0: torch.export.Dim("batch"), **dims}})
+    proto = program.model_proto
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = META_KEY, json.dumps(model.meta)
+    out = Path(out)
+    with atomic_path(out) as tmp:
+        onnx.save(proto, str(tmp))
+    return out
+
+
+class OnnxNet(nn.Module):
+    """An onnxruntime session behind the interface the inference core uses (a module that
+    takes a float tensor of images and returns logits)."""
+
+    def __init__(self, session, fixed_size: int | None):
+        super().__init__()
+        self.session, self.fixed_size = session, fixed_size
+        self._marker = nn.Parameter(torch.empty(0), requires_grad=False)  # says the device
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        logits = self.session.run(None, {"images": images.detach().cpu().float().numpy()})[0]
+        return torch.from_numpy(logits)
+
+
+def load_onnx(path: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
+    """An exported model, ready for the inference core (onnxruntime on the CPU)."""
+    _, onnxruntime = _onnx_modules()
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such ONNX file")
+    try:
+        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own error types for bad files
+        raise CheckpointError(f"{path}: not a readable ONNX model ({str(exc)[:200]})") from None
+    meta = session.get_modelmeta().custom_metadata_map.get(META_KEY)
+    if meta is None:
+        raise CheckpointError(f"{path}: an ONNX model without geoconvnet metadata; export it "
+                              "with `geoconvnet export`")
+    meta = json.loads(meta)
+    fixed = meta["preprocessing"]["image_size"] if meta["arch"] in ("vit_b_16",) else None
+    return LoadedModel(OnnxNet(session, fixed).eval(), meta)
