@@ -300,6 +300,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                     "when there is more than one batch)")
     pr.add_argument("--device", default="auto")
     pr.add_argument("--json", action="store_true", help="print one JSON list")
+    pr.add_argument("--explain", metavar="OUT_DIR", help="write Grad-CAM heat maps of the top "
+                    "3 guesses over each image to OUT_DIR")
     pr.add_argument("--pin", action="store_true", help="also where to click on the GeoGuessr "
                     "map: the point with the highest expected score, and that score")
 
@@ -675,7 +677,8 @@ def cmd_predict(args) -> int:
     from .inference.predict import predict  # lazy: see the module doc
 
     results = predict(args.checkpoint, args.paths, args.top_k, args.eval_view, args.device,
-                      args.batch_size, args.num_workers, pin=args.pin)
+                      args.batch_size, args.num_workers, pin=args.pin,
+                      explain_dir=args.explain)
     ok = [r for r in results if r.error is None]
     if args.json:
         print(json.dumps([r.to_dict() for r in results], indent=1))

@@ -13,7 +13,8 @@ from ..data.layout import image_files
 from ..models.checkpoint import LoadedModel
 from ..models.load import load_model
 from ..utils.device import resolve_device
-from .core import describe_source, infer
+from .core import describe_source, infer, read_any
+from .explain import write_overlays
 from .pin import Land, PinAdvice, advise
 
 
@@ -23,10 +24,13 @@ class Prediction:
     top: list[tuple[str, float]] = field(default_factory=list)  # (country, probability)
     error: str | None = None
     pin: PinAdvice | None = None  # with pin=True: where to click on the GeoGuessr map
+    heat_maps: list[str] = field(default_factory=list)  # with explain_dir: overlay files
 
     def to_dict(self) -> dict:
         out = {"path": self.path, "error": self.error,
                "top": [{"country": c, "probability": round(p, 6)} for c, p in self.top]}
+        if self.heat_maps:
+            out["heat_maps"] = self.heat_maps
         if self.pin is not None:
             out["pin"] = {kind: {"lat": round(p.lat, 5), "lon": round(p.lon, 5),
                                  "expected_score": round(p.expected_score, 1)}
@@ -74,11 +78,13 @@ def expand_paths(paths: list[str]) -> list[str]:
 
 def predict(checkpoint, inputs, top_k: int = 5, eval_view: str | None = None,
             device: str | torch.device | None = None, batch_size: int | None = None,
-            num_workers: int | None = None, pin: bool = False) -> Predictions:
+            num_workers: int | None = None, pin: bool = False,
+            explain_dir: str | Path | None = None) -> Predictions:
     """Top-k countries with probabilities for each input: paths, folders, globs or PIL
     images. Failures are recorded per image (``Prediction.error``) and never stop the
     others. ``pin``: also the GeoGuessr pin with the highest expected score
-    (:mod:`.pin`), which needs class names that are countries."""
+    (:mod:`.pin`), which needs class names that are countries. ``explain_dir``: write
+    Grad-CAM overlays for the top guesses (at most 3) of each image there (:mod:`.explain`)."""
     device = resolve_device(device)
     model = checkpoint if isinstance(checkpoint, LoadedModel) else load_model(checkpoint, device)
     inputs = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
@@ -99,6 +105,10 @@ def predict(checkpoint, inputs, top_k: int = 5, eval_view: str | None = None,
             probs, indices = found[i]
             items.append(Prediction(name, [(model.class_names[c], p)
                                            for c, p in zip(indices, probs)], pin=pins.get(i)))
+            if explain_dir is not None:
+                items[-1].heat_maps = [str(p) for p in write_overlays(
+                    model, read_any(source), indices[:3], Path(explain_dir),
+                    f"{i:04d}-{Path(name).stem}")]
     return Predictions(items, run.seconds)
 
 

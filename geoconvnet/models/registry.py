@@ -145,3 +145,15 @@ def build_model(arch: str, num_classes: int, weights: str = "none", dropout: flo
     if weights not in ("imagenet", "none"):
         load_backbone_weights(model, Path(weights))
     return model
+
+
+def cam_layer(net: GeoNet) -> nn.Module:
+    """The last convolutional block, whose activations Grad-CAM weighs."""
+    backbone = net.backbone
+    for name in ("layer4", "features", "stages", "blocks"):  # resnet, efficientnet, timm
+        block = getattr(backbone, name, None)
+        if isinstance(block, nn.Sequential) and len(block):
+            return block[-1]
+    raise ConfigError("heat maps are available for convolutional backbones (ResNet, "
+                      "EfficientNet and timm CNNs); this architecture has no last "
+                      "convolutional block to explain")
