@@ -42,10 +42,10 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from sklearn.neighbors import BallTree
 
-from ..data.layout import DEDUP_REPORT, SPLITS, image_files
+from ..data.layout import DEDUP_REPORT, SPLITS, split_files
 from ..data.manifest import NAME as MANIFEST
 from ..data.manifest import open_manifest
-from ..utils.errors import ConfigError, DataError
+from ..utils.errors import ConfigError
 from ..utils.io import write_csv
 from .hashes import hash_files
 from .moves import move_files
@@ -103,9 +103,7 @@ def find_duplicates(root: str | Path, max_distance: int = DEFAULT_MAX_DISTANCE,
     root = Path(root)
     if not 0 <= max_distance < 32:
         raise ConfigError(f"--max-distance must be 0..31 bits, got {max_distance}")
-    files = [f for split in SPLITS if (root / split).is_dir() for f in image_files(root / split)]
-    if not files:
-        raise DataError(f"{root}: no images under train/ or test/")
+    files = [f for paths in split_files(root).values() for f in paths]
     hashes = hash_files(root, files, workers)
     relative = [Path(f).relative_to(root).as_posix() for f in files]
     pairs = [_exact_pairs([hashes[f]["sha256"] for f in files]),

@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image
 
 from ..data.images import load_image
-from ..data.layout import FILTER_REPORT, SPLITS, image_files
+from ..data.layout import FILTER_REPORT, split_files
 from ..inference.core import infer
 from ..models.checkpoint import load_checkpoint
 from ..training.train import train
@@ -74,9 +74,7 @@ def filter_root(root: str | Path, model=None, threshold: float = THRESHOLD,
                 device: str | None = None) -> list[Rejection]:
     """Every image of ``root`` that fails a check; writes ``ROOT/filter-report.csv``."""
     root = Path(root)
-    files = [f for s in SPLITS if (root / s).is_dir() for f in image_files(root / s)]
-    if not files:
-        raise DataError(f"{root}: no images under train/ or test/")
+    files = [f for paths in split_files(root).values() for f in paths]
     rejected: dict[str, Rejection] = {}
     with progress_bar() as bar, ProcessPoolExecutor(workers or os.cpu_count()) as pool:
         task = add_task(bar, "Checking images", len(files))

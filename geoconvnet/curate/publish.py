@@ -16,9 +16,9 @@ from collections import Counter
 from pathlib import Path
 
 from ..data.download import RECORD_COLUMNS
-from ..data.layout import SPLITS, image_files
+from ..data.layout import split_files
 from ..data.manifest import open_manifest
-from ..utils.errors import ConfigError, DataError
+from ..utils.errors import ConfigError
 from ..utils.io import write_text
 
 SHARD_IMAGES = 2_000  # about 1 GB of 1600x900 PNG screenshots per shard
@@ -34,9 +34,7 @@ def publish(root: str | Path, folder: str | Path, repo: str | None = None,
         raise ConfigError("publishing needs the Hugging Face `datasets` package: pip install "
                           "'geoconvnet[hf]'") from None
     root, folder = Path(root), Path(folder)
-    files = {s: image_files(root / s) for s in SPLITS if (root / s).is_dir()}
-    if not any(files.values()):
-        raise DataError(f"{root}: no images under train/ or test/")
+    files = split_files(root)
     names = sorted({Path(f).parent.name for paths in files.values() for f in paths})
     records = {r.file: r for r in open_manifest(root, repair=False).records}
     features = datasets.Features({

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from sklearn.model_selection import StratifiedGroupKFold
 
-from ..data.layout import SPLIT_MOVES, SPLITS, image_files
+from ..data.layout import SPLIT_MOVES, SPLITS, split_files
 from ..data.manifest import NAME as MANIFEST
 from ..data.manifest import Record, lock_root, open_manifest
 from ..utils.errors import ConfigError
@@ -52,8 +52,8 @@ def _split(root: Path, test_fraction: float, seed: int, max_distance: int,
         raise ConfigError(f"{root / MOVES} exists: an earlier split was not undone; run "
                           f"`geoconvnet data split {root} --undo` first, or delete the file "
                           "to keep that split")
-    files = [Path(f).relative_to(root).as_posix() for s in SPLITS if (root / s).is_dir()
-             for f in image_files(root / s)]
+    files = [Path(f).relative_to(root).as_posix() for paths in split_files(root).values()
+             for f in paths]
     groups = find_duplicates(root, max_distance, spot_m).groups
     group_of = {f: i for i, g in enumerate(groups) for f in g.files}
     labels = [f.split("/")[1] for f in files]

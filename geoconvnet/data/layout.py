@@ -29,6 +29,16 @@ def image_files(folder: str | Path) -> list[str]:
     return sorted(str(p) for p in Path(folder).rglob("*") if p.is_file() and is_image_file(p))
 
 
+def split_files(root: str | Path) -> dict[str, list[str]]:
+    """{split: image files} for the split folders ``root`` has; a DataError when there are
+    no images at all (what every curation command reads first)."""
+    root = Path(root)
+    files = {s: image_files(root / s) for s in SPLITS if (root / s).is_dir()}
+    if not any(files.values()):
+        raise DataError(f"{root}: no images under train/ or test/")
+    return files
+
+
 def find_classes(split_dir: Path) -> list[str]:
     """Class names = sub-folder names, case-sensitive sorted."""
     if not split_dir.is_dir():

@@ -15,10 +15,9 @@ import jinja2
 from PIL import Image
 
 from ..data.countries import world_shapes
-from ..data.layout import DEDUP_REPORT, FILTER_REPORT, SPLITS, image_files
+from ..data.layout import DEDUP_REPORT, FILTER_REPORT, SPLITS, split_files
 from ..data.manifest import NAME as MANIFEST
 from ..data.manifest import open_manifest
-from ..utils.errors import DataError
 from ..utils.io import read_csv, write_text
 from . import plots
 
@@ -44,9 +43,7 @@ class DatasetStats:
 
 def dataset_stats(root: str | Path, page: bool = True) -> DatasetStats:
     root = Path(root)
-    files = {s: image_files(root / s) for s in SPLITS if (root / s).is_dir()}
-    if not any(files.values()):
-        raise DataError(f"{root}: no images under train/ or test/")
+    files = split_files(root)
     counts: dict[str, dict[str, int]] = {}
     stats = DatasetStats(root, counts)
     for split, paths in files.items():
