@@ -167,6 +167,23 @@ def _add_collect_parser(sub) -> None:
                       help="seconds to let the panorama sharpen before the capture (1)")
 
 
+def _add_serve_parser(sub) -> None:
+    sv = sub.add_parser("serve", help="a web page and JSON API: drop screenshots, see the top "
+                        "guesses on a world map, heat maps and the GeoGuessr pin")
+    sv.add_argument("checkpoint", help="checkpoint file, run folder or exported .onnx file "
+                    "(no heat maps for .onnx)")
+    sv.add_argument("--host", default="127.0.0.1", help="0.0.0.0 to be reachable from other "
+                    "machines (the app has no authentication)")
+    sv.add_argument("--port", type=int, default=8000)
+    sv.add_argument("--workers", type=int, default=1, help="server processes, each with its "
+                    "own copy of the model and its share of the cores")
+    sv.add_argument("--threads", type=int, default=1, help="model calls at once per process "
+                    "(one already uses every core of a CPU)")
+    sv.add_argument("--max-upload-mb", type=float, default=25.0, help="larger uploads get 413")
+    sv.add_argument("--top-k", type=int, default=5)
+    sv.add_argument("--device", default="auto")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="geoconvnet", description=__doc__)
     parser.add_argument("--version", action="version", version=f"geoconvnet {__version__}")
@@ -277,6 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("checkpoint", help="checkpoint file or run folder")
     ex.add_argument("--format", default="onnx", choices=["onnx"])
     ex.add_argument("--out", required=True, help="the .onnx file to write")
+    _add_serve_parser(sub)
     ev = sub.add_parser("evaluate", help="top-1/3/5, per-country report, confusion matrix")
     ev.add_argument("checkpoint", help="checkpoint file, run folder or exported .onnx file")
     ev.add_argument("--data", required=True)
@@ -714,6 +732,14 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_serve(args) -> int:
+    from .app.serve import serve  # lazy: see the module doc
+
+    serve(args.checkpoint, args.host, args.port, args.workers, args.threads, args.max_upload_mb,
+          args.device, args.top_k)
+    return 0
+
+
 def cmd_report(args) -> int:
     from .report.page import report  # lazy: see the module doc
 
@@ -743,6 +769,7 @@ def cmd_calibrate(args) -> int:
 
 COMMANDS = {"data": cmd_data, "collect": cmd_collect, "train": cmd_train, "tune": cmd_tune,
             "evaluate": cmd_evaluate, "predict": cmd_predict, "export": cmd_export,
+            "serve": cmd_serve,
             "report": cmd_report, "compare": cmd_compare, "calibrate": cmd_calibrate}
 
 

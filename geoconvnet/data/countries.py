@@ -6,6 +6,7 @@ samples places inside a country."""
 from __future__ import annotations
 
 import json
+import math
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -107,3 +108,18 @@ def outline(code: str) -> list:
                  [lon - 0.1, lat + 0.1]]]
     raise ConfigError(f"no outline for ISO {code} in the shipped Natural Earth shapes; "
                       "choose another country")
+
+
+def dot_ring(lon: float, lat: float, radius: float = 1.2, points: int = 16) -> list:
+    """A small circle of (lon, lat) points: how a map shows a country too small to see."""
+    return [[lon + radius * math.cos(2 * math.pi * i / points),
+             lat + radius * math.sin(2 * math.pi * i / points)] for i in range(points)]
+
+
+def shapes_for_map() -> dict[str, list]:
+    """Outlines for every country, plus dots for the small ones missing at 1:110m (the
+    report's world map and the app's)."""
+    shapes = dict(world_shapes())
+    for code, (lon, lat) in SMALL_COUNTRIES.items():
+        shapes.setdefault(code, [dot_ring(lon, lat)])
+    return shapes

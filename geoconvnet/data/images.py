@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import io
 import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
-from ..utils.errors import DataError
+from ..utils.errors import DataError, ImageTooLargeError
 from ..utils.progress import add_task, progress_bar
 from .cachefile import is_tiled, read_cached
 
@@ -19,29 +20,53 @@ DEFAULT_MAX_PIXELS = 40_000_000
 
 def load_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
     """Decode an image as RGB (a tiled cache file as the whole image), or raise DataError
-    naming the file and the reason."""
+    naming the file and the reason (ImageTooLargeError over ``max_pixels``)."""
+    try:
+        return _decode(path, str(path), max_pixels, tiled_ok=True)
+    except FileNotFoundError as exc:
+        raise DataError(f"{path}: no such file") from exc
+    except DataError:
+        raise
+    except Exception as exc:  # PIL raises many types for broken files
+        reason = "empty file (0 bytes)" if _is_empty(path) else f"{type(exc).__name__}: {exc}"
+        raise DataError(f"{path}: not a readable image ({reason})") from exc
+
+
+def decode_image(data: bytes, name: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """:func:`load_image` for bytes in memory (an upload); errors name ``name``."""
+    if not data:
+        raise DataError(f"{name}: empty file (0 bytes)")
+    try:
+        return _decode(io.BytesIO(data), name, max_pixels, tiled_ok=False)
+    except DataError:
+        raise
+    except UnidentifiedImageError:
+        raise DataError(f"{name}: not an image Pillow can read; send a PNG, JPEG or WebP "
+                        "screenshot") from None
+    except Exception as exc:  # PIL raises many types for broken files
+        raise DataError(f"{name}: not a readable image ({type(exc).__name__}: {exc})") from exc
+
+
+def _decode(source, name: str, max_pixels: int, tiled_ok: bool) -> Image.Image:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
+            with Image.open(source) as img:
                 if img.width * img.height > max_pixels:
-                    raise DataError(f"{path}: {img.width}x{img.height} pixels exceeds the limit of "
-                                    f"{max_pixels:,} (possible decompression bomb)")
+                    raise ImageTooLargeError(
+                        f"{name}: {img.width}x{img.height} pixels exceeds the limit of "
+                        f"{max_pixels:,} (possible decompression bomb)")
                 # A training-cache file given on its own (predict, report figures): the
                 # whole image, not its first tile. Without its manifest there is no
                 # checksum to check; DataRoot.read checks it for every file of a cache.
                 if is_tiled(img):
-                    return read_cached(str(path), None)
+                    if not tiled_ok:
+                        raise DataError(f"{name}: a training-cache file; send the original "
+                                        "screenshot instead")
+                    return read_cached(str(source), None)
                 return img.convert("RGB")
-    except DataError:
-        raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise DataError(f"{path}: decompression bomb ({exc})") from exc
-    except FileNotFoundError as exc:
-        raise DataError(f"{path}: no such file") from exc
-    except Exception as exc:  # PIL raises many types for broken files
-        reason = "empty file (0 bytes)" if _is_empty(path) else f"{type(exc).__name__}: {exc}"
-        raise DataError(f"{path}: not a readable image ({reason})") from exc
+        raise ImageTooLargeError(f"{name}: decompression bomb ({exc})") from exc
 
 
 def _is_empty(path) -> bool:

@@ -82,14 +82,16 @@ def as_samples(inputs) -> list[tuple]:
 @torch.no_grad()
 def infer(model: LoadedModel, inputs, *, view: str | None = None, data: DataRoot | None = None,
           batch_size: int | None = None, device: str | torch.device | None = None,
-          num_workers: int | None = None, description: str = "Predicting") -> Inference:
+          num_workers: int | None = None, description: str = "Predicting",
+          progress: bool = True) -> Inference:
     """Run ``model`` on ``inputs``: image paths, PIL images, or ``(path, label)`` samples.
 
     ``data``: the root the paths belong to (a cache's files are read with their checksums and
     its scale). ``view``: an eval view (default: the checkpoint's). ``batch_size``: default
     :func:`~geoconvnet.inference.default_batch_size` for the device. Inputs are decoded in
     loader workers (none for a single batch: starting workers would cost more), and
-    unreadable ones are listed in ``failed`` instead of stopping the others."""
+    unreadable ones are listed in ``failed`` instead of stopping the others. ``progress``:
+    False for callers that predict one image at a time (the app), where a bar is noise."""
     device = resolve_device(device)
     batch_size = default_batch_size(device.type) if batch_size is None else batch_size
     if batch_size < 1:
@@ -105,7 +107,7 @@ def infer(model: LoadedModel, inputs, *, view: str | None = None, data: DataRoot
                          read=data.read if data is not None else read_any,
                          num_workers=num_workers)
     start = time.perf_counter()
-    with _eval_mode(model.net, device), progress_bar(transient=True) as bar:
+    with _eval_mode(model.net, device), progress_bar(transient=True, enabled=progress) as bar:
         task = add_task(bar, description, len(samples))
         logits, labels, indices, failed = [], [], [], {}
         for batch in loader:

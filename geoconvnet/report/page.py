@@ -18,6 +18,7 @@ import jinja2
 import numpy as np
 import yaml
 
+from ..data.countries import shapes_for_map
 from ..data.images import load_image
 from ..data.root import DataRoot
 from ..inference.evaluate import evaluate
@@ -34,7 +35,7 @@ from .analysis import (
     top_confused_pairs,
 )
 from .reference import REFERENCE_ARCHS, REFERENCE_SOURCE, reference_epochs, reference_f1
-from .worldmap import map_names, shapes_for_map
+from .worldmap import map_names
 
 
 def _epochs(run: Path) -> list[dict]:

@@ -9,6 +9,10 @@ class DataError(GeoconvnetError):
     """The dataset layout or a file in it is unusable."""
 
 
+class ImageTooLargeError(DataError):
+    """An image with more pixels than allowed (a possible decompression bomb)."""
+
+
 class CheckpointError(GeoconvnetError):
     """A checkpoint cannot be loaded safely or does not describe a model."""
 

@@ -1,6 +1,6 @@
-from geoconvnet.data.countries import iso3, split_camel
+from geoconvnet.data.countries import iso3, shapes_for_map, split_camel
 from geoconvnet.data.synth import REFERENCE_COUNTRIES
-from geoconvnet.report.worldmap import map_names, shapes_for_map
+from geoconvnet.report.worldmap import map_names
 
 
 def test_all_reference_countries_map_to_iso_codes_with_shapes():

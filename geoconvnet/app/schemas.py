@@ -1,0 +1,65 @@
+"""The API's responses as pydantic models: they validate what the server sends and describe
+it in the OpenAPI document (``/openapi.json``, browsable at ``/docs``)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class Guess(BaseModel):
+    country: str = Field(description="class name")
+    code: str | None = Field(description="ISO 3166 alpha-3 code; null when not a country")
+    probability: float = Field(description="calibrated when the model has a temperature")
+
+
+class Pin(BaseModel):
+    lat: float
+    lon: float
+    expected_score: float = Field(description="expected GeoGuessr points, 5000*exp(-d/1492.7 km)")
+
+
+class Pins(BaseModel):
+    suggested: Pin = Field(description="the point with the highest expected score")
+    naive: Pin = Field(description="the centre of the most likely country")
+
+
+class ImageInfo(BaseModel):
+    filename: str
+    width: int
+    height: int
+
+
+class PredictResponse(BaseModel):
+    id: str = Field(description="names this upload in the heat-map URLs")
+    image: ImageInfo
+    view: str = Field(description="the eval view the model looked through")
+    calibrated: bool
+    top: list[Guess]
+    probabilities: list[Guess] = Field(description="every class, most likely first")
+    pin: Pins | None = Field(description="null when the classes are not countries")
+    heat_maps: list[str] = Field(description="URLs of the heat maps of the top guesses, in "
+                                             "order (empty for an ONNX model)")
+    timings_ms: dict[str, float]
+
+
+class Health(BaseModel):
+    status: str
+    model: str
+    in_flight: int = Field(description="requests waiting for or using the model")
+    uptime_s: float
+
+
+class ModelInfo(BaseModel):
+    name: str
+    arch: str
+    format: str = Field(description="pytorch or onnx")
+    class_names: list[str]
+    codes: dict[str, str | None]
+    preprocessing: dict
+    temperature: float
+    calibrated: bool
+    metrics: dict
+    geoconvnet_version: str | None
+    heat_maps: bool
+    pin: bool
+    device: str

@@ -1,0 +1,101 @@
+"""Start the app with uvicorn: one process, or ``workers`` processes that each load the model
+(uvicorn re-imports the app in each, so the settings travel in an environment variable)."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from ..models.checkpoint import resolve_checkpoint
+from ..utils.errors import ConfigError
+from ..utils.progress import console
+from .server import DEFAULT_MAX_UPLOAD_MB, create_app
+from .service import Service
+
+SETTINGS_ENV = "GEOCONVNET_SERVE_SETTINGS"
+
+
+@dataclass
+class Settings:
+    model: str
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    threads: int = 1
+    max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB
+    device: str | None = None
+    top_k: int = 5
+
+
+def build_app(settings: Settings):
+    """The app with its model loaded and warmed up (one per worker process)."""
+    if settings.workers > 1:
+        _share_cores(settings.workers)
+    service = Service(settings.model, settings.device, settings.top_k)
+    service.warm_up()
+    return create_app(service, settings.max_upload_mb, settings.threads)
+
+
+def app_from_env():
+    """uvicorn's factory in each worker process."""
+    return build_app(Settings(**json.loads(os.environ[SETTINGS_ENV])))
+
+
+def serve(model: str | Path, host: str = "127.0.0.1", port: int = 8000, workers: int = 1,
+          threads: int = 1, max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB,
+          device: str | None = None, top_k: int = 5) -> None:
+    """Serve ``model`` (checkpoint, run folder or ``.onnx``) until interrupted."""
+    import uvicorn  # lazy: only this command runs a server
+
+    settings = Settings(str(model), host, port, workers, threads, max_upload_mb, device, top_k)
+    _check(settings)
+    if not _is_loopback(host):
+        console.print(f"[yellow]Listening on {host}: other machines can reach the app, and it "
+                      "has no authentication.[/]")
+    console.print(f"Serving [bold]{Path(model).name}[/] at http://{_shown(host)}:{port}/ "
+                  f"(API docs: /docs); Ctrl+C stops it")
+    if workers == 1:
+        uvicorn.run(build_app(settings), host=host, port=port, log_level="info")
+    else:
+        os.environ[SETTINGS_ENV] = json.dumps(asdict(settings))
+        uvicorn.run("geoconvnet.app.serve:app_from_env", factory=True, host=host, port=port,
+                    workers=workers, log_level="info")
+
+
+def _check(settings: Settings) -> None:
+    if not str(settings.model).endswith(".onnx"):
+        resolve_checkpoint(settings.model)  # a clear error before any worker starts
+    elif not Path(settings.model).is_file():
+        raise ConfigError(f"{settings.model}: no such ONNX file")
+    for name in ("workers", "threads", "top_k"):
+        if getattr(settings, name) < 1:
+            raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, "
+                              f"got {getattr(settings, name)}")
+    if settings.max_upload_mb <= 0:
+        raise ConfigError(f"--max-upload-mb must be positive, got {settings.max_upload_mb}")
+    if not 0 <= settings.port <= 65535:
+        raise ConfigError(f"--port must be 0-65535, got {settings.port}")
+
+
+def _share_cores(workers: int) -> None:
+    """Each worker process gets its share of the cores instead of all of them (N processes
+    each running N-thread matrix products would fight over the same cores)."""
+    import torch  # lazy: keeps `serve --help` fast
+
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _shown(host: str) -> str:
+    return "127.0.0.1" if host in ("0.0.0.0", "::") else host

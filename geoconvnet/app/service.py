@@ -1,0 +1,158 @@
+"""What the app does with a screenshot, without the web: the model's guesses, the GeoGuessr
+pin and heat maps. :mod:`.server` only moves bytes between HTTP and these methods.
+
+Everything goes through the inference core (:func:`~geoconvnet.inference.core.infer`), so a
+screenshot gets the same eval transform, view and temperature as in ``predict``. Heat maps
+cost about ten forward passes each on a CPU, so they are made on demand, one guess at a time,
+from the last uploads kept in memory (:attr:`Service.keep` of them).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PIL import Image
+
+from ..data.countries import iso3
+from ..data.images import DEFAULT_MAX_PIXELS, decode_image
+from ..inference.core import infer
+from ..inference.explain import explain
+from ..inference.pin import Land, advise
+from ..models.load import load_model
+from ..models.onnx import OnnxNet
+from ..utils.device import resolve_device
+from ..utils.errors import GeoconvnetError
+
+HEAT_MAP_WIDTH = 1280  # overlays wider than this are scaled down (a page shows ~800 px)
+
+
+class NotFoundError(GeoconvnetError):
+    """An upload id or guess the service does not have (anymore)."""
+
+
+@dataclass
+class _Upload:
+    image: Image.Image
+    ranking: list[int]  # class indices, most likely first
+    heat_maps: dict[int, bytes] = field(default_factory=dict)  # class index -> JPEG
+
+
+class Service:
+    """One loaded model (checkpoint, run folder or ``.onnx``) and the recent uploads."""
+
+    def __init__(self, model_path: str | Path, device: str | None = None, top_k: int = 5,
+                 max_pixels: int = DEFAULT_MAX_PIXELS, keep: int = 32):
+        self.device = resolve_device(device)
+        self.model = load_model(model_path, self.device)
+        self.name = Path(model_path).name  # never the full path: it says nothing to a client
+        self.top_k = max(1, min(top_k, len(self.model.class_names)))
+        self.max_pixels, self.keep = max_pixels, keep
+        self.codes = {name: iso3(name) for name in self.model.class_names}
+        self.land = Land() if all(self.codes.values()) else None
+        self._uploads: OrderedDict[str, _Upload] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @property
+    def can_explain(self) -> bool:
+        return not isinstance(self.model.net, OnnxNet)
+
+    def warm_up(self) -> float:
+        """One prediction on a blank screenshot and every country's land samples, so the
+        first request is as fast as the others; returns the seconds it took."""
+        start = time.perf_counter()
+        buffer = io.BytesIO()
+        Image.new("RGB", (320, 180), (128, 128, 128)).save(buffer, format="PNG")
+        self.analyse(buffer.getvalue(), "warm-up.png", remember=False)
+        return time.perf_counter() - start
+
+    def info(self) -> dict:
+        """What ``GET /api/model`` says: enough for a client to check and label results."""
+        meta = self.model.meta
+        return {"name": self.name, "arch": meta["arch"],
+                "format": "onnx" if not self.can_explain else "pytorch",
+                "class_names": self.model.class_names, "codes": self.codes,
+                "preprocessing": meta["preprocessing"], "temperature": self.model.temperature,
+                "calibrated": "temperature" in meta, "metrics": meta.get("metrics", {}),
+                "geoconvnet_version": meta.get("geoconvnet_version"),
+                "heat_maps": self.can_explain, "pin": self.land is not None,
+                "device": str(self.device)}
+
+    def analyse(self, data: bytes, filename: str, remember: bool = True) -> dict:
+        """Guesses for one uploaded file: the top-k, every class's probability, the pin;
+        raises DataError (ImageTooLargeError for too many pixels) naming ``filename``."""
+        started = time.perf_counter()
+        image = decode_image(data, filename, self.max_pixels)
+        run = infer(self.model, [image], device=self.device, num_workers=0, progress=False)
+        probs = run.probs[0].tolist()
+        ranking = sorted(range(len(probs)), key=lambda c: -probs[c])
+        predicted = time.perf_counter()
+        names = self.model.class_names
+        result = {
+            "image": {"filename": filename, "width": image.width, "height": image.height},
+            "view": run.view, "calibrated": "temperature" in self.model.meta,
+            "top": [self._guess(c, probs[c]) for c in ranking[:self.top_k]],
+            "probabilities": [self._guess(c, probs[c]) for c in ranking],
+            "pin": self._pin(dict(zip(names, probs))),
+        }
+        result["timings_ms"] = {"predict": round(1000 * (predicted - started), 1),
+                                "pin": round(1000 * (time.perf_counter() - predicted), 1)}
+        if remember:
+            result["id"] = self._remember(data, _Upload(image, ranking))
+            result["heat_maps"] = [f"/api/heatmap/{result['id']}/{rank}"
+                                   for rank in range(1, self.top_k + 1)] if self.can_explain else []
+        return result
+
+    def heat_map(self, upload_id: str, rank: int) -> tuple[str, bytes]:
+        """(country, JPEG of the screenshot with the Grad-CAM map of guess ``rank``, 1 = top)."""
+        with self._lock:
+            upload = self._uploads.get(upload_id)
+            if upload is not None:
+                self._uploads.move_to_end(upload_id)
+        if upload is None:
+            raise NotFoundError(f"no upload {upload_id!r} here (the server keeps the last "
+                                f"{self.keep}); send the screenshot to /api/predict again")
+        if not 1 <= rank <= self.top_k:
+            raise NotFoundError(f"rank {rank}: heat maps are made for guesses 1 to {self.top_k}")
+        cls = upload.ranking[rank - 1]
+        if cls not in upload.heat_maps:
+            [explanation] = explain(self.model, upload.image, [cls])
+            upload.heat_maps[cls] = _jpeg(explanation.overlay(upload.image))
+        return self.model.class_names[cls], upload.heat_maps[cls]
+
+    def _guess(self, cls: int, probability: float) -> dict:
+        name = self.model.class_names[cls]
+        return {"country": name, "code": self.codes[name], "probability": round(probability, 6)}
+
+    def _pin(self, probabilities: dict[str, float]) -> dict | None:
+        if self.land is None:  # class names that are not all countries: no map position
+            return None
+        advice = advise(probabilities, self.land)
+        return {kind: {"lat": round(p.lat, 4), "lon": round(p.lon, 4),
+                       "expected_score": round(p.expected_score, 1)}
+                for kind, p in (("suggested", advice.suggested), ("naive", advice.naive))}
+
+    def _remember(self, data: bytes, upload: _Upload) -> str:
+        upload_id = hashlib.sha256(data).hexdigest()[:20]
+        with self._lock:
+            if upload_id in self._uploads:  # the same screenshot again: keep its heat maps
+                upload = self._uploads[upload_id]
+            self._uploads[upload_id] = upload
+            self._uploads.move_to_end(upload_id)
+            while len(self._uploads) > self.keep:
+                self._uploads.popitem(last=False)
+        return upload_id
+
+
+def _jpeg(image: Image.Image) -> bytes:
+    if image.width > HEAT_MAP_WIDTH:
+        image = image.resize((HEAT_MAP_WIDTH, round(image.height * HEAT_MAP_WIDTH / image.width)),
+                             Image.BILINEAR)
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=85)
+    return buffer.getvalue()
