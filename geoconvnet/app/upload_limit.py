@@ -54,7 +54,7 @@ class UploadLimit:
     async def _refuse(self, send, size: int) -> None:
         limit_mb = self.max_bytes / (1024 * 1024)
         body = json.dumps({"detail": f"upload of {size / (1024 * 1024):.1f} MB exceeds the "
-                           f"limit of {limit_mb:g} MB (serve --max-upload-mb)"}).encode()
+                           f"limit of {limit_mb:.3g} MB (serve --max-upload-mb)"}).encode()
         await send({"type": "http.response.start", "status": 413,
                     "headers": [(b"content-type", b"application/json"),
                                 (b"content-length", str(len(body)).encode()),

@@ -1,0 +1,64 @@
+"""Helpers for the app tests: a real `geoconvnet serve` process on a free loopback port, and
+screenshots to send it."""
+
+from __future__ import annotations
+
+import io
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import requests
+from PIL import Image
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(model, *options: str, timeout: float = 90.0):
+    """(base URL, process) once /api/health answers; the process's output goes to a file so a
+    failed start shows it."""
+    port = free_port()
+    log = open(f"{model}.serve-{port}.log", "w+")
+    proc = subprocess.Popen([sys.executable, "-m", "geoconvnet", "serve", str(model),
+                             "--port", str(port), *options], stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            break
+        try:
+            if requests.get(f"{url}/api/health", timeout=1).ok:
+                return url, proc
+        except requests.ConnectionError:
+            time.sleep(0.2)
+    proc.kill()
+    log.seek(0)
+    pytest.fail(f"the server did not start:\n{log.read()[-3000:]}")
+
+
+def stop_server(proc) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def png_bytes(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def screenshots(n: int, size=(1600, 900), seed: int = 0) -> list[bytes]:
+    """``n`` different noisy screenshots (PNG bytes) of full size, so that requests take time."""
+    rng = np.random.default_rng(seed)
+    return [png_bytes(Image.fromarray(rng.integers(0, 255, (size[1], size[0], 3), np.uint8)))
+            for _ in range(n)]

@@ -1,0 +1,70 @@
+"""The page in a real headless Chromium: upload a screenshot, see the guesses, the map with
+the pin and the heat maps; nothing is fetched from outside the server."""
+
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+from served import screenshots
+
+pytest.importorskip("playwright")
+
+
+def test_upload_shows_guesses_map_pin_and_switchable_heat_maps(server, chromium, tmp_path):
+    from playwright.sync_api import sync_playwright  # lazy: skipped without Playwright
+
+    shot = tmp_path / "screenshot.png"
+    shot.write_bytes(screenshots(1, size=(800, 450))[0])
+    problems, hosts = [], set()
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium)
+        page = browser.new_page(viewport={"width": 1300, "height": 1000})
+        page.on("console", lambda m: m.type == "error" and problems.append(m.text))
+        page.on("pageerror", lambda e: problems.append(str(e)))
+        page.on("request", lambda r: hosts.add(urlsplit(r.url).hostname or r.url.split(":")[0]))
+        page.goto(server)
+        page.wait_for_selector("#model:has-text('resnet18')")
+        page.set_input_files("#files", str(shot))
+
+        guesses = page.locator(".top5 li")
+        guesses.first.wait_for()
+        names = guesses.evaluate_all("items => items.map(i => i.dataset.country)")
+        expected = requests.post(f"{server}/api/predict", files={"file": shot.open("rb")}).json()
+        assert names == [g["country"] for g in expected["top"]]
+        assert page.locator(".map path").count() > 150  # the world's countries
+        assert page.locator(".map .pin-suggested").count() == 1
+        assert page.locator(".map .pin-naive").count() == 1
+        assert "expected points" in page.locator(".pins").inner_text()
+
+        page.wait_for_selector(".heatmap[data-rank='1'][data-state='ready']")
+        page.click(".cam-buttons button[data-rank='2']")
+        page.wait_for_selector(".heatmap[data-rank='2'][data-state='ready']")
+        assert page.locator(".cam-buttons button[data-rank='2']").get_attribute(
+            "aria-pressed") == "true"
+
+        second = expected["top"][1]
+        page.hover(f".map path[data-code='{second['code']}']", force=True)
+        tooltip = page.locator("#tooltip")
+        assert tooltip.is_visible() and tooltip.inner_text().startswith(second["country"] + ":")
+
+        page.goto(f"{server}/docs")
+        page.wait_for_selector(".swagger-ui .info")
+        browser.close()
+    assert problems == []
+    assert hosts <= {"127.0.0.1", "blob", "data"}, hosts
+
+
+def test_a_bad_file_shows_the_servers_message(server, chromium, tmp_path):
+    from playwright.sync_api import sync_playwright  # lazy: skipped without Playwright
+
+    bad = tmp_path / "notes.png"
+    bad.write_text("not a picture")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium)
+        page = browser.new_page()
+        page.goto(server)
+        page.set_input_files("#files", str(bad))
+        status = page.locator(".status.error")
+        status.wait_for()
+        assert "notes.png: not an image" in status.inner_text()
+        browser.close()

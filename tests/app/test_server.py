@@ -1,0 +1,164 @@
+"""The JSON API of a real `geoconvnet serve` process: good and bad input, load, the docs."""
+
+import io
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+from fastapi.testclient import TestClient
+from PIL import Image
+from served import png_bytes, screenshots, start_server, stop_server
+
+from geoconvnet.app.server import create_app
+from geoconvnet.app.service import Service
+
+
+def post(url, data: bytes, name="shot.png", **kwargs):
+    return requests.post(f"{url}/api/predict", files={"file": (name, data, "image/png")},
+                         timeout=60, **kwargs)
+
+
+def test_health_model_and_openapi(server, trained_run):
+    assert requests.get(f"{server}/api/health").json()["status"] == "ok"
+    model = requests.get(f"{server}/api/model").json()
+    assert model["arch"] == "resnet18" and len(model["class_names"]) == 4
+    assert model["preprocessing"]["image_size"] == 64
+    spec = requests.get(f"{server}/openapi.json").json()
+    assert {"/api/predict", "/api/health", "/api/model", "/api/heatmap/{upload_id}/{rank}"} <= \
+        set(spec["paths"])
+    assert "multipart/form-data" in spec["paths"]["/api/predict"]["post"]["requestBody"]["content"]
+
+
+def test_predict_then_heat_map_of_the_second_guess(server, tiny_data):
+    path = next((tiny_data / "test").rglob("*.png"))
+    result = post(server, path.read_bytes(), path.name).json()
+    assert len(result["top"]) == 4 and result["pin"]["suggested"]["expected_score"] > 0
+    heat = requests.get(server + result["heat_maps"][1], timeout=60)
+    assert heat.headers["content-type"] == "image/jpeg"
+    assert heat.headers["x-country"] == result["top"][1]["country"]
+    assert Image.open(io.BytesIO(heat.content)).size == (384, 216)
+
+
+@pytest.fixture(scope="module")
+def huge_png():
+    """A real 30000x30000 PNG (900 million pixels), about 110 KB of bytes."""
+    return png_bytes(Image.new("1", (30000, 30000)))
+
+
+@pytest.mark.parametrize("case, status, message", [
+    ("text file", 415, "notes.txt: not an image"),
+    ("empty file", 400, "empty.png: empty file"),
+    ("truncated png", 415, "cut.png: not a readable image"),
+    ("huge png", 413, "huge.png: decompression bomb (Image size (900000000 pixels)"),
+    ("50 MB", 413, "exceeds the limit of 25 MB"),
+    ("json body", 415, "content type 'application/json'"),
+    ("no body", 415, "content type 'none'"),
+    ("form without file", 400, "no 'file' field"),
+    ("broken multipart", 400, ""),
+])
+def test_bad_input_gets_a_clear_4xx_and_the_server_keeps_serving(server, tiny_data, huge_png,
+                                                                case, status, message):
+    good = next((tiny_data / "test").rglob("*.png")).read_bytes()
+    api = f"{server}/api/predict"
+    response = {
+        "text file": lambda: post(server, b"just some words", "notes.txt"),
+        "empty file": lambda: post(server, b"", "empty.png"),
+        "truncated png": lambda: post(server, good[:300], "cut.png"),
+        "huge png": lambda: post(server, huge_png, "huge.png"),
+        "50 MB": lambda: post(server, b"\0" * (50 * 1024 * 1024), "big.png"),
+        "json body": lambda: requests.post(api, json={"image": "x"}),
+        "no body": lambda: requests.post(api),
+        "form without file": lambda: requests.post(api, files={"other": ("a.png", good)}),
+        "broken multipart": lambda: requests.post(api, data=b"--xyz\r\ngarbage", headers={
+            "content-type": "multipart/form-data; boundary=xyz"}),
+    }[case]()
+    assert response.status_code == status, response.text
+    assert message in response.json()["detail"]
+    assert post(server, good).status_code == 200
+
+
+def test_a_streamed_upload_over_the_limit_is_refused(server):
+    def chunks():  # a well-formed multipart form whose file part never ends within the limit
+        yield (b'--x\r\nContent-Disposition: form-data; name="file"; filename="a.png"\r\n'
+               b"Content-Type: image/png\r\n\r\n")
+        for _ in range(30):
+            yield b"\0" * (1024 * 1024)
+    response = requests.post(f"{server}/api/predict", data=chunks(),
+                             headers={"content-type": "multipart/form-data; boundary=x"})
+    assert response.status_code == 413 and "exceeds the limit" in response.json()["detail"]
+
+
+def test_the_upload_limit_is_configurable(trained_run):
+    client = TestClient(create_app(Service(trained_run, "cpu"), max_upload_mb=0.05))
+    small, large = png_bytes(Image.new("RGB", (64, 36))), screenshots(1, size=(200, 200))[0]
+    assert client.post("/api/predict", files={"file": ("s.png", small)}).status_code == 200
+    refused = client.post("/api/predict", files={"file": ("l.png", large)})
+    assert refused.status_code == 413 and "limit of 0.05 MB" in refused.json()["detail"]
+
+
+def test_20_concurrent_requests_are_all_answered_correctly(server, trained_run):
+    images = screenshots(20, seed=1)
+    expected = [Service(trained_run, "cpu").analyse(data, f"{i}.png", remember=False)["top"]
+                for i, data in enumerate(images)]
+    with ThreadPoolExecutor(20) as pool:
+        answers = list(pool.map(lambda i: post(server, images[i], f"{i}.png"), range(20)))
+    assert [a.status_code for a in answers] == [200] * 20
+    for answer, top in zip(answers, expected):
+        got = answer.json()["top"]
+        assert [g["country"] for g in got] == [g["country"] for g in top]
+        assert [g["probability"] for g in got] == pytest.approx(
+            [g["probability"] for g in top], abs=1e-4)
+
+
+def test_health_answers_while_predictions_run(server):
+    images = screenshots(16, seed=2)
+    done = threading.Event()
+    seen = []  # (seconds, requests in flight) of each health check
+
+    def watch():
+        while not done.is_set():
+            start = time.perf_counter()
+            in_flight = requests.get(f"{server}/api/health", timeout=10).json()["in_flight"]
+            seen.append((time.perf_counter() - start, in_flight))
+            time.sleep(0.02)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    with ThreadPoolExecutor(16) as pool:
+        assert all(r.ok for r in pool.map(lambda d: post(server, d), images))
+    done.set()
+    watcher.join()
+    busy = [seconds for seconds, in_flight in seen if in_flight >= 2]
+    assert busy, f"no health check saw predictions running: {seen}"
+    assert max(busy) < 1.0, busy
+
+
+def test_the_page_and_its_files_come_from_the_server(server):
+    page = requests.get(server)
+    assert page.ok and "default-src 'self'" in page.headers["content-security-policy"]
+    for asset in ("/static/app.js", "/static/app.css", "/static/favicon.svg", "/docs",
+                  "/static-offline-docs/swagger-ui-bundle.js"):
+        assert requests.get(server + asset).ok, asset
+    assert "http" not in requests.get(server + "/static/app.js").text.replace(
+        "http://www.w3.org/2000/svg", "")  # no address outside the server
+
+
+@pytest.mark.slow
+def test_several_worker_processes_serve_the_same_model(trained_run, tiny_data):
+    url, proc = start_server(trained_run, "--workers", "2")
+    try:
+        path = next((tiny_data / "test").rglob("*.png"))
+        with ThreadPoolExecutor(4) as pool:
+            answers = list(pool.map(lambda _: post(url, path.read_bytes()), range(4)))
+        assert all(a.ok for a in answers)
+        assert len({a.json()["top"][0]["country"] for a in answers}) == 1
+    finally:
+        stop_server(proc)
+
+
+def test_serve_refuses_bad_settings_before_starting(tmp_path, capsys):
+    from geoconvnet.cli import main
+    assert main(["serve", str(tmp_path / "nothing")]) == 2
+    assert "no such checkpoint" in capsys.readouterr().err
