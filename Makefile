@@ -41,6 +41,8 @@ demo: $(VENV)/.installed
 	@echo "  evaluation per view (per-country report, confusion, predictions): $(DEMO_RUN)/eval/"
 	@echo "  report (open in a browser): $(DEMO_RUN)/report/report.html"
 	@echo "  TensorBoard: $(VENV)/bin/tensorboard --logdir $(DEMO_DIR)/runs"
+	@echo "  the web app (drop a screenshot, see the guesses, heat maps and the pin):"
+	@echo "    $(VENV)/bin/geoconvnet serve $(DEMO_RUN)   then open http://127.0.0.1:8000/"
 
 ## test: install the test extras and run the whole suite (starts a throwaway PostgreSQL on
 ## 127.0.0.1 for the shared-study tests when PostgreSQL is installed; skipped otherwise)

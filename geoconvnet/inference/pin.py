@@ -62,9 +62,37 @@ class Land:
 
 
 def expected_score(lat: float, lon: float, clouds: list[tuple[float, np.ndarray]]) -> float:
-    """Expected score of a pin: sum over countries of p * mean score over its land."""
+    """Expected score of a pin: sum over countries of p * mean score over its land. The
+    plain definition, one pin at a time (:class:`Target` scores many at once)."""
     return float(sum(p * score(distance_km(lat, lon, pts[:, 0], pts[:, 1])).mean()
                      for p, pts in clouds))
+
+
+def unit_vectors(latlon: np.ndarray) -> np.ndarray:
+    """[N, 2] (lat, lon) in degrees -> [N, 3] points on the unit sphere."""
+    lat, lon = np.radians(latlon[:, 0]), np.radians(latlon[:, 1])
+    return np.stack([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)], axis=1)
+
+
+class Target:
+    """The predicted distribution as weighted land points, scoring many pins in one matrix
+    product (the angle between unit vectors is the great-circle distance): about 40x faster
+    than :func:`expected_score` in a loop, which kept a spread-out prediction's pin at ~40 ms."""
+
+    def __init__(self, clouds: list[tuple[float, np.ndarray]], step: int = 1,
+                 dtype=np.float64):
+        """``step``: every step-th land sample only, and ``dtype``: float32, for a coarse
+        and faster first pass over many candidates."""
+        self.dtype = dtype
+        self.vectors = unit_vectors(np.vstack([pts[::step] for _, pts in clouds])).astype(dtype)
+        self.weights = np.concatenate([np.full(len(pts[::step]), p / len(pts[::step]))
+                                       for p, pts in clouds]).astype(dtype)
+
+    def expected(self, latlon: np.ndarray) -> np.ndarray:
+        """Expected scores of pins [N, 2] (lat, lon)."""
+        pins = unit_vectors(np.atleast_2d(latlon)).astype(self.dtype)
+        cosines = np.clip(pins @ self.vectors.T, -1.0, 1.0)
+        return score(EARTH_KM * np.arccos(cosines)) @ self.weights
 
 
 def advise(probabilities: dict[str, float], land: Land | None = None,
@@ -74,17 +102,22 @@ def advise(probabilities: dict[str, float], land: Land | None = None,
     likely = {c: p for c, p in probabilities.items() if p >= min_probability} or \
         dict([max(probabilities.items(), key=lambda kv: kv[1])])
     clouds = [(p, land.points(c)) for c, p in likely.items()]
+    target = Target(clouds)
     top = max(likely, key=likely.get)
     centre = land.points(top).mean(axis=0)
-    naive = Pin(float(centre[0]), float(centre[1]), expected_score(*centre, clouds))
-    # Candidates: every 10th land sample of each likely country and each country's centre.
+    naive = Pin(float(centre[0]), float(centre[1]), float(target.expected(centre)[0]))
+    # Candidates: every 10th land sample of each likely country and each country's centre,
+    # ranked on a sixth of the land in float32; the best few are scored exactly and the
+    # best of those refined. A prediction spread over 35 countries takes ~0.1 s, not ~0.6 s.
     candidates = np.vstack([pts[::10] for _, pts in clouds] +
                            [pts.mean(axis=0, keepdims=True) for _, pts in clouds])
-    scores = [expected_score(lat, lon, clouds) for lat, lon in candidates]
-    start = candidates[int(np.argmax(scores))]
-    refined = minimize(lambda x: -expected_score(x[0], x[1], clouds), start,
-                       method="Nelder-Mead", options={"xatol": 0.01, "fatol": 0.01})
-    best = max([(float(max(scores)), tuple(start)), (-float(refined.fun), tuple(refined.x))])
+    coarse = Target(clouds, step=6, dtype=np.float32).expected(candidates)
+    shortlist = candidates[np.argsort(coarse)[-8:]]
+    scores = target.expected(shortlist)
+    start = shortlist[int(np.argmax(scores))]
+    refined = minimize(lambda x: -target.expected(x)[0], start, method="Nelder-Mead",
+                       options={"xatol": 0.01, "fatol": 0.01})
+    best = max([(float(scores.max()), tuple(start)), (-float(refined.fun), tuple(refined.x))])
     suggested = Pin(float(best[1][0]), float(best[1][1]), best[0])
     if suggested.expected_score < naive.expected_score:
         suggested = naive

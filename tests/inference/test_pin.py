@@ -5,7 +5,7 @@ import pytest
 
 from geoconvnet.data.countries import resolve
 from geoconvnet.data.places import Places
-from geoconvnet.inference.pin import Land, advise, expected_score
+from geoconvnet.inference.pin import Land, Target, advise, expected_score
 
 
 @pytest.fixture(scope="module")
@@ -31,3 +31,11 @@ def test_the_pin_beats_a_brute_force_grid_and_never_loses_to_the_naive_one(land)
         p = rng.dirichlet(np.ones(4))
         advice = advise(dict(zip(["Norway", "Peru", "India", "Kenya"], p)), land)
         assert advice.suggested.expected_score >= advice.naive.expected_score
+
+
+def test_the_matrix_scores_equal_the_plain_definition(land):
+    clouds = [(0.6, land.points("Japan")), (0.3, land.points("Peru")), (0.1, land.points("Oman"))]
+    pins = np.random.default_rng(1).uniform((-60, -180), (75, 180), size=(50, 2))
+    fast = Target(clouds).expected(pins)
+    plain = [expected_score(lat, lon, clouds) for lat, lon in pins]
+    assert fast == pytest.approx(plain, rel=1e-6, abs=1e-6)
