@@ -4,7 +4,8 @@ decode, forward pass, pin), the prediction followed by the Grad-CAM heat map of 
 (what the page shows first), and requests per second with 4 concurrent clients.
 
 The clients run on the same machine as the server; every request sends a different 1600x900
-PNG (about 1 MB), so no heat map comes from the server's cache. Weights are random (speed does
+PNG (about 1 MB), so no heat map comes from the server's cache; the heat map's request sends
+the screenshot again (the API is stateless). Weights are random (speed does
 not depend on them); classes are 8 reference countries.
 
     python benchmarks/serve_latency.py [--requests 20] [--work DIR]
@@ -59,8 +60,10 @@ def predict(url: str, png: bytes) -> dict:
 
 
 def with_heat_map(url: str, png: bytes) -> None:
-    result = predict(url, png)
-    requests.get(url + result["heat_maps"][0], timeout=120).raise_for_status()
+    """What the page does: the guesses, then the heat map of the top one."""
+    top = predict(url, png)["top"][0]["country"]
+    requests.post(f"{url}/api/heatmap", files={"file": ("shot.png", png)},
+                  data={"country": top}, timeout=120).raise_for_status()
 
 
 def latencies(fn, url: str, pngs: list[bytes]) -> tuple[float, float]:

@@ -30,15 +30,12 @@ class ImageInfo(BaseModel):
 
 
 class PredictResponse(BaseModel):
-    id: str = Field(description="names this upload in the heat-map URLs")
     image: ImageInfo
     view: str = Field(description="the eval view the model looked through")
     calibrated: bool
     top: list[Guess]
     probabilities: list[Guess] = Field(description="every class, most likely first")
     pin: Pins | None = Field(description="null when the classes are not countries")
-    heat_maps: list[str] = Field(description="URLs of the heat maps of the top guesses, in "
-                                             "order (empty for an ONNX model)")
     timings_ms: dict[str, float]
 
 
@@ -60,6 +57,6 @@ class ModelInfo(BaseModel):
     calibrated: bool
     metrics: dict
     geoconvnet_version: str | None
-    heat_maps: bool
+    heat_maps: bool = Field(description="whether POST /api/heatmap works (not for ONNX)")
     pin: bool
     device: str

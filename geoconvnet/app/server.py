@@ -16,17 +16,18 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from importlib import resources
+from urllib.parse import quote
 
-from fastapi import File, Path, Request, UploadFile
+from fastapi import File, Form, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 
 from .. import __version__
 from ..data.countries import shapes_for_map
-from ..utils.errors import DataError, GeoconvnetError, ImageTooLargeError
+from ..utils.errors import ConfigError, DataError, GeoconvnetError, ImageTooLargeError
 from .schemas import Health, ModelInfo, PredictResponse
-from .service import NotFoundError, Service
+from .service import Service, UnknownClassError
 from .upload_limit import UploadLimit
 
 STATIC = resources.files("geoconvnet.app") / "static"
@@ -90,28 +91,29 @@ def create_app(service: Service, max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB,
     async def predict(request: Request, file: UploadFile | None = File(
             None, description="the screenshot (PNG, JPEG, WebP...)")) -> dict:
         """The top guesses, every class's probability and the GeoGuessr pin for one
-        screenshot sent as the ``file`` field of a ``multipart/form-data`` form. Heat maps
-        of the top guesses are then at the ``heat_maps`` URLs."""
-        if file is None:
-            raise _no_file(request.headers.get("content-type", ""))
-        name = file.filename or "upload"
-        data = await file.read()
-        if not data:
-            raise BadRequestError(f"{name}: empty file (0 bytes)")
+        screenshot sent as the ``file`` field of a ``multipart/form-data`` form."""
+        name, data = await _upload(request, file)
         return await off_loop(service.analyse, data, name)
 
-    @app.get("/api/heatmap/{upload_id}/{rank}", tags=["predict"],
-             responses={200: {"content": {"image/jpeg": {}}}, 404: {}, 409: {}})
-    async def heat_map(upload_id: str, rank: int = Path(ge=1)) -> Response:
-        """The screenshot with the Grad-CAM heat map of guess ``rank`` (1 = top) over it;
-        the country is in the ``X-Country`` header."""
-        if not service.can_explain:
-            return JSONResponse({"detail": "heat maps need the PyTorch checkpoint (an ONNX "
-                                 "model has no gradients): serve the run folder instead"},
-                                status_code=409)
-        country, jpeg = await off_loop(service.heat_map, upload_id, rank)
+    @app.post("/api/heatmap", tags=["predict"],
+              responses={200: {"content": {"image/jpeg": {}},
+                               "description": "the screenshot with the heat map over it"},
+                         404: {"description": "not one of the model's classes"},
+                         409: {"description": "an ONNX model: no gradients, no heat maps"}})
+    async def heat_map(request: Request, file: UploadFile | None = File(
+            None, description="the screenshot"), country: str | None = Form(
+            None, description="the guess to explain: a class name, e.g. from /api/predict")
+            ) -> Response:
+        """What drove the model towards ``country`` in the screenshot: Grad-CAM over the
+        whole image, as a JPEG of the screenshot with the heat map over it (warm = decisive).
+        Send the same form as to /api/predict plus ``country``."""
+        name, data = await _upload(request, file)
+        if not country:
+            raise BadRequestError("the form has no 'country' field: name the guess to explain "
+                                  "(curl -F file=@shot.png -F country=Norway URL)")
+        jpeg = await off_loop(service.heat_map, data, name, country)
         return Response(jpeg, media_type="image/jpeg",
-                        headers={"X-Country": country, "Cache-Control": "max-age=3600"})
+                        headers={"X-Country": quote(country), "Cache-Control": "no-store"})
 
     @app.get("/", include_in_schema=False)
     async def page() -> FileResponse:
@@ -130,8 +132,19 @@ class UnsupportedMediaError(GeoconvnetError):
 
 
 # Most specific first: ImageTooLargeError is a DataError (a file that is not a usable image).
-STATUS = ((ImageTooLargeError, 413), (NotFoundError, 404), (DataError, 415),
-          (UnsupportedMediaError, 415), (BadRequestError, 400))
+STATUS = ((ImageTooLargeError, 413), (UnknownClassError, 404), (DataError, 415),
+          (UnsupportedMediaError, 415), (BadRequestError, 400), (ConfigError, 409))
+
+
+async def _upload(request: Request, file: UploadFile | None) -> tuple[str, bytes]:
+    """(file name, bytes) of the form's ``file``, or the error that says what was wrong."""
+    if file is None:
+        raise _no_file(request.headers.get("content-type", ""))
+    name = file.filename or "upload"
+    data = await file.read()
+    if not data:
+        raise BadRequestError(f"{name}: empty file (0 bytes)")
+    return name, data
 
 
 def _status(exc: GeoconvnetError) -> int:

@@ -3,18 +3,19 @@ pin and heat maps. :mod:`.server` only moves bytes between HTTP and these method
 
 Everything goes through the inference core (:func:`~geoconvnet.inference.core.infer`), so a
 screenshot gets the same eval transform, view and temperature as in ``predict``. Heat maps
-cost about ten forward passes each on a CPU, so they are made on demand, one guess at a time,
-from the last uploads kept in memory (:attr:`Service.keep` of them).
+cost about ten forward passes each on a CPU, so they are made on demand, one guess at a
+time, for a screenshot sent again with the guess's name: no request depends on an earlier
+one, so any worker process can answer it. The last :attr:`Service.keep` maps are kept.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import io
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from PIL import Image
@@ -27,27 +28,20 @@ from ..inference.pin import Land, advise
 from ..models.load import load_model
 from ..models.onnx import OnnxNet
 from ..utils.device import resolve_device
-from ..utils.errors import GeoconvnetError
+from ..utils.errors import ConfigError, GeoconvnetError
 
 HEAT_MAP_WIDTH = 1280  # overlays wider than this are scaled down (a page shows ~800 px)
 
 
-class NotFoundError(GeoconvnetError):
-    """An upload id or guess the service does not have (anymore)."""
-
-
-@dataclass
-class _Upload:
-    image: Image.Image
-    ranking: list[int]  # class indices, most likely first
-    heat_maps: dict[int, bytes] = field(default_factory=dict)  # class index -> JPEG
+class UnknownClassError(GeoconvnetError):
+    """A heat map asked for a class the model does not have."""
 
 
 class Service:
-    """One loaded model (checkpoint, run folder or ``.onnx``) and the recent uploads."""
+    """One loaded model (checkpoint, run folder or ``.onnx``) and its recent heat maps."""
 
     def __init__(self, model_path: str | Path, device: str | None = None, top_k: int = 5,
-                 max_pixels: int = DEFAULT_MAX_PIXELS, keep: int = 32):
+                 max_pixels: int = DEFAULT_MAX_PIXELS, keep: int = 64):
         self.device = resolve_device(device)
         self.model = load_model(model_path, self.device)
         self.name = Path(model_path).name  # never the full path: it says nothing to a client
@@ -55,8 +49,12 @@ class Service:
         self.max_pixels, self.keep = max_pixels, keep
         self.codes = {name: iso3(name) for name in self.model.class_names}
         self.land = Land() if all(self.codes.values()) else None
-        self._uploads: OrderedDict[str, _Upload] = OrderedDict()
+        self._heat_maps: OrderedDict[tuple[str, int], bytes] = OrderedDict()
         self._lock = threading.Lock()
+        # Grad-CAM hooks into the network it explains: a copy of its own, used one call at a
+        # time, keeps predictions running in other threads out of them (serve --threads).
+        self._cam_model = None
+        self._cam_lock = threading.Lock()
 
     @property
     def can_explain(self) -> bool:
@@ -68,7 +66,7 @@ class Service:
         start = time.perf_counter()
         buffer = io.BytesIO()
         Image.new("RGB", (320, 180), (128, 128, 128)).save(buffer, format="PNG")
-        self.analyse(buffer.getvalue(), "warm-up.png", remember=False)
+        self.analyse(buffer.getvalue(), "warm-up.png")
         return time.perf_counter() - start
 
     def info(self) -> dict:
@@ -83,7 +81,7 @@ class Service:
                 "heat_maps": self.can_explain, "pin": self.land is not None,
                 "device": str(self.device)}
 
-    def analyse(self, data: bytes, filename: str, remember: bool = True) -> dict:
+    def analyse(self, data: bytes, filename: str) -> dict:
         """Guesses for one uploaded file: the top-k, every class's probability, the pin;
         raises DataError (ImageTooLargeError for too many pixels) naming ``filename``."""
         started = time.perf_counter()
@@ -92,38 +90,42 @@ class Service:
         probs = run.probs[0].tolist()
         ranking = sorted(range(len(probs)), key=lambda c: -probs[c])
         predicted = time.perf_counter()
-        names = self.model.class_names
         result = {
             "image": {"filename": filename, "width": image.width, "height": image.height},
             "view": run.view, "calibrated": "temperature" in self.model.meta,
             "top": [self._guess(c, probs[c]) for c in ranking[:self.top_k]],
             "probabilities": [self._guess(c, probs[c]) for c in ranking],
-            "pin": self._pin(dict(zip(names, probs))),
+            "pin": self._pin(dict(zip(self.model.class_names, probs))),
         }
         result["timings_ms"] = {"predict": round(1000 * (predicted - started), 1),
                                 "pin": round(1000 * (time.perf_counter() - predicted), 1)}
-        if remember:
-            result["id"] = self._remember(data, _Upload(image, ranking))
-            result["heat_maps"] = [f"/api/heatmap/{result['id']}/{rank}"
-                                   for rank in range(1, self.top_k + 1)] if self.can_explain else []
         return result
 
-    def heat_map(self, upload_id: str, rank: int) -> tuple[str, bytes]:
-        """(country, JPEG of the screenshot with the Grad-CAM map of guess ``rank``, 1 = top)."""
+    def heat_map(self, data: bytes, filename: str, country: str) -> bytes:
+        """A JPEG of the screenshot with the Grad-CAM map of ``country`` (a class name)."""
+        if not self.can_explain:
+            raise ConfigError("heat maps need the PyTorch checkpoint (an ONNX model has no "
+                              "gradients): serve the run folder instead")
+        if country not in self.model.class_names:
+            raise UnknownClassError(f"{country!r} is not one of the model's classes (see "
+                                    "/api/model)")
+        cls = self.model.class_names.index(country)
+        key = (hashlib.sha256(data).hexdigest(), cls)
         with self._lock:
-            upload = self._uploads.get(upload_id)
-            if upload is not None:
-                self._uploads.move_to_end(upload_id)
-        if upload is None:
-            raise NotFoundError(f"no upload {upload_id!r} here (the server keeps the last "
-                                f"{self.keep}); send the screenshot to /api/predict again")
-        if not 1 <= rank <= self.top_k:
-            raise NotFoundError(f"rank {rank}: heat maps are made for guesses 1 to {self.top_k}")
-        cls = upload.ranking[rank - 1]
-        if cls not in upload.heat_maps:
-            [explanation] = explain(self.model, upload.image, [cls])
-            upload.heat_maps[cls] = _jpeg(explanation.overlay(upload.image))
-        return self.model.class_names[cls], upload.heat_maps[cls]
+            if key in self._heat_maps:
+                self._heat_maps.move_to_end(key)
+                return self._heat_maps[key]
+        image = decode_image(data, filename, self.max_pixels)
+        with self._cam_lock:
+            if self._cam_model is None:
+                self._cam_model = copy.deepcopy(self.model)
+            [explanation] = explain(self._cam_model, image, [cls])
+        jpeg = _jpeg(explanation.overlay(image))
+        with self._lock:
+            self._heat_maps[key] = jpeg
+            while len(self._heat_maps) > self.keep:
+                self._heat_maps.popitem(last=False)
+        return jpeg
 
     def _guess(self, cls: int, probability: float) -> dict:
         name = self.model.class_names[cls]
@@ -136,17 +138,6 @@ class Service:
         return {kind: {"lat": round(p.lat, 4), "lon": round(p.lon, 4),
                        "expected_score": round(p.expected_score, 1)}
                 for kind, p in (("suggested", advice.suggested), ("naive", advice.naive))}
-
-    def _remember(self, data: bytes, upload: _Upload) -> str:
-        upload_id = hashlib.sha256(data).hexdigest()[:20]
-        with self._lock:
-            if upload_id in self._uploads:  # the same screenshot again: keep its heat maps
-                upload = self._uploads[upload_id]
-            self._uploads[upload_id] = upload
-            self._uploads.move_to_end(upload_id)
-            while len(self._uploads) > self.keep:
-                self._uploads.popitem(last=False)
-        return upload_id
 
 
 def _jpeg(image: Image.Image) -> bytes:

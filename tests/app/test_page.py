@@ -1,6 +1,7 @@
 """The page in a real headless Chromium: upload a screenshot, see the guesses, the map with
 the pin and the heat maps; nothing is fetched from outside the server."""
 
+import base64
 from urllib.parse import urlsplit
 
 import pytest
@@ -54,17 +55,34 @@ def test_upload_shows_guesses_map_pin_and_switchable_heat_maps(server, chromium,
     assert hosts <= {"127.0.0.1", "blob", "data"}, hosts
 
 
-def test_a_bad_file_shows_the_servers_message(server, chromium, tmp_path):
+def test_several_files_pasted_dropped_or_picked_each_get_a_card(server, chromium, tmp_path):
     from playwright.sync_api import sync_playwright  # lazy: skipped without Playwright
 
-    bad = tmp_path / "notes.png"
+    bad, good = tmp_path / "notes.png", tmp_path / "good.png"
     bad.write_text("not a picture")
+    good.write_bytes(screenshots(1, size=(320, 180), seed=5)[0])
+    as_file = """([selector, name, b64]) => {
+        const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+        const data = new DataTransfer();
+        data.items.add(new File([bytes], name, {type: "image/png"}));
+        const target = selector ? document.querySelector(selector) : document;
+        const event = selector ? new DragEvent("drop", {dataTransfer: data, bubbles: true})
+                               : new ClipboardEvent("paste", {clipboardData: data});
+        target.dispatchEvent(event);
+    }"""
+    encoded = base64.b64encode(good.read_bytes()).decode()
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium)
         page = browser.new_page()
         page.goto(server)
-        page.set_input_files("#files", str(bad))
-        status = page.locator(".status.error")
-        status.wait_for()
-        assert "notes.png: not an image" in status.inner_text()
+        page.wait_for_selector("#model:has-text('resnet18')")
+        page.set_input_files("#files", [str(bad), str(good)])  # picked, two at once
+        page.evaluate(as_file, [None, "pasted.png", encoded])
+        page.evaluate(as_file, ["#drop", "dropped.png", encoded])
+        page.locator(".card").nth(3).wait_for()
+        page.wait_for_selector(".card:has(.filename:text-is('pasted.png')) .top5 li")
+        page.wait_for_selector(".card:has(.filename:text-is('dropped.png')) .top5 li")
+        page.wait_for_selector(".card:has(.filename:text-is('good.png')) .top5 li")
+        error = page.locator(".card:has(.filename:text-is('notes.png')) .status.error")
+        assert "notes.png: not an image" in error.inner_text()
         browser.close()

@@ -26,19 +26,33 @@ def test_health_model_and_openapi(server, trained_run):
     assert model["arch"] == "resnet18" and len(model["class_names"]) == 4
     assert model["preprocessing"]["image_size"] == 64
     spec = requests.get(f"{server}/openapi.json").json()
-    assert {"/api/predict", "/api/health", "/api/model", "/api/heatmap/{upload_id}/{rank}"} <= \
-        set(spec["paths"])
+    assert {"/api/predict", "/api/heatmap", "/api/health", "/api/model"} <= set(spec["paths"])
     assert "multipart/form-data" in spec["paths"]["/api/predict"]["post"]["requestBody"]["content"]
+
+
+def heat_map(url, data: bytes, country: str | None, name="shot.png"):
+    return requests.post(f"{url}/api/heatmap", files={"file": (name, data, "image/png")},
+                         data={"country": country} if country else {}, timeout=60)
 
 
 def test_predict_then_heat_map_of_the_second_guess(server, tiny_data):
     path = next((tiny_data / "test").rglob("*.png"))
     result = post(server, path.read_bytes(), path.name).json()
     assert len(result["top"]) == 4 and result["pin"]["suggested"]["expected_score"] > 0
-    heat = requests.get(server + result["heat_maps"][1], timeout=60)
+    heat = heat_map(server, path.read_bytes(), result["top"][1]["country"])
     assert heat.headers["content-type"] == "image/jpeg"
     assert heat.headers["x-country"] == result["top"][1]["country"]
     assert Image.open(io.BytesIO(heat.content)).size == (384, 216)
+
+
+def test_bad_heat_map_requests(server, tiny_data):
+    good = next((tiny_data / "test").rglob("*.png")).read_bytes()
+    unknown = heat_map(server, good, "Atlantis")
+    assert unknown.status_code == 404 and "'Atlantis' is not one" in unknown.json()["detail"]
+    missing = heat_map(server, good, None)
+    assert missing.status_code == 400 and "no 'country' field" in missing.json()["detail"]
+    not_image = heat_map(server, b"words", "Norway", "a.txt")
+    assert not_image.status_code == 415 and "a.txt: not an image" in not_image.json()["detail"]
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +114,7 @@ def test_the_upload_limit_is_configurable(trained_run):
 
 def test_20_concurrent_requests_are_all_answered_correctly(server, trained_run):
     images = screenshots(20, seed=1)
-    expected = [Service(trained_run, "cpu").analyse(data, f"{i}.png", remember=False)["top"]
+    expected = [Service(trained_run, "cpu").analyse(data, f"{i}.png")["top"]
                 for i, data in enumerate(images)]
     with ThreadPoolExecutor(20) as pool:
         answers = list(pool.map(lambda i: post(server, images[i], f"{i}.png"), range(20)))
@@ -152,8 +166,12 @@ def test_several_worker_processes_serve_the_same_model(trained_run, tiny_data):
         path = next((tiny_data / "test").rglob("*.png"))
         with ThreadPoolExecutor(4) as pool:
             answers = list(pool.map(lambda _: post(url, path.read_bytes()), range(4)))
-        assert all(a.ok for a in answers)
-        assert len({a.json()["top"][0]["country"] for a in answers}) == 1
+            assert all(a.ok for a in answers)
+            assert len({a.json()["top"][0]["country"] for a in answers}) == 1
+            # Any process answers a heat map: nothing is kept between requests.
+            country = answers[0].json()["top"][0]["country"]
+            maps = list(pool.map(lambda _: heat_map(url, path.read_bytes(), country), range(4)))
+        assert [m.status_code for m in maps] == [200] * 4
     finally:
         stop_server(proc)
 
@@ -162,3 +180,11 @@ def test_serve_refuses_bad_settings_before_starting(tmp_path, capsys):
     from geoconvnet.cli import main
     assert main(["serve", str(tmp_path / "nothing")]) == 2
     assert "no such checkpoint" in capsys.readouterr().err
+
+
+def test_the_default_bind_is_loopback():
+    from geoconvnet.app.serve import Settings, _is_loopback
+    from geoconvnet.cli import build_parser
+    assert build_parser().parse_args(["serve", "run"]).host == "127.0.0.1" == Settings("m").host
+    assert _is_loopback("127.0.0.1") and _is_loopback("::1") and _is_loopback("localhost")
+    assert not _is_loopback("0.0.0.0") and not _is_loopback("192.168.1.4")

@@ -4,16 +4,16 @@ import pytest
 from PIL import Image
 from served import png_bytes, screenshots
 
-from geoconvnet.app.service import NotFoundError, Service
+from geoconvnet.app.service import Service, UnknownClassError
 from geoconvnet.data.countries import resolve
 from geoconvnet.inference.predict import predict
 from geoconvnet.models.onnx import export_onnx
-from geoconvnet.utils.errors import DataError, ImageTooLargeError
+from geoconvnet.utils.errors import ConfigError, DataError, ImageTooLargeError
 
 
 @pytest.fixture(scope="module")
 def service(trained_run):
-    return Service(trained_run, "cpu", keep=2)
+    return Service(trained_run, "cpu")
 
 
 def test_analyse_matches_predict_and_puts_the_pin_on_the_map(service, trained_run, tiny_data):
@@ -29,27 +29,31 @@ def test_analyse_matches_predict_and_puts_the_pin_on_the_map(service, trained_ru
     assert top["code"] == resolve(top["country"]).code
     pins = result["pin"]
     assert pins["suggested"]["expected_score"] >= pins["naive"]["expected_score"]
-    assert result["heat_maps"] == [f"/api/heatmap/{result['id']}/{r}" for r in range(1, 5)]
+    assert result["timings_ms"]["predict"] > 0
 
 
-def test_heat_maps_are_made_on_demand_and_kept(service, tiny_data):
+def test_heat_maps_are_made_for_any_class_and_kept(service, tiny_data):
     path = next((tiny_data / "test").rglob("*.png"))
-    result = service.analyse(path.read_bytes(), path.name)
-    country, jpeg = service.heat_map(result["id"], 2)
-    assert country == result["top"][1]["country"]
+    data = path.read_bytes()
+    second = service.analyse(data, path.name)["top"][1]["country"]
+    jpeg = service.heat_map(data, path.name, second)
     with Image.open(io.BytesIO(jpeg)) as overlay:
         assert overlay.format == "JPEG" and overlay.size == (384, 216)
-    assert service.heat_map(result["id"], 2)[1] is jpeg  # computed once
-    with pytest.raises(NotFoundError, match="guesses 1 to 4"):
-        service.heat_map(result["id"], 5)
+    assert service.heat_map(data, path.name, second) is jpeg  # computed once
+    assert service.heat_map(data, path.name, service.model.class_names[0]) != jpeg
+    with pytest.raises(UnknownClassError, match="'Atlantis' is not one of the model's classes"):
+        service.heat_map(data, path.name, "Atlantis")
 
 
-def test_only_the_last_uploads_are_kept(service):
-    ids = [service.analyse(data, f"{i}.png")["id"] for i, data in
-           enumerate(screenshots(3, size=(200, 120)))]
-    with pytest.raises(NotFoundError, match="keeps the last 2"):
-        service.heat_map(ids[0], 1)
-    assert service.heat_map(ids[2], 1)[0]
+def test_only_the_last_heat_maps_are_kept(trained_run):
+    service = Service(trained_run, "cpu", keep=2)
+    images = screenshots(3, size=(200, 120))
+    country = service.model.class_names[0]
+    first = service.heat_map(images[0], "0.png", country)
+    for i, data in enumerate(images[1:], start=1):
+        service.heat_map(data, f"{i}.png", country)
+    assert service.heat_map(images[0], "0.png", country) is not first  # made again
+    assert len(service._heat_maps) == 2
 
 
 def test_bad_uploads_name_the_file(service, trained_run):
@@ -76,7 +80,8 @@ def test_an_onnx_model_predicts_the_same_without_heat_maps(service, trained_run,
     path = next((tiny_data / "test").rglob("*.png"))
     ours, theirs = (s.analyse(path.read_bytes(), path.name) for s in (onnx, service))
     assert onnx.info()["format"] == "onnx" and not onnx.can_explain
-    assert ours["heat_maps"] == []
+    with pytest.raises(ConfigError, match="heat maps need the PyTorch checkpoint"):
+        onnx.heat_map(path.read_bytes(), path.name, ours["top"][0]["country"])
     assert [g["country"] for g in ours["top"]] == [g["country"] for g in theirs["top"]]
     assert [g["probability"] for g in ours["top"]] == pytest.approx(
         [g["probability"] for g in theirs["top"]], abs=1e-4)

@@ -173,24 +173,55 @@ function showPins(box, pin) {
 function showHeatMaps(card, file, result) {
   const img = $(".heatmap", card), buttons = $(".cam-buttons", card), note = $(".cam-status", card);
   const original = URL.createObjectURL(file);
+  const made = new Map();  // rank -> object URL of its heat map, made once
+  let shown = original;  // the load event that counts is this one's (not an earlier image's)
   img.src = original;
-  if (!result.heat_maps.length) {
+  if (!state.model.heat_maps) {
     note.textContent = "no heat maps for an ONNX model (serve the PyTorch checkpoint)";
     return;
   }
   // data-rank / data-state say which map is shown and whether it has loaded (for tests, too).
-  const select = (rank) => {
+  const select = async (rank) => {
     for (const b of buttons.children) b.setAttribute("aria-pressed", String(b.dataset.rank === String(rank)));
     img.dataset.rank = String(rank);
     img.dataset.state = "loading";
-    note.textContent = rank === 0 ? "" : "computing…";
-    img.src = rank === 0 ? original : result.heat_maps[rank - 1];
+    note.textContent = rank === 0 || made.has(rank) ? "" : "computing…";
+    try {
+      if (rank > 0 && !made.has(rank)) made.set(rank, await heatMap(file, result.top[rank - 1].country));
+      const url = rank === 0 ? original : made.get(rank);
+      if (img.dataset.rank !== String(rank)) return;  // another button was pressed meanwhile
+      if (img.src === url && img.complete) {
+        img.dataset.state = "ready";
+        note.textContent = "";
+      } else {
+        img.src = shown = url;
+      }
+    } catch (error) {
+      img.dataset.state = "failed";
+      note.textContent = `heat map failed: ${error.message}`;
+    }
   };
-  img.addEventListener("load", () => { img.dataset.state = "ready"; note.textContent = ""; });
-  img.addEventListener("error", () => { img.dataset.state = "failed"; note.textContent = "heat map failed"; });
+  img.addEventListener("load", () => {
+    if (img.src !== shown) return;
+    img.dataset.state = "ready";
+    note.textContent = "";
+  });
   result.top.forEach((guess, i) => buttons.append(button(`${i + 1}. ${guess.country}`, i + 1, select)));
   buttons.append(button("screenshot", 0, select));
   select(1);
+}
+
+async function heatMap(file, country) {
+  // Stateless: the screenshot goes again with the guess, so any server process can answer.
+  const form = new FormData();
+  form.append("file", file, file.name || "pasted.png");
+  form.append("country", country);
+  const response = await fetch("/api/heatmap", { method: "POST", body: form });
+  if (!response.ok) {
+    const body = await response.json().catch(() => ({}));
+    throw new Error(body.detail || `HTTP ${response.status}`);
+  }
+  return URL.createObjectURL(await response.blob());
 }
 
 function button(text, rank, onClick) {
