@@ -15,6 +15,14 @@ from geoconvnet.app.server import create_app
 from geoconvnet.app.service import Service
 
 
+@pytest.fixture(scope="module")
+def server(trained_run):
+    """A real `geoconvnet serve` process of the tiny trained run."""
+    url, proc = start_server(trained_run)
+    yield url
+    stop_server(proc)
+
+
 def post(url, data: bytes, name="shot.png", **kwargs):
     return requests.post(f"{url}/api/predict", files={"file": (name, data, "image/png")},
                          timeout=60, **kwargs)

@@ -6,9 +6,17 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests
-from served import screenshots
+from served import screenshots, start_server, stop_server
 
 pytest.importorskip("playwright")
+
+
+@pytest.fixture(scope="module")
+def server(trained_run):
+    """A real `geoconvnet serve` process of the tiny trained run."""
+    url, proc = start_server(trained_run)
+    yield url
+    stop_server(proc)
 
 
 def test_upload_shows_guesses_map_pin_and_switchable_heat_maps(server, chromium, tmp_path):
