@@ -28,6 +28,7 @@ import requests
 import torch
 from _common import record, sample_data
 
+from geoconvnet.app.serve import wait_until_healthy
 from geoconvnet.data.preprocessing import Preprocessing
 from geoconvnet.models.checkpoint import make_meta, save_checkpoint
 from geoconvnet.models.onnx import export_onnx
@@ -43,12 +44,8 @@ def start(model: Path) -> tuple[str, subprocess.Popen]:
     proc = subprocess.Popen([sys.executable, "-m", "geoconvnet", "serve", str(model), "--port",
                              str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
-    for _ in range(600):
-        try:
-            if requests.get(f"{url}/api/health", timeout=1).ok:
-                return url, proc
-        except requests.ConnectionError:
-            time.sleep(0.1)
+    if wait_until_healthy(url, 120, proc):
+        return url, proc
     proc.kill()
     raise RuntimeError(f"serve {model} did not start")
 

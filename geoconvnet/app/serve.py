@@ -6,6 +6,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -63,6 +64,23 @@ def serve(model: str | Path, host: str = "127.0.0.1", port: int = 8000, workers:
         os.environ[SETTINGS_ENV] = json.dumps(asdict(settings))
         uvicorn.run("geoconvnet.app.serve:app_from_env", factory=True, host=host, port=port,
                     workers=workers, log_level="info")
+
+
+def wait_until_healthy(url: str, timeout: float = 120.0, process=None) -> bool:
+    """Poll ``url``/api/health until it answers 200 (True), ``timeout`` seconds pass or
+    ``process`` (a ``subprocess.Popen`` running the server) exits (False). For scripts and
+    health checks that start `geoconvnet serve` and wait for its model to load."""
+    import requests  # lazy: only scripts that wait for a server need it
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and (process is None or process.poll() is None):
+        try:
+            if requests.get(f"{url.rstrip('/')}/api/health", timeout=1).ok:
+                return True
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.1)
+    return False
 
 
 def _check(settings: Settings) -> None:

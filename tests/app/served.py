@@ -7,12 +7,12 @@ import io
 import socket
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
-import requests
 from PIL import Image
+
+from geoconvnet.app.serve import wait_until_healthy
 
 
 def free_port() -> int:
@@ -29,15 +29,8 @@ def start_server(model, *options: str, timeout: float = 90.0):
     proc = subprocess.Popen([sys.executable, "-m", "geoconvnet", "serve", str(model),
                              "--port", str(port), *options], stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            break
-        try:
-            if requests.get(f"{url}/api/health", timeout=1).ok:
-                return url, proc
-        except requests.ConnectionError:
-            time.sleep(0.2)
+    if wait_until_healthy(url, timeout, proc):
+        return url, proc
     proc.kill()
     log.seek(0)
     pytest.fail(f"the server did not start:\n{log.read()[-3000:]}")
