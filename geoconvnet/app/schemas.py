@@ -6,6 +6,10 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 
+class Error(BaseModel):
+    detail: str = Field(description="what was wrong, naming the file or value, and the fix")
+
+
 class Guess(BaseModel):
     country: str = Field(description="class name")
     code: str | None = Field(description="ISO 3166 alpha-3 code; null when not a country")

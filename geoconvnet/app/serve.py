@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import math
 import os
+import socket
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -13,6 +15,7 @@ from pathlib import Path
 from ..models.checkpoint import resolve_checkpoint
 from ..utils.errors import ConfigError
 from ..utils.progress import console
+from .guards import LOOPBACK_HOSTS
 from .server import DEFAULT_MAX_UPLOAD_MB, create_app
 from .service import Service
 
@@ -37,7 +40,8 @@ def build_app(settings: Settings):
         _share_cores(settings.workers)
     service = Service(settings.model, settings.device, settings.top_k)
     service.warm_up()
-    return create_app(service, settings.max_upload_mb, settings.threads)
+    hosts = LOOPBACK_HOSTS if _is_loopback(settings.host) else None
+    return create_app(service, settings.max_upload_mb, settings.threads, hosts)
 
 
 def app_from_env():
@@ -56,11 +60,17 @@ def serve(model: str | Path, host: str = "127.0.0.1", port: int = 8000, workers:
     if not _is_loopback(host):
         console.print(f"[yellow]Listening on {host}: other machines can reach the app, and it "
                       "has no authentication.[/]")
-    console.print(f"Serving [bold]{Path(model).name}[/] at http://{_shown(host)}:{port}/ "
-                  f"(API docs: /docs); Ctrl+C stops it")
+    announce = (f"Serving [bold]{Path(model).name}[/] at http://{_shown(host)}:{port}/ "
+                "(API docs: /docs); Ctrl+C stops it")
     if workers == 1:
-        uvicorn.run(build_app(settings), host=host, port=port, log_level="info")
+        app = build_app(settings)
+        console.print(announce)
+        uvicorn.run(app, host=host, port=port, log_level="info")
     else:
+        # A model that cannot load fails here, once, with its one-line error; inside the
+        # workers it would be a traceback per process, restarted for ever.
+        Service(settings.model, settings.device, settings.top_k)
+        console.print(announce)
         os.environ[SETTINGS_ENV] = json.dumps(asdict(settings))
         uvicorn.run("geoconvnet.app.serve:app_from_env", factory=True, host=host, port=port,
                     workers=workers, log_level="info")
@@ -75,16 +85,16 @@ def wait_until_healthy(url: str, timeout: float = 120.0, process=None) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and (process is None or process.poll() is None):
         try:
-            if requests.get(f"{url.rstrip('/')}/api/health", timeout=1).ok:
+            if requests.get(f"{url.rstrip('/')}/api/health", timeout=2).ok:
                 return True
-        except requests.ConnectionError:
+        except requests.RequestException:  # not listening yet, or busy loading
             pass
         time.sleep(0.1)
     return False
 
 
 def _check(settings: Settings) -> None:
-    if not str(settings.model).endswith(".onnx"):
+    if not str(settings.model).lower().endswith(".onnx"):
         resolve_checkpoint(settings.model)  # a clear error before any worker starts
     elif not Path(settings.model).is_file():
         raise ConfigError(f"{settings.model}: no such ONNX file")
@@ -92,10 +102,25 @@ def _check(settings: Settings) -> None:
         if getattr(settings, name) < 1:
             raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, "
                               f"got {getattr(settings, name)}")
-    if settings.max_upload_mb <= 0:
-        raise ConfigError(f"--max-upload-mb must be positive, got {settings.max_upload_mb}")
+    if not (math.isfinite(settings.max_upload_mb) and settings.max_upload_mb > 0):
+        raise ConfigError(f"--max-upload-mb must be a positive number, got "
+                          f"{settings.max_upload_mb}")
     if not 0 <= settings.port <= 65535:
         raise ConfigError(f"--port must be 0-65535, got {settings.port}")
+    _check_port_free(settings.host, settings.port)
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """A clear error before the model loads, rather than uvicorn's after it."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise ConfigError(f"cannot listen on {host}:{port} ({exc.strerror}): another "
+                              "program uses the port, or the address is not this machine's; "
+                              "choose another with --port / --host") from None
 
 
 def _share_cores(workers: int) -> None:
@@ -116,4 +141,7 @@ def _is_loopback(host: str) -> bool:
 
 
 def _shown(host: str) -> str:
-    return "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    """How to write the address in a URL."""
+    if host in ("0.0.0.0", "::"):
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host

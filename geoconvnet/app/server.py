@@ -1,5 +1,5 @@
 """The web app: FastAPI routes over :class:`~.service.Service`, the page's static files and
-an upload limit.
+the guards of :mod:`.guards` (upload limit, Host check).
 
 Model work (decoding, the forward pass, the pin, heat maps) runs in a small thread pool of
 its own, never on the event loop, so ``/api/health`` and the page's files answer while
@@ -19,27 +19,33 @@ from importlib import resources
 from urllib.parse import quote
 
 from fastapi import File, Form, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 
 from .. import __version__
 from ..data.countries import shapes_for_map
-from ..utils.errors import ConfigError, DataError, GeoconvnetError, ImageTooLargeError
-from .schemas import Health, ModelInfo, PredictResponse
-from .service import Service, UnknownClassError
-from .upload_limit import UploadLimit
+from ..utils.errors import DataError, GeoconvnetError, ImageTooLargeError
+from .guards import HostCheck, UploadLimit
+from .schemas import Error, Health, ModelInfo, PredictResponse
+from .service import HeatMapsUnavailableError, Service, UnknownClassError
 
 STATIC = resources.files("geoconvnet.app") / "static"
 # The page may load nothing but this server's files (and the screenshots' blob: previews).
 CSP = "default-src 'self'; img-src 'self' blob: data:; style-src 'self'; script-src 'self'"
 DEFAULT_MAX_UPLOAD_MB = 25.0  # a 4K PNG screenshot is about 15 MB
+UPLOAD_ERRORS = {400: {"model": Error, "description": "empty or malformed request"},
+                 413: {"model": Error, "description": "file or image too large"},
+                 415: {"model": Error, "description": "not an image, or not multipart/form-data"}}
 
 
 def create_app(service: Service, max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB,
-               threads: int = 1) -> FastAPIOffline:
+               threads: int = 1, allowed_hosts: frozenset[str] | None = None) -> FastAPIOffline:
     """The ASGI app serving ``service``. ``threads``: model calls run at once (one uses
-    every core already on a CPU; more only help on a GPU or with many cores)."""
+    every core already on a CPU; more only help on a GPU or with many cores).
+    ``allowed_hosts``: the only ``Host`` names answered (serve passes the loopback names
+    when it listens on loopback); None answers any."""
     pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="geoconvnet-model")
     state = {"in_flight": 0, "started": time.time()}
 
@@ -52,6 +58,8 @@ def create_app(service: Service, max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB,
                          description="Which country is this street-view screenshot from, why, "
                                      "and where to put the GeoGuessr pin.")
     app.add_middleware(UploadLimit, max_bytes=int(max_upload_mb * 1024 * 1024))
+    if allowed_hosts is not None:
+        app.add_middleware(HostCheck, allowed=allowed_hosts)  # added last, so it runs first
 
     async def off_loop(fn, *args):
         state["in_flight"] += 1
@@ -63,6 +71,15 @@ def create_app(service: Service, max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB,
     @app.exception_handler(GeoconvnetError)
     async def user_error(_request: Request, exc: GeoconvnetError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=_status(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_form(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's own answer is a list of dicts; every other refusal is one sentence.
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'][1:])) or 'request'}: {e['msg']}"
+                             for e in exc.errors())
+        return JSONResponse({"detail": f"{problems} (send the screenshot as the 'file' field "
+                             "of a multipart/form-data form: curl -F file=@shot.png URL)"},
+                            status_code=400)
 
     @app.get("/api/health", response_model=Health, tags=["service"])
     async def health() -> dict:
@@ -85,9 +102,7 @@ def create_app(service: Service, max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB,
                         headers={"Cache-Control": "max-age=86400"})
 
     @app.post("/api/predict", response_model=PredictResponse, tags=["predict"],
-              responses={400: {"description": "empty or malformed request"},
-                         413: {"description": "file or image too large"},
-                         415: {"description": "not an image, or not multipart/form-data"}})
+              responses=UPLOAD_ERRORS)
     async def predict(request: Request, file: UploadFile | None = File(
             None, description="the screenshot (PNG, JPEG, WebP...)")) -> dict:
         """The top guesses, every class's probability and the GeoGuessr pin for one
@@ -95,11 +110,12 @@ def create_app(service: Service, max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB,
         name, data = await _upload(request, file)
         return await off_loop(service.analyse, data, name)
 
-    @app.post("/api/heatmap", tags=["predict"],
+    @app.post("/api/heatmap", tags=["predict"], response_class=Response,
               responses={200: {"content": {"image/jpeg": {}},
                                "description": "the screenshot with the heat map over it"},
-                         404: {"description": "not one of the model's classes"},
-                         409: {"description": "an ONNX model: no gradients, no heat maps"}})
+                         **UPLOAD_ERRORS,
+                         409: {"model": Error, "description": "an ONNX model: no gradients"},
+                         422: {"model": Error, "description": "not one of the model's classes"}})
     async def heat_map(request: Request, file: UploadFile | None = File(
             None, description="the screenshot"), country: str | None = Form(
             None, description="the guess to explain: a class name, e.g. from /api/predict")
@@ -132,8 +148,9 @@ class UnsupportedMediaError(GeoconvnetError):
 
 
 # Most specific first: ImageTooLargeError is a DataError (a file that is not a usable image).
-STATUS = ((ImageTooLargeError, 413), (UnknownClassError, 404), (DataError, 415),
-          (UnsupportedMediaError, 415), (BadRequestError, 400), (ConfigError, 409))
+# Anything else is the server's problem, not the request's: 500.
+STATUS = ((ImageTooLargeError, 413), (DataError, 415), (UnsupportedMediaError, 415),
+          (BadRequestError, 400), (UnknownClassError, 422), (HeatMapsUnavailableError, 409))
 
 
 async def _upload(request: Request, file: UploadFile | None) -> tuple[str, bytes]:
@@ -148,7 +165,7 @@ async def _upload(request: Request, file: UploadFile | None) -> tuple[str, bytes
 
 
 def _status(exc: GeoconvnetError) -> int:
-    return next((code for kind, code in STATUS if isinstance(exc, kind)), 400)
+    return next((code for kind, code in STATUS if isinstance(exc, kind)), 500)
 
 
 def _no_file(content_type: str) -> GeoconvnetError:

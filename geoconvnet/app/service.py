@@ -21,27 +21,37 @@ from pathlib import Path
 from PIL import Image
 
 from ..data.countries import iso3
-from ..data.images import DEFAULT_MAX_PIXELS, decode_image
+from ..data.images import decode_image
 from ..inference.core import infer
 from ..inference.explain import explain
 from ..inference.pin import Land, advise
 from ..models.load import load_model
 from ..models.onnx import OnnxNet
 from ..utils.device import resolve_device
-from ..utils.errors import ConfigError, GeoconvnetError
+from ..utils.errors import ConfigError, DataError, GeoconvnetError
 
 HEAT_MAP_WIDTH = 1280  # overlays wider than this are scaled down (a page shows ~800 px)
+# Grad-CAM keeps every activation for the backward pass: a 3000x3000 image took 2 GB for a
+# ResNet-18. Larger screenshots are shrunk to this many pixels (the reference's 1600x900)
+# before it, and the map is drawn over the shrunk one (the page shows it smaller anyway).
+HEAT_MAP_PIXELS = 1600 * 900
+APP_MAX_PIXELS = 16_000_000  # a 5K screenshot (5120x2880) is 14.7 million
+MAX_ASPECT = 8  # a screenshot is at most 32:9 (3.6); a 1x40,000,000 strip is not one
 
 
 class UnknownClassError(GeoconvnetError):
     """A heat map asked for a class the model does not have."""
 
 
+class HeatMapsUnavailableError(ConfigError):
+    """Heat maps asked of a model without gradients (ONNX)."""
+
+
 class Service:
     """One loaded model (checkpoint, run folder or ``.onnx``) and its recent heat maps."""
 
     def __init__(self, model_path: str | Path, device: str | None = None, top_k: int = 5,
-                 max_pixels: int = DEFAULT_MAX_PIXELS, keep: int = 64):
+                 max_pixels: int = APP_MAX_PIXELS, keep: int = 64):
         self.device = resolve_device(device)
         self.model = load_model(model_path, self.device)
         self.name = Path(model_path).name  # never the full path: it says nothing to a client
@@ -61,12 +71,14 @@ class Service:
         return not isinstance(self.model.net, OnnxNet)
 
     def warm_up(self) -> float:
-        """One prediction on a blank screenshot and every country's land samples, so the
-        first request is as fast as the others; returns the seconds it took."""
+        """One prediction on a blank screenshot and the land samples of every class, so the
+        first requests are as fast as the others; returns the seconds it took."""
         start = time.perf_counter()
         buffer = io.BytesIO()
         Image.new("RGB", (320, 180), (128, 128, 128)).save(buffer, format="PNG")
         self.analyse(buffer.getvalue(), "warm-up.png")
+        for name in self.model.class_names if self.land is not None else ():
+            self.land.points(name)
         return time.perf_counter() - start
 
     def info(self) -> dict:
@@ -85,7 +97,7 @@ class Service:
         """Guesses for one uploaded file: the top-k, every class's probability, the pin;
         raises DataError (ImageTooLargeError for too many pixels) naming ``filename``."""
         started = time.perf_counter()
-        image = decode_image(data, filename, self.max_pixels)
+        image = self._decode(data, filename)
         run = infer(self.model, [image], device=self.device, num_workers=0, progress=False)
         probs = run.probs[0].tolist()
         ranking = sorted(range(len(probs)), key=lambda c: -probs[c])
@@ -104,28 +116,42 @@ class Service:
     def heat_map(self, data: bytes, filename: str, country: str) -> bytes:
         """A JPEG of the screenshot with the Grad-CAM map of ``country`` (a class name)."""
         if not self.can_explain:
-            raise ConfigError("heat maps need the PyTorch checkpoint (an ONNX model has no "
-                              "gradients): serve the run folder instead")
+            raise HeatMapsUnavailableError("heat maps need the PyTorch checkpoint (an ONNX "
+                                           "model has no gradients): serve the run folder")
         if country not in self.model.class_names:
             raise UnknownClassError(f"{country!r} is not one of the model's classes (see "
                                     "/api/model)")
         cls = self.model.class_names.index(country)
         key = (hashlib.sha256(data).hexdigest(), cls)
+        if (kept := self._kept(key)) is not None:
+            return kept
+        image = _at_most(self._decode(data, filename), HEAT_MAP_PIXELS)
+        with self._cam_lock:
+            if (kept := self._kept(key)) is not None:  # made while this one waited
+                return kept
+            if self._cam_model is None:
+                self._cam_model = copy.deepcopy(self.model)
+            [explanation] = explain(self._cam_model, image, [cls])
+            jpeg = _jpeg(explanation.overlay(image))
+            with self._lock:
+                self._heat_maps[key] = jpeg
+                while len(self._heat_maps) > self.keep:
+                    self._heat_maps.popitem(last=False)
+        return jpeg
+
+    def _kept(self, key: tuple[str, int]) -> bytes | None:
         with self._lock:
             if key in self._heat_maps:
                 self._heat_maps.move_to_end(key)
                 return self._heat_maps[key]
+        return None
+
+    def _decode(self, data: bytes, filename: str) -> Image.Image:
         image = decode_image(data, filename, self.max_pixels)
-        with self._cam_lock:
-            if self._cam_model is None:
-                self._cam_model = copy.deepcopy(self.model)
-            [explanation] = explain(self._cam_model, image, [cls])
-        jpeg = _jpeg(explanation.overlay(image))
-        with self._lock:
-            self._heat_maps[key] = jpeg
-            while len(self._heat_maps) > self.keep:
-                self._heat_maps.popitem(last=False)
-        return jpeg
+        if max(image.size) > MAX_ASPECT * min(image.size):
+            raise DataError(f"{filename}: {image.width}x{image.height} is not a screenshot "
+                            f"(sides more than {MAX_ASPECT}:1); send the whole screenshot")
+        return image
 
     def _guess(self, cls: int, probability: float) -> dict:
         name = self.model.class_names[cls]
@@ -138,6 +164,15 @@ class Service:
         return {kind: {"lat": round(p.lat, 4), "lon": round(p.lon, 4),
                        "expected_score": round(p.expected_score, 1)}
                 for kind, p in (("suggested", advice.suggested), ("naive", advice.naive))}
+
+
+def _at_most(image: Image.Image, pixels: int) -> Image.Image:
+    """``image`` shrunk, its aspect kept, to at most ``pixels`` pixels."""
+    if image.width * image.height <= pixels:
+        return image
+    ratio = (pixels / (image.width * image.height)) ** 0.5
+    return image.resize((max(1, int(image.width * ratio)), max(1, int(image.height * ratio))),
+                        Image.BILINEAR)
 
 
 def _jpeg(image: Image.Image) -> bytes:

@@ -25,7 +25,7 @@ def load_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.
         return _decode(path, str(path), max_pixels, tiled_ok=True)
     except FileNotFoundError as exc:
         raise DataError(f"{path}: no such file") from exc
-    except DataError:
+    except (DataError, MemoryError):
         raise
     except Exception as exc:  # PIL raises many types for broken files
         reason = "empty file (0 bytes)" if _is_empty(path) else f"{type(exc).__name__}: {exc}"
@@ -38,7 +38,7 @@ def decode_image(data: bytes, name: str, max_pixels: int = DEFAULT_MAX_PIXELS) -
         raise DataError(f"{name}: empty file (0 bytes)")
     try:
         return _decode(io.BytesIO(data), name, max_pixels, tiled_ok=False)
-    except DataError:
+    except (DataError, MemoryError):
         raise
     except UnidentifiedImageError:
         raise DataError(f"{name}: not an image Pillow can read; send a PNG, JPEG or WebP "

@@ -30,10 +30,13 @@ def start_server(model, *options: str, timeout: float = 90.0):
                              "--port", str(port), *options], stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     if wait_until_healthy(url, timeout, proc):
+        log.close()  # the process keeps its own handle
         return url, proc
     proc.kill()
     log.seek(0)
-    pytest.fail(f"the server did not start:\n{log.read()[-3000:]}")
+    output = log.read()[-3000:]
+    log.close()
+    pytest.fail(f"the server did not start:\n{output}")
 
 
 def stop_server(proc) -> None:

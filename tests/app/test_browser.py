@@ -31,6 +31,9 @@ def test_upload_shows_guesses_map_pin_and_switchable_heat_maps(server, chromium,
         page.on("console", lambda m: m.type == "error" and problems.append(m.text))
         page.on("pageerror", lambda e: problems.append(str(e)))
         page.on("request", lambda r: hosts.add(urlsplit(r.url).hostname or r.url.split(":")[0]))
+        made = []  # the guesses whose heat maps the server sent
+        page.on("response", lambda r: r.url.endswith("/api/heatmap") and r.ok and
+                made.append(r.headers["x-country"]))
         page.goto(server)
         page.wait_for_selector("#model:has-text('resnet18')")
         page.set_input_files("#files", str(shot))
@@ -45,9 +48,13 @@ def test_upload_shows_guesses_map_pin_and_switchable_heat_maps(server, chromium,
         assert page.locator(".map .pin-naive").count() == 1
         assert "expected points" in page.locator(".pins").inner_text()
 
-        page.wait_for_selector(".heatmap[data-rank='1'][data-state='ready']")
+        shown = ".heatmap[data-rank='{}'][data-state='ready'][data-shows='heatmap']"
+        page.wait_for_selector(shown.format(1))
+        first = page.locator(".heatmap").get_attribute("src")
         page.click(".cam-buttons button[data-rank='2']")
-        page.wait_for_selector(".heatmap[data-rank='2'][data-state='ready']")
+        page.wait_for_selector(shown.format(2))
+        assert page.locator(".heatmap").get_attribute("src") != first
+        assert made == [names[0], names[1]]  # one request per guess shown, in order
         assert page.locator(".cam-buttons button[data-rank='2']").get_attribute(
             "aria-pressed") == "true"
 

@@ -5,7 +5,9 @@
 
 const NORTH = 84;  // the map's top latitude (equirectangular, 1 unit = 1 degree, down to 58 S)
 const SVG_NS = "http://www.w3.org/2000/svg";
-const state = { model: null, world: null, queue: Promise.resolve() };
+const state = { model: null, world: null, queue: null, ready: null };
+// Files given before the model's description has arrived wait for it.
+state.queue = new Promise((resolve) => { state.ready = resolve; });
 
 const $ = (selector, root = document) => root.querySelector(selector);
 const percent = (p) => (100 * p).toFixed(p >= 0.995 || p < 0.0005 ? 0 : 1) + "%";
@@ -18,27 +20,34 @@ async function getJSON(url) {
 }
 
 async function start() {
+  wireInputs();
   const [model, world] = await Promise.all([getJSON("/api/model"), getJSON("/api/world")]);
   state.model = model;
   state.world = Object.entries(world).map(([code, rings]) => [code, ringsToPath(rings)]);
   const calibration = model.calibrated ? `calibrated (T=${model.temperature.toFixed(2)})`
                                        : "not calibrated";
-  $("#model").textContent = `${model.name}: ${model.arch} (${model.format}), ` +
-    `${model.class_names.length} countries, ${calibration}, on ${model.device}`;
-  wireInputs();
+  const classes = `${model.class_names.length} ${model.pin ? "countries" : "classes"}`;
+  $("#model").textContent = `${model.name}: ${model.arch} (${model.format}), ${classes}, ` +
+    `${calibration}, on ${model.device}`;
+  state.ready();
 }
 
 function wireInputs() {
   const drop = $("#drop"), input = $("#files");
   input.addEventListener("change", () => { addFiles(input.files); input.value = ""; });
-  drop.addEventListener("keydown", (e) => { if (e.key === "Enter" || e.key === " ") input.click(); });
-  for (const type of ["dragenter", "dragover"]) {
-    drop.addEventListener(type, (e) => { e.preventDefault(); drop.classList.add("over"); });
-  }
-  for (const type of ["dragleave", "drop"]) {
-    drop.addEventListener(type, () => drop.classList.remove("over"));
-  }
-  drop.addEventListener("drop", (e) => { e.preventDefault(); addFiles(e.dataTransfer.files); });
+  drop.addEventListener("keydown", (e) => {
+    if (e.key === "Enter" || e.key === " ") { e.preventDefault(); input.click(); }
+  });
+  // Files dropped anywhere on the page count (the browser would otherwise open them in place
+  // of the page, losing every card); the drop zone only lights up.
+  document.addEventListener("dragover", (e) => e.preventDefault());
+  document.addEventListener("drop", (e) => {
+    e.preventDefault();
+    drop.classList.remove("over");
+    if (e.dataTransfer && e.dataTransfer.files.length) addFiles(e.dataTransfer.files);
+  });
+  drop.addEventListener("dragenter", () => drop.classList.add("over"));
+  drop.addEventListener("dragleave", () => drop.classList.remove("over"));
   document.addEventListener("paste", (e) => {
     const files = [...e.clipboardData.items].filter((i) => i.kind === "file")
                                              .map((i) => i.getAsFile());
@@ -67,7 +76,7 @@ async function analyse(file, card) {
   const status = $(".status", card);
   try {
     const response = await fetch("/api/predict", { method: "POST", body: form });
-    const body = await response.json();
+    const body = await response.json().catch(() => ({}));
     if (!response.ok) throw new Error(body.detail || `HTTP ${response.status}`);
     status.textContent = `${body.image.width}x${body.image.height}, view "${body.view}", ` +
       `${body.timings_ms.predict} ms + pin ${body.timings_ms.pin} ms`;
@@ -92,12 +101,12 @@ function showGuesses(card, top) {
   const list = $(".top5", card);
   const best = top[0].probability || 1;
   for (const [i, guess] of top.entries()) {
-    const item = document.createElement("li");
+    const bar = element("div", "bar");
+    bar.style.width = `${Math.max(2, 100 * guess.probability / best)}%`;
+    const item = element("li", "", element("span", "rank", `${i + 1}`),
+                         element("span", "", element("span", "name", guess.country), bar),
+                         element("span", "p", percent(guess.probability)));
     item.dataset.country = guess.country;
-    item.innerHTML = `<span class="rank">${i + 1}</span><span><span class="name"></span>` +
-      `<div class="bar"></div></span><span class="p">${percent(guess.probability)}</span>`;
-    $(".name", item).textContent = guess.country;
-    $(".bar", item).style.width = `${Math.max(2, 100 * guess.probability / best)}%`;
     list.append(item);
   }
 }
@@ -162,50 +171,61 @@ function showPins(box, pin) {
     box.textContent = "No pin: the model's classes are not countries.";
     return;
   }
-  const line = (kind, label, p) =>
-    `<span class="${kind}"><span class="dot ${kind}"></span>${label}: ` +
-    `${p.lat.toFixed(3)}, ${p.lon.toFixed(3)}, <strong>${Math.round(p.expected_score)}</strong> ` +
-    `expected points</span>`;
-  box.innerHTML = line("suggested", "Suggested pin", pin.suggested) +
-                  line("naive", "Centre of the top country", pin.naive);
+  const line = (kind, label, p) => element(
+    "span", kind, element("span", `dot ${kind}`), `${label}: ${p.lat.toFixed(3)}, ` +
+    `${p.lon.toFixed(3)}, `, element("strong", "", `${Math.round(p.expected_score)}`),
+    " expected points");
+  box.replaceChildren(line("suggested", "Suggested pin", pin.suggested),
+                      line("naive", "Centre of the top country", pin.naive));
+}
+
+function element(tag, cls, ...children) {
+  // Text goes in as text nodes: nothing from the server is ever parsed as HTML.
+  const node = document.createElement(tag);
+  if (cls) node.className = cls;
+  node.append(...children);
+  return node;
 }
 
 function showHeatMaps(card, file, result) {
   const img = $(".heatmap", card), buttons = $(".cam-buttons", card), note = $(".cam-status", card);
   const original = URL.createObjectURL(file);
-  const made = new Map();  // rank -> object URL of its heat map, made once
-  let shown = original;  // the load event that counts is this one's (not an earlier image's)
+  const made = new Map();  // rank -> Promise of the object URL of its heat map, asked once
+  let wanted = 0;  // the rank last asked for: only its image or failure may change the card
+  const urlOf = async (rank) => (rank === 0 ? original : made.get(rank));
+  // data-rank / data-state / data-shows say what the card shows (for tests, too).
+  const ready = (rank) => {
+    img.dataset.state = "ready";
+    img.dataset.shows = rank === 0 ? "screenshot" : "heatmap";
+    note.textContent = "";
+  };
+  img.addEventListener("load", async () => {
+    if (img.src === await urlOf(wanted)) ready(wanted);
+  });
   img.src = original;
   if (!state.model.heat_maps) {
     note.textContent = "no heat maps for an ONNX model (serve the PyTorch checkpoint)";
     return;
   }
-  // data-rank / data-state say which map is shown and whether it has loaded (for tests, too).
   const select = async (rank) => {
+    wanted = rank;
     for (const b of buttons.children) b.setAttribute("aria-pressed", String(b.dataset.rank === String(rank)));
-    img.dataset.rank = String(rank);
-    img.dataset.state = "loading";
-    note.textContent = rank === 0 || made.has(rank) ? "" : "computing…";
+    Object.assign(img.dataset, { rank: String(rank), state: "loading" });
+    if (rank > 0 && !made.has(rank)) {
+      made.set(rank, heatMap(file, result.top[rank - 1].country));
+      note.textContent = "computing…";
+    }
     try {
-      if (rank > 0 && !made.has(rank)) made.set(rank, await heatMap(file, result.top[rank - 1].country));
-      const url = rank === 0 ? original : made.get(rank);
-      if (img.dataset.rank !== String(rank)) return;  // another button was pressed meanwhile
-      if (img.src === url && img.complete) {
-        img.dataset.state = "ready";
-        note.textContent = "";
-      } else {
-        img.src = shown = url;
-      }
+      const url = await urlOf(rank);
+      if (wanted !== rank) return;  // another button was pressed meanwhile
+      if (img.src === url && img.complete) ready(rank); else img.src = url;
     } catch (error) {
+      made.delete(rank);  // pressing it again retries
+      if (wanted !== rank) return;
       img.dataset.state = "failed";
       note.textContent = `heat map failed: ${error.message}`;
     }
   };
-  img.addEventListener("load", () => {
-    if (img.src !== shown) return;
-    img.dataset.state = "ready";
-    note.textContent = "";
-  });
   result.top.forEach((guess, i) => buttons.append(button(`${i + 1}. ${guess.country}`, i + 1, select)));
   buttons.append(button("screenshot", 0, select));
   select(1);
