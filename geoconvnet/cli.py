@@ -52,10 +52,26 @@ TRAIN_HELP = {
     "val_fraction": "share of train held out for validation (stratified)",
     "seed": "random seed (splits, init, augmentation)",
     "crop_size": "training crop side in source pixels (reference: 448)",
-    "image_size": "side the crop is resized to (reference: 224)",
-    "hflip": "random horizontal flips (mirrors the driving side)",
+    "image_size": "side the crop is resized to (reference: 224; default: the model's "
+                  "pretrained input size, else 224)",
+    "train_view": "what a training step sees: crop (one random crop, the reference), full "
+                  "(the whole screenshot, aspect kept) or grid (all grid crops, pooled)",
+    "full_width": "width of the full view (aspect kept); 0: 448 for --train-view full, else "
+                  "the image at the crop's scale",
+    "hflip": "random horizontal flips (mirror the driving side); default: on for crop "
+             "training only",
     "augment": f"augmentation: {', '.join(AUGMENTATIONS)}",
-    "eval_view": f"view for validation and later evaluation: {', '.join(EVAL_VIEWS)}",
+    "eval_view": f"view for validation and later evaluation: {', '.join(EVAL_VIEWS)}, or auto "
+                 "(every view scored on validation after training, the best kept)",
+    "layer_decay": "layer-wise learning-rate decay for timm ViTs, e.g. 0.75 (0: off)",
+    "ema_decay": "keep an exponential moving average of the weights, e.g. 0.999 (0: off); "
+                 "validation and checkpoints use it",
+    "freeze_backbone": "train only the head on embeddings computed once per image and view "
+                       "(a linear probe: seconds even on a CPU)",
+    "embedding_cache": "folder of the frozen backbone's embeddings (default: "
+                       "~/.cache/geoconvnet/embeddings)",
+    "init_from": "start from all weights of this checkpoint or run, head included (e.g. "
+                 "fine-tune after --freeze-backbone)",
     "num_workers": "data loader processes (default: chosen for the device)",
     "device": "auto, cpu, cuda, cuda:N or mps", "amp": "bf16 autocast on CUDA",
     "channels_last": "channels_last memory format on CUDA",
@@ -73,7 +89,7 @@ def _add_train_options(p, skip: tuple = ()) -> None:
             continue
         flag = "--" + f.name.replace("_", "-")
         help_text = TRAIN_HELP.get(f.name, "") + f" (default: {f.default})"
-        if f.type == "bool":
+        if f.type in ("bool", "bool | None"):
             p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
         else:
             kind = {"int": int, "float": float, "int | None": int}.get(f.type, str)
@@ -198,6 +214,8 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--test-per-class", type=int, help="default: per-class / 4")
     synth.add_argument("--size", default="1600x900", help="WxH (default 1600x900)")
     synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--spread", action="store_true", help="clues anywhere across the width, "
+                       "as in real screenshots (tells the views and training modes apart)")
     scan = data.add_parser("scan", help="list unreadable images of a dataset folder")
     scan.add_argument("root")
     prep = data.add_parser("prepare", help="convert a dataset folder into a fast training cache "
@@ -377,7 +395,7 @@ def data_synth(args) -> int:
     from .data.synth import synth  # lazy: see the module doc
 
     root = synth(args.out, args.classes, args.per_class, args.test_per_class,
-                 _parse_size(args.size), args.seed)
+                 _parse_size(args.size), args.seed, spread=args.spread)
     console.print(f"Sample dataset written to [bold]{root}[/] ({args.classes} classes)")
     return 0
 
@@ -630,7 +648,11 @@ def cmd_train(args) -> int:
 
 
 def cmd_tune(args) -> int:
-    from .training.tune import dashboard_hint, finalize, tune  # lazy: see the module doc
+    from .training.tune import (  # lazy: see the module doc
+        dashboard_hint,
+        finalize,
+        tune,
+    )
 
     if args.finalize:
         _, summary = finalize(args.study, args.studies_dir, args.storage, args.final_epochs)

@@ -6,6 +6,11 @@ vocabularies, so most cues are shared with other classes and only the combinatio
 unique. Cues appear with a probability and at varying positions, small ones (signs,
 bollards) near the image edges, so that a random 448 crop can miss the decisive cue.
 Output follows the reference layout: ``OUT/train/<Class>/<n>.png`` and ``OUT/test/...``.
+
+``spread=True`` draws scenes closer to real GeoGuessr screenshots, where the decisive clue
+(a bollard, a sign, a pole) can be anywhere across the width: roadside objects are placed
+uniformly across the whole image, and the global cues (sky, terrain) are less reliable, so
+a single centre crop often misses what decides the country.
 """
 
 from __future__ import annotations
@@ -90,9 +95,9 @@ def _jitter(color, rng, amount=12):
 class _Scene:
     """Draws one image; coordinates are fractions of the width/height."""
 
-    def __init__(self, size, style: ClassStyle, rng: np.random.Generator):
+    def __init__(self, size, style: ClassStyle, rng: np.random.Generator, spread: bool = False):
         self.w, self.h = size
-        self.style, self.rng = style, rng
+        self.style, self.rng, self.spread = style, rng, spread
         self.img = Image.new("RGB", size)
         self.draw = ImageDraw.Draw(self.img)
         self.horizon = int(self.h * rng.uniform(0.38, 0.55))
@@ -113,10 +118,10 @@ class _Scene:
         return int(self.rng.integers(len(CUES[cue])))
 
     def background(self):
-        top, bottom = SKIES[self.pick("sky", 0.75)]
+        top, bottom = SKIES[self.pick("sky", 0.4 if self.spread else 0.75)]
         _vertical_gradient(self.draw, (0, 0, self.w, self.horizon), _jitter(top, self.rng),
                            _jitter(bottom, self.rng))
-        ground = _jitter(TERRAINS[self.pick("terrain", 0.85)], self.rng)
+        ground = _jitter(TERRAINS[self.pick("terrain", 0.5 if self.spread else 0.85)], self.rng)
         self.draw.rectangle([0, self.horizon, self.w, self.h], fill=ground)
         road = _jitter(ROADS[self.style["road"]], self.rng, 8)
         self.draw.polygon([(self.vanish_x, self.horizon), (self.road_x(self.h, -1), self.h),
@@ -165,7 +170,8 @@ class _Scene:
             side = self.rng.choice([-1, 1])
             y = int(self.horizon + (self.h - self.horizon) * (self.rng.uniform(0.45, 0.9)
                                                             if near else self.rng.uniform(0.05, 0.4)))
-            x = self.road_x(y, side * self.rng.uniform(1.15, 1.6))
+            x = (self.rng.uniform(0.02, 0.98) * self.w if self.spread else
+                 self.road_x(y, side * self.rng.uniform(1.15, 1.6)))
             yield float(np.clip(x, 0, self.w)), y, (y - self.horizon) / (self.h - self.horizon)
 
     def poles(self):
@@ -264,23 +270,26 @@ class _Scene:
         return Image.fromarray(np.clip(pixels + grain, 0, 255).astype(np.uint8))
 
 
-def draw_scene(style: ClassStyle, size=(1600, 900), seed: int = 0) -> Image.Image:
+def draw_scene(style: ClassStyle, size=(1600, 900), seed: int = 0,
+               spread: bool = False) -> Image.Image:
     """One street scene of the given class style; the same seed draws the same image."""
-    return _Scene(size, style, np.random.default_rng(seed)).render()
+    return _Scene(size, style, np.random.default_rng(seed), spread).render()
 
 
 def _write_image(job) -> None:
-    path, style, size, seed = job
+    path, style, size, seed, spread = job
     with atomic_write(path, "wb") as f:  # a killed run never leaves a half-written PNG behind
         # compress_level=1: fast; the grain keeps it ~2.5 MB like a real screenshot
-        draw_scene(style, size, seed).save(f, format="PNG", compress_level=1)
+        draw_scene(style, size, seed, spread).save(f, format="PNG", compress_level=1)
 
 
 def synth(out: str | Path, classes: int = 10, per_class: int = 60, test_per_class: int | None = None,
-          size: tuple[int, int] = (1600, 900), seed: int = 0, workers: int | None = None) -> Path:
+          size: tuple[int, int] = (1600, 900), seed: int = 0, workers: int | None = None,
+          spread: bool = False) -> Path:
     """Write a sample dataset in the reference layout and return its root.
 
     ``test_per_class`` defaults to a quarter of ``per_class`` (the reference's 240/60).
+    ``spread``: clues anywhere across the width (see the module doc).
     Re-running with the same arguments rewrites identical images.
     """
     out = Path(out)
@@ -296,7 +305,7 @@ def synth(out: str | Path, classes: int = 10, per_class: int = 60, test_per_clas
             for i in range(count):
                 seq = np.random.SeedSequence([seed, int(split == "test"), c, i])
                 image_seed = int(seq.generate_state(1)[0])
-                jobs.append((folder / f"{i}.png", style, tuple(size), image_seed))
+                jobs.append((folder / f"{i}.png", style, tuple(size), image_seed, spread))
     workers = workers or min(len(jobs), os.cpu_count() or 1)
     with progress_bar() as bar:
         task = add_task(bar, "Drawing sample images", len(jobs))

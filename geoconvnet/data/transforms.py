@@ -61,20 +61,87 @@ def source_crop(pp: Preprocessing, source_scale: float) -> int:
 
 
 def train_transform(pp: Preprocessing, source_scale: float = 1.0):
-    """Image (PIL, uint8 tensor or tiled cache image) -> uint8 ``[3, image_size, image_size]``
-    tensor, randomly cropped (:func:`normalize` follows on the model's device).
-    ``source_scale``: how much the stored images were already shrunk.
+    """Image (PIL, uint8 tensor or tiled cache image) -> uint8 tensor for training
+    (:func:`normalize` follows on the model's device); ``source_scale``: how much the stored
+    images were already shrunk. By ``pp.train_view``:
 
-    The crop comes first, so only the crop is decoded (from a tiled cache), converted and
-    resized; from a half-scale cache the 224 crop needs no resize at all."""
-    # Note: a flip mirrors the driving side and any text; kept on by default as in the
-    # reference recipe, switch off with --no-hflip.
-    crop_flip = RandomCropFlip(source_crop(pp, source_scale), pp.image_size, pp.hflip)
-    if pp.augment != "strong":
-        return crop_flip
+    * ``crop`` -> ``[3, image_size, image_size]``: one random crop (the reference). The crop
+      comes first, so only the crop is decoded (from a tiled cache), converted and resized;
+      from a half-scale cache the 224 crop needs no resize at all;
+    * ``full`` -> ``[3, h, full_width]``: the whole image, aspect kept, with a small random
+      zoom and shift (:class:`RandomFull`);
+    * ``grid`` -> ``[K, 3, image_size, image_size]``: the crops of the ``grid`` eval view, each
+      shifted a little (:class:`RandomGrid`); the model pools them into one prediction."""
+    # Note: a flip mirrors the driving side and any text; on by default only for crop
+    # training, as in the reference recipe (--hflip / --no-hflip).
+    if pp.train_view == "full":
+        view = RandomFull(pp, source_scale)
+    elif pp.train_view == "grid":
+        view = RandomGrid(pp, source_scale)
+    else:
+        view = RandomCropFlip(source_crop(pp, source_scale), pp.image_size, pp.hflip,
+                              _interpolation(pp))
+    if pp.augment != "strong" and pp.train_view == "crop":
+        return view
     # No hue jitter: line and sign colours are country cues.
-    return v2.Compose([crop_flip, v2.ColorJitter(brightness=0.3, contrast=0.3, saturation=0.3),
-                       v2.RandomApply([v2.GaussianBlur(5, sigma=(0.1, 1.5))], p=0.2)])
+    jitter = 0.3 if pp.augment == "strong" else 0.15
+    steps = [view, v2.ColorJitter(brightness=jitter, contrast=jitter, saturation=jitter)]
+    if pp.augment == "strong":
+        steps.append(v2.RandomApply([v2.GaussianBlur(5, sigma=(0.1, 1.5))], p=0.2))
+    return v2.Compose(steps)
+
+
+def _interpolation(pp: Preprocessing) -> v2.InterpolationMode:
+    return v2.InterpolationMode(pp.interpolation)
+
+
+def _whole(image) -> torch.Tensor:
+    """A tiled cache image decodes all its tiles; other images as uint8 tensors."""
+    return to_uint8_tensor(image.to_pil() if hasattr(image, "to_pil") else image)
+
+
+class RandomFull:
+    """The whole screenshot at the ``full`` view's size, zoomed in by up to 10% and shifted
+    by up to 5% (what a slightly different camera position would show); flipped only with
+    ``pp.hflip``."""
+
+    def __init__(self, pp: Preprocessing, source_scale: float = 1.0):
+        self.pp, self.source_scale = pp, source_scale
+
+    def __call__(self, image) -> torch.Tensor:
+        img = _whole(image)
+        h, w = img.shape[-2:]
+        zoom = float(torch.empty(()).uniform_(0.9, 1.0))
+        ch, cw = max(1, round(h * zoom)), max(1, round(w * zoom))
+        top = int(torch.randint(0, h - ch + 1, ()))
+        left = int(torch.randint(0, w - cw + 1, ()))
+        size = self.pp.full_size(h, w, self.source_scale)
+        out = F.resized_crop(img, top, left, ch, cw, size, _interpolation(self.pp),
+                             antialias=True)
+        return out.flip(-1) if self.pp.hflip and torch.rand(1) < 0.5 else out
+
+
+class RandomGrid:
+    """The ``grid`` eval view's crops, each moved by up to an eighth of a crop, as one
+    ``[K, 3, s, s]`` stack; flipped (as a whole image) only with ``pp.hflip``."""
+
+    def __init__(self, pp: Preprocessing, source_scale: float = 1.0):
+        self.pp, self.crop = pp, source_crop(pp, source_scale)
+
+    def __call__(self, image) -> torch.Tensor:
+        img, crop, size = _whole(image), self.crop, [self.pp.image_size] * 2
+        h, w = img.shape[-2:]
+        if self.pp.hflip and torch.rand(1) < 0.5:
+            img = img.flip(-1)
+        shift = max(1, crop // 8)
+        views = []
+        for top in grid_positions(h, crop):
+            for left in grid_positions(w, crop):
+                dy, dx = (int(torch.randint(-shift, shift + 1, ())) for _ in range(2))
+                y, x = min(max(0, top + dy), max(0, h - crop)), min(max(0, left + dx), max(0, w - crop))
+                views.append(F.resize(F.crop(img, y, x, min(h, crop), min(w, crop)), size,
+                                      _interpolation(self.pp), antialias=True))
+        return torch.stack(views)
 
 
 class RandomCropFlip:
@@ -85,8 +152,9 @@ class RandomCropFlip:
     One step because the crop must be known before decoding: a tiled cache image
     (:class:`geoconvnet.data.cachefile.TiledImage`) then decodes only the tile holding it."""
 
-    def __init__(self, crop: int, size: int, hflip: bool = True):
-        self.crop, self.size, self.hflip = crop, size, hflip
+    def __init__(self, crop: int, size: int, hflip: bool = True,
+                 interpolation: v2.InterpolationMode = v2.InterpolationMode.BILINEAR):
+        self.crop, self.size, self.hflip, self.interpolation = crop, size, hflip, interpolation
         self.padded = v2.RandomCrop(crop, pad_if_needed=True)  # images smaller than a crop
 
     def __call__(self, image) -> torch.Tensor:
@@ -100,7 +168,7 @@ class RandomCropFlip:
             image = (image.region(top, left, self.crop, self.crop) if tiled
                      else F.crop(image, top, left, self.crop, self.crop))
         if self.crop != self.size:
-            image = F.resize(image, [self.size, self.size], antialias=True)
+            image = F.resize(image, [self.size, self.size], self.interpolation, antialias=True)
         tensor = to_uint8_tensor(image)
         if self.hflip and torch.rand(1) < 0.5:
             tensor = tensor.flip(-1)
@@ -128,21 +196,20 @@ class EvalView:
 
     def __call__(self, image) -> torch.Tensor:
         pp, img, crop = self.pp, to_uint8_tensor(image), self.crop
-        size = [pp.image_size, pp.image_size]
+        size, mode = [pp.image_size, pp.image_size], _interpolation(pp)
         if self.view == "full":
             h, w = img.shape[-2:]
-            scale = pp.scale / self.source_scale
-            new = [max(1, round(h * scale)), max(1, round(w * scale))]
-            views = [img if new == [h, w] else F.resize(img, new, antialias=True)]
+            new = pp.full_size(h, w, self.source_scale)
+            views = [img if new == [h, w] else F.resize(img, new, mode, antialias=True)]
         elif self.view == "center":
-            views = [F.resize(F.center_crop(img, [crop]), size, antialias=True)]
+            views = [F.resize(F.center_crop(img, [crop]), size, mode, antialias=True)]
         elif self.view == "grid":
             h, w = img.shape[-2:]
-            views = [F.resize(F.crop(img, top, left, min(h, crop), min(w, crop)), size,
+            views = [F.resize(F.crop(img, top, left, min(h, crop), min(w, crop)), size, mode,
                               antialias=True)
                      for top in grid_positions(h, crop) for left in grid_positions(w, crop)]
         else:
-            views = [F.resize(self.random(img), size, antialias=True)]
+            views = [F.resize(self.random(img), size, mode, antialias=True)]
         return torch.stack(views)
 
 

@@ -106,3 +106,25 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Loa
         raise CheckpointError(f"{path}: weights do not match {meta['arch']} (missing "
                               f"{len(missing)}, unexpected {len(unexpected)} tensors)")
     return LoadedModel(net.to(device).eval(), meta)
+
+
+def load_all_weights(net: GeoNet, path: str | Path, class_names: list[str]) -> None:
+    """Every weight of a checkpoint (file or run folder), head included, into ``net``: to
+    go on training from it, e.g. fine-tuning after a linear probe (``--init-from``)."""
+    path = resolve_checkpoint(path)
+    meta = read_meta(path)
+    if meta["class_names"] != list(class_names):
+        raise CheckpointError(f"--init-from {path}: its classes differ from the dataset's; "
+                              "start from its backbone only with --weights PATH")
+    missing, unexpected = net.load_state_dict(read_state_dict(path), strict=False)
+    if missing or unexpected:
+        raise CheckpointError(f"--init-from {path}: a {meta['arch']} checkpoint does not fit "
+                              "this --arch")
+
+
+def update_meta(path: str | Path, **changes) -> dict:
+    """Rewrite a checkpoint's metadata (the weights stay), atomically; returns the new one."""
+    path = resolve_checkpoint(path)
+    meta = {**read_meta(path), **changes}
+    save_checkpoint(path, read_state_dict(path), meta)
+    return meta

@@ -29,6 +29,8 @@ class Backbone:
     mean: tuple = IMAGENET_MEAN
     std: tuple = IMAGENET_STD
     fixed_size: int | None = None  # input side the model requires (ViT), else any size
+    input_size: int | None = None  # the pretrained configuration's input side (timm)
+    interpolation: str = "bilinear"  # the pretrained configuration's resize (timm)
 
 
 def _torchvision(name: str, head_attr: str, features: Callable[[nn.Module], int],
@@ -69,10 +71,16 @@ def _timm(name: str, pretrained: bool) -> Backbone:
     import timm  # lazy: about 1 s of imports that only timm: architectures need
 
     model = timm.create_model(name, pretrained=pretrained, num_classes=0)
+    # The pretrained configuration (known even without downloading the weights) drives the
+    # transforms: CLIP models, for one, want their own mean/std, bicubic resizing, 224 or 336.
     cfg = model.pretrained_cfg or {}
-    fixed = cfg.get("input_size", (3, 224, 224))[-1] if "vit" in name or "deit" in name else None
+    side = cfg.get("input_size", (3, 224, 224))[-1]
+    fixed = side if "vit" in name or "deit" in name else None
+    interpolation = cfg.get("interpolation", "bilinear")
     return Backbone(model, model.num_features, tuple(cfg.get("mean", IMAGENET_MEAN)),
-                    tuple(cfg.get("std", IMAGENET_STD)), fixed)
+                    tuple(cfg.get("std", IMAGENET_STD)), fixed, side,
+                    interpolation if interpolation in ("bilinear", "bicubic", "nearest")
+                    else "bilinear")
 
 
 def available_architectures() -> list[str]:
@@ -87,14 +95,31 @@ class GeoNet(nn.Module):
         nn.init.xavier_uniform_(self.head[1].weight)
         nn.init.zeros_(self.head[1].bias)
         self.mean, self.std, self.fixed_size = backbone.mean, backbone.std, backbone.fixed_size
+        self.input_size, self.interpolation = backbone.input_size, backbone.interpolation
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.head(self.backbone(images))
 
-    def param_groups(self, lr: float, head_lr_mult: float, weight_decay: float) -> list[dict]:
-        return [{"params": list(self.backbone.parameters()), "lr": lr, "weight_decay": weight_decay},
-                {"params": list(self.head.parameters()), "lr": lr * head_lr_mult,
-                 "weight_decay": weight_decay}]
+    def param_groups(self, lr: float, head_lr_mult: float, weight_decay: float,
+                     layer_decay: float = 0.0) -> list[dict]:
+        """The backbone at ``lr`` (with ``layer_decay``: each block of a timm model at
+        ``lr * layer_decay ** depth-from-the-top``, timm's layer-wise decay), the head at
+        ``lr * head_lr_mult``."""
+        head = {"params": list(self.head.parameters()), "lr": lr * head_lr_mult,
+                "weight_decay": weight_decay}
+        if not layer_decay:
+            return [{"params": list(self.backbone.parameters()), "lr": lr,
+                     "weight_decay": weight_decay}, head]
+        if not hasattr(self.backbone, "group_matcher"):
+            raise ConfigError("--layer-decay needs a timm model (timm:<name>), whose blocks "
+                              "timm can number")
+        from timm.optim import param_groups_layer_decay  # lazy: timm models only
+
+        groups = param_groups_layer_decay(self.backbone, weight_decay=weight_decay,
+                                          layer_decay=layer_decay)
+        for group in groups:
+            group["lr"] = lr * group.pop("lr_scale", 1.0)
+        return groups + [head]
 
 
 def check_input_size(net: GeoNet, arch: str, image_size: int, view: str) -> None:

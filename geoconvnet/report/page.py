@@ -20,8 +20,10 @@ import yaml
 
 from ..data.countries import shapes_for_map
 from ..data.images import load_image
+from ..data.preprocessing import EVAL_VIEWS
 from ..data.root import DataRoot
 from ..inference.evaluate import evaluate
+from ..models.checkpoint import read_meta
 from ..utils.errors import GeoconvnetError
 from ..utils.io import atomic_write, read_csv, write_csv, write_json, write_text
 from ..utils.progress import add_task, progress_bar
@@ -49,7 +51,7 @@ def _epochs(run: Path) -> list[dict]:
 def _eval_dir(run: Path, data, split: str, view: str | None) -> Path:
     """The run's evaluation folder for split/view, evaluating first if it is missing."""
     config = yaml.safe_load((run / "config.yaml").read_text()) if (run / "config.yaml").exists() else {}
-    view = view or config.get("eval_view", "center")
+    view = view or read_meta(run)["preprocessing"]["eval_view"]  # the checkpoint's (auto: chosen)
     folder = run / "eval" / f"{split}-{view}"
     if not (folder / "predictions.csv").is_file():
         data = data or config.get("data")
@@ -156,7 +158,9 @@ def report(run: str | Path, data: str | Path | None = None, split: str = "test",
     figures.update(_prediction_figures(predictions, out, all_figures, sample))
     write_csv(out / "per_class.csv", list(countries[0]), countries)
 
-    page = render_html(run, config, metrics, epochs, countries, pairs, ece, unmapped, figures, out)
+    views = view_rows(run, split)
+    page = render_html(run, config, metrics, epochs, countries, pairs, ece, unmapped, figures, out,
+                       views)
     write_text(out / "report.html", page)
     if archive:
         write_archive(run, out, eval_dir)
@@ -167,9 +171,26 @@ def _data_uri(path: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode()
 
 
+def view_rows(run: Path, split: str) -> list[dict]:
+    """The eval views side by side: validation scores (``--eval-view auto`` stores them in
+    the checkpoint) and the ``split`` scores of every view evaluated so far."""
+    meta = read_meta(run)
+    chosen, scores = meta["preprocessing"]["eval_view"], meta.get("view_scores", {})
+    rows = []
+    for view in EVAL_VIEWS:
+        done = run / "eval" / f"{split}-{view}" / "metrics.json"
+        tested = json.loads(done.read_text()) if done.is_file() else {}
+        if view in scores or tested:
+            rows.append({"view": view, "chosen": view == chosen,
+                         "val_top1": scores.get(view, {}).get("top1"),
+                         "val_loss": scores.get(view, {}).get("loss"),
+                         "test_top1": tested.get("top1"), "test_top3": tested.get("top3")})
+    return rows
+
+
 def render_html(run: Path, config: dict, metrics: dict, epochs: list[dict], countries: list[dict],
                 pairs: list[dict], ece: float, unmapped: list[str], figures: dict[str, Path],
-                out: Path) -> str:
+                out: Path, views: list[dict] | None = None) -> str:
     """One self-contained page: figures embedded as data URIs, no network needed."""
     template = jinja2.Environment(autoescape=True).from_string(
         resources.files("geoconvnet.resources").joinpath("report.html.j2").read_text())
@@ -183,7 +204,7 @@ def render_html(run: Path, config: dict, metrics: dict, epochs: list[dict], coun
     return template.render(
         run=run.name, config=config, metrics=metrics, best_val=best_val, epochs=len(epochs),
         countries=countries, best=ranked[:5], worst=ranked[-5:][::-1], pairs=pairs, ece=ece,
-        unmapped=unmapped, reference=reference,
+        unmapped=unmapped, reference=reference, views=views or [], split=metrics.get("split"),
         has_reference_f1=any(c.get("reference_f1") is not None for c in countries),
         fig={k: _data_uri(v) for k, v in figures.items()},
         cards=[(p.parent.name, _data_uri(p)) for p in cards])

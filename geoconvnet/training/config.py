@@ -13,7 +13,13 @@ from pathlib import Path
 import yaml
 
 from ..data.images import DEFAULT_MAX_PIXELS
-from ..data.preprocessing import Preprocessing
+from ..data.preprocessing import (
+    DEFAULT_FULL_WIDTH,
+    EVAL_VIEWS,
+    TRAIN_VIEWS,
+    Preprocessing,
+    check_choice,
+)
 from ..utils.errors import ConfigError
 from ..utils.io import write_text
 
@@ -42,10 +48,17 @@ class TrainConfig:
     val_fraction: float = 0.1
     seed: int = 0
     crop_size: int = Preprocessing.crop_size
-    image_size: int = Preprocessing.image_size
-    hflip: bool = Preprocessing.hflip
+    image_size: int | None = None  # None: the model's pretrained input size (timm), else 224
+    train_view: str = Preprocessing.train_view
+    full_width: int = 0  # 0: 448 for --train-view full, else the image at the crop's scale
+    hflip: bool | None = None  # None: on for crop training (the reference), off otherwise
     augment: str = Preprocessing.augment
-    eval_view: str = Preprocessing.eval_view
+    eval_view: str = "auto"
+    layer_decay: float = 0.0
+    ema_decay: float = 0.0
+    freeze_backbone: bool = False
+    embedding_cache: str | None = None
+    init_from: str | None = None
     num_workers: int | None = None
     device: str = "auto"
     amp: bool = True
@@ -65,13 +78,34 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.lr <= 0:
             raise ConfigError(f"lr must be positive, got {self.lr}")
+        check_choice("eval view", self.eval_view, EVAL_VIEWS + ("auto",))
+        check_choice("train view", self.train_view, TRAIN_VIEWS)
+        for name in ("layer_decay", "ema_decay"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be in [0, 1) (0 switches it off), got "
+                                  f"{getattr(self, name)}")
         self.preprocessing()  # validates crop/view/augment choices
 
-    def preprocessing(self, mean=None, std=None) -> Preprocessing:
+    @property
+    def first_view(self) -> str:
+        """The view of the per-epoch validation: the eval view asked for, or with ``auto``
+        the one that matches the training view (``auto`` decides after training)."""
+        if self.eval_view != "auto":
+            return self.eval_view
+        return {"crop": "center", "full": "full", "grid": "grid"}[self.train_view]
+
+    def preprocessing(self, mean=None, std=None, input_size: int | None = None,
+                      interpolation: str = "bilinear") -> Preprocessing:
+        """The checkpoint's preprocessing; ``mean``, ``std``, ``input_size`` and
+        ``interpolation`` come from the model's pretrained configuration (timm)."""
         extra = {"mean": mean, "std": std} if mean is not None else {}
-        return Preprocessing(crop_size=self.crop_size, image_size=self.image_size,
-                             eval_view=self.eval_view, hflip=self.hflip, augment=self.augment,
-                             **extra)
+        hflip = self.train_view == "crop" if self.hflip is None else self.hflip
+        full_width = self.full_width or (DEFAULT_FULL_WIDTH if self.train_view == "full" else 0)
+        return Preprocessing(crop_size=self.crop_size,
+                             image_size=self.image_size or input_size or 224,
+                             eval_view=self.first_view, hflip=hflip, augment=self.augment,
+                             train_view=self.train_view, full_width=full_width,
+                             interpolation=interpolation, **extra)
 
     def to_dict(self) -> dict:
         return asdict(self)

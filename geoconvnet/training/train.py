@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.tensorboard import SummaryWriter
 
 from ..data.index import SPLIT_FILE, DatasetIndex, index_dataset, write_data_report
@@ -27,7 +28,13 @@ from ..data.loader import make_loader
 from ..data.transforms import normalize, train_transform
 from ..inference.evaluate import evaluate
 from ..inference.metrics import TOP_K, topk_correct
-from ..models.checkpoint import BEST_NAME, LoadedModel, make_meta, save_checkpoint
+from ..models.checkpoint import (
+    BEST_NAME,
+    LoadedModel,
+    load_all_weights,
+    make_meta,
+    save_checkpoint,
+)
 from ..models.registry import build_model, builder_for, check_input_size
 from ..models.weights import read_state_dict
 from ..utils.device import autocast, channels_last, resolve_device
@@ -36,6 +43,7 @@ from ..utils.io import atomic_path, write_csv, write_json
 from ..utils.progress import add_task, log, progress_bar
 from . import distributed
 from .config import TrainConfig, resolve_config, save_config
+from .views import choose_view
 
 METRIC_FIELDS = ["epoch", "train_loss"] + [f"train_top{k}" for k in TOP_K] + ["val_loss"] + \
     [f"val_top{k}" for k in TOP_K] + ["lr", "epoch_seconds", "train_images_per_s"]
@@ -120,9 +128,11 @@ class Trainer:
         torch.backends.cudnn.benchmark = self.device.type == "cuda"
         self.is_main = distributed.is_main()
         torch.manual_seed(cfg.seed)
-        net = build_model(cfg.arch, len(index.classes), "none" if resume else cfg.weights,
-                          cfg.dropout)
-        pp = cfg.preprocessing(net.mean, net.std)
+        net = build_model(cfg.arch, len(index.classes),
+                          "none" if resume or cfg.init_from else cfg.weights, cfg.dropout)
+        if cfg.init_from and not resume:
+            load_all_weights(net, cfg.init_from, index.classes)
+        pp = cfg.preprocessing(net.mean, net.std, net.input_size, net.interpolation)
         check_input_size(net, cfg.arch, pp.image_size, pp.eval_view)
         meta = make_meta(cfg.arch, index.classes, cfg.dropout, pp, cfg.to_dict())
         self.model = LoadedModel(net.to(self.device), meta)
@@ -139,8 +149,11 @@ class Trainer:
         opt_class = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
         # The fused kernels are several times faster than the default per-tensor loop on CPU.
         fused = {"fused": True} if self.device.type in ("cpu", "cuda") else {}
-        self.optimizer = opt_class(net.param_groups(cfg.lr, cfg.head_lr_mult, cfg.weight_decay),
-                                   **fused)
+        self.optimizer = opt_class(net.param_groups(cfg.lr, cfg.head_lr_mult, cfg.weight_decay,
+                                                    cfg.layer_decay), **fused)
+        # The average follows the weights after every step; validation and checkpoints use it.
+        self.ema = (AveragedModel(net, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay),
+                                  use_buffers=True) if cfg.ema_decay else None)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer,
                                                            lr_factor(cfg, self.steps_per_epoch))
         self.criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
@@ -153,11 +166,20 @@ class Trainer:
         meta = {**self.model.meta, "metrics": metrics}
         save_checkpoint(self.run_dir / name, state, meta)
 
+    @property
+    def evaluated(self) -> LoadedModel:
+        """The model that is validated and saved: the weights' average with --ema-decay."""
+        if self.ema is None:
+            return self.model
+        return LoadedModel(self.ema.module, self.model.meta)
+
     def save_state(self) -> None:
         """The commit point of an epoch: resume restarts after ``self.epoch``."""
         state = {"epoch": self.epoch, "optimizer": self.optimizer.state_dict(),
                  "scheduler": self.scheduler.state_dict(), "best_loss": self.best.loss,
                  "best_epoch": self.best.epoch, "stale_epochs": self.stale_epochs}
+        if self.ema is not None:
+            state["ema"] = self.ema.state_dict()
         with atomic_path(self.run_dir / STATE_NAME) as tmp:
             torch.save(state, tmp)
 
@@ -167,6 +189,8 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.epoch, self.stale_epochs = state["epoch"], state["stale_epochs"]
+        if self.ema is not None and "ema" in state:
+            self.ema.load_state_dict(state["ema"])
         self.best = BestWeights(state["best_loss"], state["best_epoch"])
         _truncate_metrics(self.run_dir / "metrics.csv", self.epoch)
 
@@ -202,16 +226,16 @@ class Trainer:
                     warnings.warn(f"skipping {failure.reason}", stacklevel=1)
                 if batch.images is None:
                     continue
-                images = normalize(batch.images.to(device, non_blocking=True), self.pp)
-                images = channels_last(images, device, cfg.channels_last)
                 labels = batch.labels.to(device, non_blocking=True)
                 with autocast(device, cfg.amp):
-                    logits = self.train_net(images)
+                    logits = self.train_logits(batch.images)
                     loss = self.criterion(logits.float(), labels)
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 self.optimizer.step()
                 self.scheduler.step()
+                if self.ema is not None:
+                    self.ema.update_parameters(net)
                 loss_sum += loss.detach() * len(labels)
                 correct += topk_correct(logits.detach(), labels)
                 seen += len(labels)
@@ -228,8 +252,20 @@ class Trainer:
         metrics.update({f"train_top{k}": c.item() / max(1, seen) for k, c in zip(TOP_K, correct)})
         return metrics
 
+    def train_logits(self, images) -> torch.Tensor:
+        """Logits of a training batch: ``[B, 3, h, w]`` (crop, full), ``[B, K, 3, s, s]``
+        (grid: the K crops of an image pooled into one prediction; for a linear head,
+        averaging logits is averaging features) or a list of either (images of mixed sizes)."""
+        if isinstance(images, list):
+            return torch.cat([self.train_logits(image[None]) for image in images])
+        device, views = self.device, images.dim() == 5
+        flat = images.flatten(0, 1) if views else images
+        flat = normalize(flat.to(device, non_blocking=True), self.pp)
+        logits = self.train_net(channels_last(flat, device, self.cfg.channels_last))
+        return logits.view(images.shape[0], images.shape[1], -1).mean(dim=1) if views else logits
+
     def validate(self) -> dict:
-        result = evaluate(self.model, self.index.data, split="val", samples=self.index.val,
+        result = evaluate(self.evaluated, self.index.data, split="val", samples=self.index.val,
                           device=self.device, batch_size=self.cfg.batch_size,
                           num_workers=self.cfg.num_workers, write=False)
         for reason in result.skipped.values():  # broke after the scan: skipped, say so
@@ -254,7 +290,7 @@ class Trainer:
         except KeyboardInterrupt:
             if not self.is_main:
                 raise
-            self.save_weights("interrupted.safetensors", self.model.net.state_dict(),
+            self.save_weights("interrupted.safetensors", self.evaluated.net.state_dict(),
                               {"interrupted_in_epoch": self.epoch + 1})
             log(f"\n[yellow]Interrupted.[/] Finished epochs are kept ({self.epoch}); "
                 f"weights at the interruption: {self.run_dir / 'interrupted.safetensors'}"
@@ -268,13 +304,15 @@ class Trainer:
 
     def finish_epoch(self, row: dict, writer) -> None:
         self.epoch = row["epoch"]
-        if self.best.update(self.model.net, row["val_loss"], self.epoch):
+        if self.best.update(self.evaluated.net, row["val_loss"], self.epoch):
             self.stale_epochs = 0
             best_metrics = {k: row[k] for k in row if k.startswith("val_")} | {"epoch": self.epoch}
             self.save_weights(BEST_NAME, self.best.state, best_metrics)
         else:
             self.stale_epochs += 1
         self.save_weights(LAST_NAME, self.model.net.state_dict(), {"epoch": self.epoch})
+        # (last.safetensors holds the raw weights that resume continues from; the average is
+        # in train_state.pt)
         _append_metrics(self.run_dir / "metrics.csv", row)
         for key, value in row.items():
             if key != "epoch":
@@ -379,5 +417,15 @@ def _train_here(cfg: TrainConfig, resume: bool, on_epoch, run_dir_made: bool = F
         f"{len(index.val)} val images, arch {cfg.arch}, device {resolve_device(cfg.device)}"
         + (f" x {world} processes (DDP)" if world > 1 else ""))
     distributed.barrier()  # the other ranks wait for config and split before they start
-    Trainer(cfg, run_dir, index, resume, on_epoch).fit()
+    summary = Trainer(cfg, run_dir, index, resume, on_epoch).fit()
+    if cfg.eval_view == "auto" and (run_dir / BEST_NAME).is_file():
+        chosen = choose_view(run_dir, index, resolve_device(cfg.device), cfg.num_workers)
+        write_json(run_dir / "summary.json", {**summary, **chosen})
+        _log_views(chosen)
     return run_dir
+
+
+def _log_views(chosen: dict) -> None:
+    cells = ", ".join(f"{view} {s['top1']:.1%}" for view, s in chosen["view_scores"].items())
+    log(f"Views on validation (top-1): {cells} -> [bold]{chosen['eval_view']}[/] is the "
+        "checkpoint's view from now on")

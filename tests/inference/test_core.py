@@ -27,7 +27,7 @@ def test_workers_and_batch_size_do_not_change_the_result(trained_run, tiny_data)
     model = load_checkpoint(trained_run)
     data = DataRoot.open(tiny_data)
     samples = data.samples("test", model.class_names)
-    one = infer(model, samples, data=data, batch_size=32, num_workers=0)
+    one = infer(model, samples, data=data, batch_size=32, num_workers=0, view="center")
     two = infer(model, samples, data=data, batch_size=5, num_workers=2, view="grid")
     grid = infer(model, samples, data=data, batch_size=32, num_workers=0, view="grid")
     assert one.labels.tolist() == [label for _, label in samples]

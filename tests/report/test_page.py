@@ -30,7 +30,7 @@ def test_archive_holds_results_and_figures(report_dir):
     with tarfile.open(report_dir / "results.tar.gz") as tar:
         names = tar.getnames()
     assert "results/metrics.csv" in names
-    assert any(n.endswith("eval/test-center/predictions.csv") for n in names)
+    assert any(n.endswith("/predictions.csv") and "/eval/test-" in n for n in names)
     assert "results/report/confusion.png" in names
 
 
@@ -105,3 +105,13 @@ def test_two_countries_and_an_unknown_name(tmp_path):
     assert "Not on the map (no ISO country found): Atlantis" in page
     assert "Similarity maps need at least 4 countries" in page
     assert (out / "world_accuracy.png").stat().st_size > 0
+
+
+def test_the_views_are_shown_side_by_side_with_the_chosen_one_marked(report_dir):
+    from geoconvnet.models.checkpoint import read_meta
+    page = (report_dir / "report.html").read_text()
+    meta = read_meta(report_dir.parent)
+    chosen = meta["preprocessing"]["eval_view"]
+    assert 'id="views"' in page and f"<td>{chosen} ✓</td>" in page
+    for view, scores in meta["view_scores"].items():
+        assert f"<td>{view}" in page and f"{scores['top1'] * 100:.1f}%" in page

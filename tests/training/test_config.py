@@ -10,7 +10,18 @@ def test_defaults_are_the_reference_recipe():
     assert (cfg.lr, cfg.head_lr_mult, cfg.weight_decay, cfg.step_size, cfg.gamma) == \
         (5.27e-5, 10.0, 2.0e-6, 5, 0.815)
     assert (cfg.dropout, cfg.batch_size, cfg.epochs, cfg.patience) == (0.4, 64, 25, 3)
-    assert (cfg.crop_size, cfg.image_size, cfg.hflip) == (448, 224, True)
+    pp = cfg.preprocessing()
+    assert (pp.crop_size, pp.image_size, pp.hflip, pp.train_view) == (448, 224, True, "crop")
+
+
+def test_training_views_resolve_their_own_defaults():
+    full = TrainConfig(train_view="full").preprocessing()
+    assert (full.full_width, full.hflip, full.eval_view) == (448, False, "full")
+    grid = TrainConfig(train_view="grid", hflip=True).preprocessing()
+    assert (grid.hflip, grid.eval_view) == (True, "grid")
+    assert TrainConfig(eval_view="grid").preprocessing().eval_view == "grid"
+    clip = TrainConfig().preprocessing(input_size=336, interpolation="bicubic")
+    assert (clip.image_size, clip.interpolation) == (336, "bicubic")
 
 
 def test_precedence_defaults_yaml_flags(tmp_path):

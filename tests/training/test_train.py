@@ -40,8 +40,15 @@ def test_best_checkpoint_holds_the_lowest_validation_loss_epoch(trained_run):
     model = load_checkpoint(trained_run)
     data_root = meta["config"]["data"]
     val = [(f"{data_root}/{p}", model.class_names.index(p.split("/")[1])) for p in split["val"]]
-    result = evaluate(model, data_root, split="val", samples=val, write=False, num_workers=0)
+    # Epochs are validated in the centre view (crop training); --eval-view auto then scored
+    # every view on validation and kept the best in the checkpoint.
+    result = evaluate(model, data_root, split="val", samples=val, write=False, num_workers=0,
+                      eval_view="center")
     assert result.metrics["loss"] == pytest.approx(min(losses), rel=1e-3)
+    scores = meta["view_scores"]
+    assert scores["center"]["loss"] == pytest.approx(min(losses), rel=1e-3)
+    best = max(scores, key=lambda v: (scores[v]["top1"], -scores[v]["loss"]))
+    assert model.preprocessing.eval_view == best
 
 
 def test_best_weights_are_a_copy_not_a_live_reference():
