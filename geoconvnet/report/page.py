@@ -24,7 +24,7 @@ from ..data.preprocessing import EVAL_VIEWS
 from ..data.root import DataRoot
 from ..inference.evaluate import evaluate
 from ..models.checkpoint import read_meta
-from ..utils.errors import GeoconvnetError
+from ..utils.errors import CheckpointError, GeoconvnetError
 from ..utils.io import atomic_write, read_csv, write_csv, write_json, write_text
 from ..utils.progress import add_task, progress_bar
 from . import plots
@@ -51,7 +51,7 @@ def _epochs(run: Path) -> list[dict]:
 def _eval_dir(run: Path, data, split: str, view: str | None) -> Path:
     """The run's evaluation folder for split/view, evaluating first if it is missing."""
     config = yaml.safe_load((run / "config.yaml").read_text()) if (run / "config.yaml").exists() else {}
-    view = view or read_meta(run)["preprocessing"]["eval_view"]  # the checkpoint's (auto: chosen)
+    view = view or _run_view(run, config)
     folder = run / "eval" / f"{split}-{view}"
     if not (folder / "predictions.csv").is_file():
         data = data or config.get("data")
@@ -171,11 +171,27 @@ def _data_uri(path: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode()
 
 
+def _checkpoint_meta(run: Path) -> dict:
+    """The best checkpoint's metadata; {} for a report made from result files alone."""
+    try:
+        return read_meta(run)
+    except CheckpointError:
+        return {}
+
+
+def _run_view(run: Path, config: dict) -> str:
+    """The checkpoint's view (with ``--eval-view auto``, the one validation chose)."""
+    meta = _checkpoint_meta(run)
+    if meta:
+        return meta["preprocessing"]["eval_view"]
+    return config.get("eval_view") if config.get("eval_view") in EVAL_VIEWS else "center"
+
+
 def view_rows(run: Path, split: str) -> list[dict]:
     """The eval views side by side: validation scores (``--eval-view auto`` stores them in
     the checkpoint) and the ``split`` scores of every view evaluated so far."""
-    meta = read_meta(run)
-    chosen, scores = meta["preprocessing"]["eval_view"], meta.get("view_scores", {})
+    meta = _checkpoint_meta(run)
+    chosen, scores = _run_view(run, {}), meta.get("view_scores", {})
     rows = []
     for view in EVAL_VIEWS:
         done = run / "eval" / f"{split}-{view}" / "metrics.json"
