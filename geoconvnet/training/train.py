@@ -43,6 +43,7 @@ from ..utils.io import atomic_path, write_csv, write_json
 from ..utils.progress import add_task, log, progress_bar
 from . import distributed
 from .config import TrainConfig, resolve_config, save_config
+from .frozen import EmbeddingCache
 from .views import choose_view
 
 METRIC_FIELDS = ["epoch", "train_loss"] + [f"train_top{k}" for k in TOP_K] + ["val_loss"] + \
@@ -276,6 +277,11 @@ class Trainer:
     def fit(self) -> dict:
         writer = (SummaryWriter(str(self.run_dir / "tb"), purge_step=self.epoch + 1)
                   if self.is_main else None)
+        if self.cfg.freeze_backbone:
+            try:
+                return self.fit_head(writer)
+            finally:
+                writer.close()
         try:
             while self.epoch < self.cfg.epochs and self.stale_epochs < self.cfg.patience:
                 epoch = self.epoch + 1
@@ -301,6 +307,44 @@ class Trainer:
             if writer is not None:
                 writer.close()
         return self.write_summary() if self.is_main else {}
+
+    def fit_head(self, writer) -> dict:
+        """--freeze-backbone: the head alone, on embeddings computed once (:mod:`.frozen`)."""
+        cfg, device, view = self.cfg, self.device, self.pp.eval_view
+        cache = EmbeddingCache(cfg.embedding_cache, self.model, view)
+        x_train, x_val = (cache.get(self.index.data, samples, device, cfg.batch_size,
+                                    cfg.num_workers).to(device)
+                          for samples in (self.index.train, self.index.val))
+        y_train, y_val = (torch.tensor([label for _, label in samples], device=device)
+                          for samples in (self.index.train, self.index.val))
+        total = len(x_train) + len(x_val)
+        log(f"Embeddings ({view} view): {cache.computed} computed, {total - cache.computed} "
+            f"from the cache {cache.path}")
+        head = self.model.net.head
+        self.optimizer = torch.optim.AdamW(head.parameters(), lr=cfg.lr * cfg.head_lr_mult,
+                                           weight_decay=cfg.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda step: 1.0)
+        order = torch.Generator().manual_seed(cfg.seed)
+        while self.epoch < cfg.epochs and self.stale_epochs < cfg.patience:
+            start = time.perf_counter()
+            head.train()
+            for chunk in torch.randperm(len(x_train), generator=order).split(cfg.batch_size):
+                chunk = chunk.to(device)
+                loss = self.criterion(head(x_train[chunk]), y_train[chunk])
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                self.optimizer.step()
+            head.eval()
+            with torch.no_grad():
+                row = {"epoch": self.epoch + 1, **_scores("train", head(x_train), y_train),
+                       **_scores("val", head(x_val), y_val)}
+            seconds = time.perf_counter() - start
+            row.update(lr=cfg.lr * cfg.head_lr_mult, epoch_seconds=seconds,
+                       train_images_per_s=len(x_train) / seconds)
+            self.finish_epoch(row, writer)
+            _log_epoch(row)
+        return {**self.write_summary(), "embeddings_computed": cache.computed,
+                "embeddings_cached": total - cache.computed}
 
     def finish_epoch(self, row: dict, writer) -> None:
         self.epoch = row["epoch"]
@@ -328,6 +372,13 @@ class Trainer:
                    "processes": distributed.world_size()}
         write_json(self.run_dir / "summary.json", summary)
         return summary
+
+
+def _scores(prefix: str, logits: torch.Tensor, labels: torch.Tensor) -> dict:
+    loss = nn.functional.cross_entropy(logits, labels).item()
+    correct = topk_correct(logits, labels)
+    return {f"{prefix}_loss": loss,
+            **{f"{prefix}_top{k}": c.item() / len(labels) for k, c in zip(TOP_K, correct)}}
 
 
 def check_same_split(index: DatasetIndex, run_dir: Path) -> None:
@@ -374,6 +425,9 @@ def train(config: TrainConfig | None = None, *, config_file: str | Path | None =
     if not cfg.data:
         raise ConfigError("no dataset given: pass --data ROOT (try `geoconvnet data synth sample`)")
     builder_for(cfg.arch)  # a wrong --arch fails before a run folder is made
+    if cfg.freeze_backbone and (resume or distributed.world_size() > 1):
+        raise ConfigError("--freeze-backbone trains a head in seconds on one process: start "
+                          "it again instead of --resume, and without torchrun")
     if distributed.world_size() > 1:
         try:
             return _train_distributed(cfg, resume)
@@ -418,6 +472,8 @@ def _train_here(cfg: TrainConfig, resume: bool, on_epoch, run_dir_made: bool = F
         + (f" x {world} processes (DDP)" if world > 1 else ""))
     distributed.barrier()  # the other ranks wait for config and split before they start
     summary = Trainer(cfg, run_dir, index, resume, on_epoch).fit()
+    if cfg.freeze_backbone:
+        write_json(run_dir / "summary.json", summary)
     if cfg.eval_view == "auto" and (run_dir / BEST_NAME).is_file():
         chosen = choose_view(run_dir, index, resolve_device(cfg.device), cfg.num_workers)
         write_json(run_dir / "summary.json", {**summary, **chosen})

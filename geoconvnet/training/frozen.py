@@ -1,0 +1,114 @@
+"""``--freeze-backbone``: a linear probe. The backbone's embedding of every image (in one eval
+view, its crops pooled) is computed once and kept in an embedding cache; the head then
+trains on those vectors, so an epoch takes milliseconds even on a CPU. The checkpoint is the
+whole model (frozen backbone + trained head): it predicts like any other, and
+``--init-from`` fine-tunes all of it afterwards.
+
+The cache holds one file per (backbone weights, preprocessing, view); an image's entry is
+keyed by its path, size and modification time, so a changed file is embedded again and
+another run with the same backbone (another head, another seed, a tune trial) embeds nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from ..data.loader import make_loader
+from ..data.root import DataRoot
+from ..data.transforms import eval_transform, normalize
+from ..models.checkpoint import LoadedModel
+from ..utils.device import autocast, channels_last
+from ..utils.io import atomic_path
+from ..utils.progress import add_task, progress_bar
+
+DEFAULT_CACHE = Path("~/.cache/geoconvnet/embeddings")
+
+
+class EmbeddingCache:
+    """Embeddings of one backbone and view; :meth:`get` computes only what is missing."""
+
+    def __init__(self, folder: str | Path | None, model: LoadedModel, view: str):
+        self.model, self.view = model, view
+        folder = Path(folder).expanduser() if folder else DEFAULT_CACHE.expanduser()
+        folder.mkdir(parents=True, exist_ok=True)
+        self.path = folder / f"{_backbone_key(model, view)}.safetensors"
+        self.computed = 0  # embeddings made by this object (the rest came from the file)
+
+    def get(self, data: DataRoot, samples: list, device: torch.device, batch_size: int,
+            num_workers: int | None) -> torch.Tensor:
+        """[len(samples), features] in the order of ``samples``."""
+        rows, keys = self._load()
+        wanted = [_file_key(path) for path, _ in samples]
+        missing = [i for i, key in enumerate(wanted) if key not in rows]
+        if missing:
+            fresh = self._embed(data, [samples[i] for i in missing], device, batch_size,
+                                num_workers)
+            rows.update({wanted[i]: vector for i, vector in zip(missing, fresh)})
+            self.computed += len(missing)
+            self._save(rows)
+        return torch.stack([rows[key] for key in wanted])
+
+    @torch.no_grad()
+    def _embed(self, data: DataRoot, samples: list, device: torch.device, batch_size: int,
+               num_workers: int | None) -> list[torch.Tensor]:
+        net, pp = self.model.net.to(device).eval(), self.model.preprocessing
+        loader = make_loader(samples, eval_transform(pp, self.view, data.scale), batch_size,
+                             device, shuffle=False, read=data.read, num_workers=num_workers)
+        out = []
+        with progress_bar(transient=True) as bar:
+            task = add_task(bar, f"Embedding ({self.view} view)", len(samples))
+            for batch in loader:
+                if batch.failed:  # the bad-file scan ran before: a file broke since
+                    raise RuntimeError(f"cannot embed {batch.failed[0].reason}")
+                out.extend(embed_views(net.backbone, batch.images, device, pp).cpu())
+                bar.advance(task, len(batch.labels))
+        return out
+
+    def _load(self) -> tuple[dict, list]:
+        if not self.path.is_file():
+            return {}, []
+        tensors = load_file(str(self.path))
+        keys = json.loads(bytes(tensors["keys"].tolist()).decode())
+        return dict(zip(keys, tensors["embeddings"])), keys
+
+    def _save(self, rows: dict) -> None:
+        keys = list(rows)
+        encoded = torch.tensor(list(json.dumps(keys).encode()), dtype=torch.uint8)
+        with atomic_path(self.path) as tmp:
+            save_file({"embeddings": torch.stack([rows[k] for k in keys]).contiguous(),
+                       "keys": encoded}, str(tmp))
+
+
+def embed_views(backbone: torch.nn.Module, images, device: torch.device, pp) -> torch.Tensor:
+    """Pooled features ``[B, F]`` of uint8 views ``[B, V, 3, H, W]`` (or a list of
+    ``[V, 3, H, W]``): the mean over an image's views, as the head sees them (for a linear
+    head, the mean of features gives the mean of logits the eval views use)."""
+    if isinstance(images, list):
+        return torch.cat([embed_views(backbone, image[None], device, pp) for image in images])
+    b, v = images.shape[:2]
+    flat = normalize(images.flatten(0, 1).to(device, non_blocking=True), pp)
+    with autocast(device):
+        features = backbone(channels_last(flat, device))
+    return features.float().view(b, v, -1).mean(dim=1)
+
+
+def _backbone_key(model: LoadedModel, view: str) -> str:
+    """Names the backbone's weights (hashed), its preprocessing and the view."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.net.backbone.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    pp = {k: v for k, v in model.meta["preprocessing"].items() if k != "eval_view"}
+    digest.update(json.dumps([model.meta["arch"], pp, view], sort_keys=True).encode())
+    return f"{model.meta['arch'].replace(':', '-')}-{view}-{digest.hexdigest()[:16]}"
+
+
+def _file_key(path: str) -> str:
+    stat = os.stat(path)
+    return f"{os.path.abspath(path)}|{stat.st_size}|{stat.st_mtime_ns}"
