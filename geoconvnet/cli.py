@@ -40,7 +40,9 @@ from .utils.progress import console
 TRAIN_HELP = {
     "data": "dataset root with train/<Country>/ and test/<Country>/",
     "arch": "model: resnet18..152, efficientnet_b0..b2, vit_b_16 or timm:<name>",
-    "weights": "imagenet (download + cache), none (from scratch) or a weights file",
+    "weights": "imagenet or pretrained (the library's pretrained weights, downloaded and "
+               "cached; for timm models their tag, e.g. CLIP), none (from scratch) or a "
+               "weights file",
     "epochs": "maximum number of epochs", "batch_size": "images per step",
     "optimizer": "adam or adamw", "lr": "backbone learning rate",
     "head_lr_mult": "head learning rate = lr x this (reference: 10)",

@@ -10,10 +10,12 @@ evaluation view keeps that same scale, so the model sees objects at the size it 
   ratio kept; convolutional networks pool over any size;
 * ``random`` -- the reference's random crop + flip, for comparison only (not repeatable).
 
-The default is ``center``: on the sample data it scored best (top-1 90.5% vs grid 88.4%,
-full 87.2%, random 77.8% on 576 test images; see README) and it is the cheapest. Evaluate,
-predict and the app build their transform from a checkpoint's ``preprocessing`` entry via
-:func:`eval_transform`.
+Training can also see the whole screenshot (``train_view`` ``full`` or ``grid``, see
+:func:`train_transform`), and ``--eval-view auto`` (the default) picks the eval view on the
+validation split after training (:mod:`geoconvnet.training.views`): on the sample data the
+centre crop tends to win, on screenshots with clues across the width the whole image.
+Evaluate, predict and the app build their transform from a checkpoint's ``preprocessing``
+entry via :func:`eval_transform`.
 """
 
 from __future__ import annotations

@@ -163,11 +163,17 @@ def build_backbone(arch: str, pretrained: bool) -> Backbone:
             "pass a local weights file with --weights PATH.") from exc
 
 
+PRETRAINED = ("imagenet", "pretrained")
+
+
 def build_model(arch: str, num_classes: int, weights: str = "none", dropout: float = 0.4) -> GeoNet:
-    """``weights``: ``imagenet`` (library download + cache), ``none`` or a file path."""
-    backbone = build_backbone(arch, pretrained=(weights == "imagenet"))
+    """``weights``: ``imagenet`` or its alias ``pretrained`` (the library's pretrained weights,
+    downloaded and cached: ImageNet for torchvision, the model's tag for timm, e.g. OpenAI
+    CLIP for ``timm:vit_base_patch16_clip_224.openai``), ``none`` or a file path."""
+    pretrained = weights in PRETRAINED
+    backbone = build_backbone(arch, pretrained=pretrained)
     model = GeoNet(backbone, num_classes, dropout)
-    if weights not in ("imagenet", "none"):
+    if not pretrained and weights != "none":
         load_backbone_weights(model, Path(weights))
     return model
 

@@ -107,7 +107,8 @@ def test_the_frozen_backbone_embeds_each_image_once_and_its_head_is_the_model(ti
     cache = EmbeddingCache(tmp_path / "embeddings", model, "center")
     x = cache.get(index.data, index.val, torch.device("cpu"), 8, 0)
     assert cache.computed == 0
-    head_probs = model.net.head(x).softmax(dim=1)
+    with torch.no_grad():
+        head_probs = model.net.head(x).softmax(dim=1)
     full = predict(first, [path for path, _ in index.val], top_k=4, num_workers=0)
     for row, item in zip(head_probs, full):
         top_class, top_p = item.top[0]
