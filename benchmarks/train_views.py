@@ -17,15 +17,18 @@ Parts (each appends its table to RESULTS.md):
 
     python benchmarks/train_views.py speed --arch resnet18 --device cpu
     python benchmarks/train_views.py speed --arch resnet50 --arch vit_b_16 --device cuda
-    python benchmarks/train_views.py accuracy --seeds 3 --epochs 8 --equal-time-epochs 40
+    python benchmarks/train_views.py accuracy --seeds 3 --epochs 8 --equal-time-epochs 62 --parallel 5
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing as mp
+import os
 import statistics
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import torch
@@ -94,23 +97,20 @@ def accuracy(args, work: Path, root: Path) -> None:
     if args.equal_time_epochs:
         plans.append(("crop", "crop", args.equal_time_epochs, {}))
     results = {}
-    for seed in range(args.seeds):
-        for label, mode, epochs, extra in plans:
-            name = f"{label.replace(', ', '-')}-e{epochs}-s{seed}"
-            start = time.perf_counter()
-            run = train(data=str(cache), train_view=mode, epochs=epochs, seed=seed,
-                        device=args.device, runs_dir=str(work / "runs"), name=name,
-                        **{**RECIPE, **extra})
-            seconds = time.perf_counter() - start
-            chosen = read_meta(run)["preprocessing"]["eval_view"]
-            tests = {view: evaluate(run, root, eval_view=view, write=False).metrics["top1"]
-                     for view in ("center", "grid", "full")}
-            results[(label, epochs, seed)] = (chosen, tests, seconds)
-            print(name, chosen, {v: f"{p:.1%}" for v, p in tests.items()}, f"{seconds:.0f} s",
-                  flush=True)
+    runs = work / f"runs-{time.strftime('%Y%m%d-%H%M%S')}"  # a fresh folder per invocation
+    jobs = [(seed, plan, cache, root, runs, args.device, args.parallel)
+            for seed in range(args.seeds) for plan in plans]
+    # --parallel N: N runs at once (small runs leave a GPU mostly idle); each its own process.
+    with ProcessPoolExecutor(args.parallel, mp_context=mp.get_context("spawn")) as pool:
+        for (seed, (label, _, epochs, _), *_), outcome in zip(jobs, pool.map(_one_run, jobs)):
+            results[(label, epochs, seed)] = outcome
+            chosen, tests, seconds = outcome
+            print(label, epochs, seed, chosen, {v: f"{p:.1%}" for v, p in tests.items()},
+                  f"{seconds:.0f} s", flush=True)
     table = ["| training | epochs | test top-1 in the view auto chose (mean ± s.e.) | "
              "difference to crop training, paired | best view on test: top-1 | views auto "
              "chose | seconds per run here |", "|---|---:|---:|---:|---:|---|---:|"]
+    # (with --parallel, runs shared the machine: their seconds are not comparable)
     base = [results[("crop", args.epochs, s)][1][results[("crop", args.epochs, s)][0]]
             for s in range(args.seeds)]
     for mode, _, epochs, _ in plans:
@@ -133,6 +133,22 @@ def accuracy(args, work: Path, root: Path) -> None:
            "for full: a flip mirrors the driving side).")
 
 
+def _one_run(job) -> tuple[str, dict, float]:
+    seed, (label, mode, epochs, extra), cache, root, runs, device, parallel = job
+    name = f"{label.replace(', ', '-')}-e{epochs}-s{seed}"
+    workers = max(2, (os.cpu_count() or 2) // parallel)
+    start = time.perf_counter()
+    run = train(data=str(cache), train_view=mode, epochs=epochs, seed=seed, device=device,
+                runs_dir=str(runs), name=name, num_workers=workers,
+                **{**RECIPE, **extra})
+    seconds = time.perf_counter() - start
+    chosen = read_meta(run)["preprocessing"]["eval_view"]
+    tests = {view: evaluate(run, root, eval_view=view, write=False,
+                            num_workers=workers).metrics["top1"]
+             for view in ("center", "grid", "full")}
+    return chosen, tests, seconds
+
+
 def _mean_se(values: list[float], signed: bool = False) -> str:
     mean = statistics.mean(values)
     se = statistics.stdev(values) / len(values) ** 0.5 if len(values) > 1 else 0.0
@@ -150,6 +166,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--equal-time-epochs", type=int, default=0)
     parser.add_argument("--epoch-images", type=int, default=512)
+    parser.add_argument("--parallel", type=int, default=1, help="accuracy: runs at once")
     parser.add_argument("--per-class", type=int, default=40)
     parser.add_argument("--test-per-class", type=int, default=12)
     parser.add_argument("--work")
