@@ -167,11 +167,15 @@ def main() -> None:
     parser.add_argument("--equal-time-epochs", type=int, default=0)
     parser.add_argument("--epoch-images", type=int, default=512)
     parser.add_argument("--parallel", type=int, default=1, help="accuracy: runs at once")
+    parser.add_argument("--image-size", type=int, default=RECIPE["image_size"],
+                        help="side of a 448 crop after resizing (112: a quarter scale)")
     parser.add_argument("--per-class", type=int, default=40)
     parser.add_argument("--test-per-class", type=int, default=12)
     parser.add_argument("--work")
     args = parser.parse_args()
     args.arch = args.arch or ["resnet18"]
+    # Smaller sizes keep the scale of the three views equal: full = 1600 x image_size / 448.
+    RECIPE.update(image_size=args.image_size, full_width=round(1600 * args.image_size / 448))
     args.device = str(torch.device("cuda" if args.device == "auto" and torch.cuda.is_available()
                                    else "cpu" if args.device == "auto" else args.device))
     work = Path(args.work or tempfile.mkdtemp(prefix="geoconvnet-views-"))

@@ -249,6 +249,8 @@ def make_objective(base: TrainConfig, space: list[Param], study_dir: Path, objec
         name = f"trial-{trial.number:04d}"
         # replace() re-runs the config's checks on the sampled values (e.g. scheduler names)
         cfg = replace(base, **params, name=name, runs_dir=str(study_dir / "trials"))
+        if cfg.eval_view == "auto":  # trials compete on epochs' validation; the final run
+            cfg = replace(cfg, eval_view=cfg.first_view)  # (finalize) chooses the view
         trial.set_user_attr("run", str(Path("trials") / name))
         trial.set_user_attr("host", f"{socket.gethostname()}:{os.getpid()}")
         console.rule(f"[bold]Trial {trial.number}[/] " + ", ".join(
