@@ -23,6 +23,7 @@ Parts (each appends its table to RESULTS.md):
 from __future__ import annotations
 
 import argparse
+import contextlib
 import multiprocessing as mp
 import os
 import statistics
@@ -100,9 +101,14 @@ def accuracy(args, work: Path, root: Path) -> None:
     runs = work / f"runs-{time.strftime('%Y%m%d-%H%M%S')}"  # a fresh folder per invocation
     jobs = [(seed, plan, cache, root, runs, args.device, args.parallel)
             for seed in range(args.seeds) for plan in plans]
-    # --parallel N: N runs at once (small runs leave a GPU mostly idle); each its own process.
-    with ProcessPoolExecutor(args.parallel, mp_context=mp.get_context("spawn")) as pool:
-        for (seed, (label, _, epochs, _), *_), outcome in zip(jobs, pool.map(_one_run, jobs)):
+    # --parallel N: N runs at once (small runs leave a GPU mostly idle), each in a process of
+    # its own. One run at a time stays in this process: a spawned one trained 3-7x slower on
+    # the 2-core CPU.
+    pool = (ProcessPoolExecutor(args.parallel, mp_context=mp.get_context("spawn"))
+            if args.parallel > 1 else None)
+    outcomes = pool.map(_one_run, jobs) if pool else map(_one_run, jobs)
+    with pool or contextlib.nullcontext():
+        for (seed, (label, _, epochs, _), *_), outcome in zip(jobs, outcomes):
             results[(label, epochs, seed)] = outcome
             chosen, tests, seconds = outcome
             print(label, epochs, seed, chosen, {v: f"{p:.1%}" for v, p in tests.items()},

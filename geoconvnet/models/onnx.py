@@ -79,5 +79,7 @@ def load_onnx(path: str | Path, device: str | torch.device = "cpu") -> LoadedMod
         raise CheckpointError(f"{path}: an ONNX model without geoconvnet metadata; export it "
                               "with `geoconvnet export`")
     meta = json.loads(meta)
-    fixed = meta["preprocessing"]["image_size"] if meta["arch"] in ("vit_b_16",) else None
+    # A model exported with a fixed input side (ViTs) has numbers where others have names.
+    side = session.get_inputs()[0].shape[-1]
+    fixed = side if isinstance(side, int) else None
     return LoadedModel(OnnxNet(session, fixed).eval(), meta)

@@ -75,7 +75,7 @@ def _timm(name: str, pretrained: bool) -> Backbone:
     # transforms: CLIP models, for one, want their own mean/std, bicubic resizing, 224 or 336.
     cfg = model.pretrained_cfg or {}
     side = cfg.get("input_size", (3, 224, 224))[-1]
-    fixed = side if "vit" in name or "deit" in name else None
+    fixed = side if cfg.get("fixed_input_size", False) else None  # ViTs, Swin, EVA...
     interpolation = cfg.get("interpolation", "bilinear")
     return Backbone(model, model.num_features, tuple(cfg.get("mean", IMAGENET_MEAN)),
                     tuple(cfg.get("std", IMAGENET_STD)), fixed, side,
@@ -132,6 +132,12 @@ def check_input_size(net: GeoNet, arch: str, image_size: int, view: str) -> None
     if view == "full":
         raise ConfigError(f"{arch} needs {net.fixed_size}x{net.fixed_size} inputs, so the 'full' "
                           "view cannot be used; choose center or grid")
+
+
+def check_train_view(net: GeoNet, arch: str, train_view: str) -> None:
+    if net.fixed_size is not None and train_view == "full":
+        raise ConfigError(f"{arch} needs {net.fixed_size}x{net.fixed_size} inputs, so it cannot "
+                          "train on the whole screenshot; use --train-view crop or grid")
 
 
 def builder_for(arch: str) -> Callable[[bool], Backbone]:

@@ -158,7 +158,7 @@ def report(run: str | Path, data: str | Path | None = None, split: str = "test",
     figures.update(_prediction_figures(predictions, out, all_figures, sample))
     write_csv(out / "per_class.csv", list(countries[0]), countries)
 
-    views = view_rows(run, split)
+    views = view_rows(run, split, config)
     page = render_html(run, config, metrics, epochs, countries, pairs, ece, unmapped, figures, out,
                        views)
     write_text(out / "report.html", page)
@@ -184,14 +184,17 @@ def _run_view(run: Path, config: dict) -> str:
     meta = _checkpoint_meta(run)
     if meta:
         return meta["preprocessing"]["eval_view"]
-    return config.get("eval_view") if config.get("eval_view") in EVAL_VIEWS else "center"
+    summary = run / "summary.json"
+    chosen = json.loads(summary.read_text()).get("eval_view") if summary.is_file() else None
+    return chosen or (config.get("eval_view") if config.get("eval_view") in EVAL_VIEWS
+                      else "center")
 
 
-def view_rows(run: Path, split: str) -> list[dict]:
+def view_rows(run: Path, split: str, config: dict | None = None) -> list[dict]:
     """The eval views side by side: validation scores (``--eval-view auto`` stores them in
     the checkpoint) and the ``split`` scores of every view evaluated so far."""
     meta = _checkpoint_meta(run)
-    chosen, scores = _run_view(run, {}), meta.get("view_scores", {})
+    chosen, scores = _run_view(run, config or {}), meta.get("view_scores", {})
     rows = []
     for view in EVAL_VIEWS:
         done = run / "eval" / f"{split}-{view}" / "metrics.json"

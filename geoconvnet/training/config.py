@@ -84,6 +84,12 @@ class TrainConfig:
             if not 0 <= getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be in [0, 1) (0 switches it off), got "
                                   f"{getattr(self, name)}")
+        if self.freeze_backbone and self.ema_decay:
+            raise ConfigError("--ema-decay averages weights that change; with "
+                              "--freeze-backbone only the head trains: drop one of them")
+        if self.image_size is not None and self.image_size < 8:
+            raise ConfigError(f"image_size must be >= 8 (or left out for the model's own), "
+                              f"got {self.image_size}")
         self.preprocessing()  # validates crop/view/augment choices
 
     @property

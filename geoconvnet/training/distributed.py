@@ -58,7 +58,12 @@ def wrap(net: torch.nn.Module, device: torch.device) -> torch.nn.Module:
     if not dist.is_initialized():
         return net
     ids = [device.index] if device.type == "cuda" else None
-    return torch.nn.parallel.DistributedDataParallel(net, device_ids=ids)
+    # No buffer broadcast at every forward call: with screenshots of mixed sizes a batch is
+    # a list, run image by image, so ranks make different numbers of calls and the
+    # broadcasts would stop pairing up (a hang). Each rank keeps its own BatchNorm
+    # statistics; checkpoints hold rank 0's.
+    return torch.nn.parallel.DistributedDataParallel(net, device_ids=ids,
+                                                     broadcast_buffers=False)
 
 
 def broadcast(value):

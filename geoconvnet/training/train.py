@@ -35,7 +35,12 @@ from ..models.checkpoint import (
     make_meta,
     save_checkpoint,
 )
-from ..models.registry import build_model, builder_for, check_input_size
+from ..models.registry import (
+    build_model,
+    builder_for,
+    check_input_size,
+    check_train_view,
+)
 from ..models.weights import read_state_dict
 from ..utils.device import autocast, channels_last, resolve_device
 from ..utils.errors import CheckpointError, ConfigError, DataError
@@ -135,6 +140,7 @@ class Trainer:
             load_all_weights(net, cfg.init_from, index.classes)
         pp = cfg.preprocessing(net.mean, net.std, net.input_size, net.interpolation)
         check_input_size(net, cfg.arch, pp.image_size, pp.eval_view)
+        check_train_view(net, cfg.arch, pp.train_view)
         meta = make_meta(cfg.arch, index.classes, cfg.dropout, pp, cfg.to_dict())
         self.model = LoadedModel(net.to(self.device), meta)
         if cfg.channels_last and self.device.type == "cuda":
@@ -153,7 +159,7 @@ class Trainer:
         self.optimizer = opt_class(net.param_groups(cfg.lr, cfg.head_lr_mult, cfg.weight_decay,
                                                     cfg.layer_decay), **fused)
         # The average follows the weights after every step; validation and checkpoints use it.
-        self.ema = (AveragedModel(net, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay),
+        self.ema = (AveragedModel(net, multi_avg_fn=_ema_with_warmup(cfg.ema_decay),
                                   use_buffers=True) if cfg.ema_decay else None)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer,
                                                            lr_factor(cfg, self.steps_per_epoch))
@@ -372,6 +378,16 @@ class Trainer:
                    "processes": distributed.world_size()}
         write_json(self.run_dir / "summary.json", summary)
         return summary
+
+
+def _ema_with_warmup(decay: float):
+    """EMA whose decay grows to ``decay`` as (1 + n) / (10 + n) over the first updates, so
+    the average is not mostly the initial weights after a short run (as in timm's EMA)."""
+    def update(averaged, current, num_averaged):
+        n = int(num_averaged)
+        get_ema_multi_avg_fn(min(decay, (1 + n) / (10 + n)))(averaged, current, num_averaged)
+
+    return update
 
 
 def _scores(prefix: str, logits: torch.Tensor, labels: torch.Tensor) -> dict:

@@ -9,6 +9,7 @@ The test split is never looked at.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import torch
@@ -27,9 +28,15 @@ def choose_view(run_dir: Path, index: DatasetIndex, device: torch.device,
     views = [v for v in AUTO_VIEWS if not (v == "full" and model.net.fixed_size)]
     scores = {}
     for view in views:
-        result = evaluate(model, index.data, split="val", samples=index.val, eval_view=view,
-                          device=device, num_workers=num_workers, write=False)
+        try:
+            result = evaluate(model, index.data, split="val", samples=index.val, eval_view=view,
+                              device=device, num_workers=num_workers, write=False)
+        except Exception as exc:  # a model that cannot take a view's input size: skip it
+            warnings.warn(f"--eval-view auto: the {view} view could not be scored ({exc}); "
+                          "skipped", stacklevel=1)
+            continue
         scores[view] = {k: round(result.metrics[k], 6) for k in ("top1", "top3", "loss")}
+    views = [v for v in views if v in scores]
     best = max(views, key=lambda v: (scores[v]["top1"], -scores[v]["loss"]))
     update_meta(run_dir / BEST_NAME, view_scores=scores,
                 preprocessing={**model.meta["preprocessing"], "eval_view": best})

@@ -125,3 +125,14 @@ def test_ema_and_fine_tuning_from_a_probe(tiny_data, tmp_path):
                   ema_decay=0.9, **{**SMALL, "epochs": 2})
     assert read_meta(tuned)["config"]["init_from"] == str(probe)
     assert evaluate(tuned, tiny_data, write=False, num_workers=0).metrics["top1"] > 0.25
+
+
+def test_models_of_fixed_input_size_are_known_from_timm_and_refuse_the_whole_screenshot():
+    from geoconvnet.models.registry import check_train_view
+    from geoconvnet.utils.errors import ConfigError
+    swin = build_model("timm:swin_tiny_patch4_window7_224", 3)
+    assert swin.fixed_size == 224 and build_model("timm:convnext_atto", 3).fixed_size is None
+    with pytest.raises(ConfigError, match="cannot train on the whole screenshot"):
+        check_train_view(swin, "timm:swin_tiny_patch4_window7_224", "full")
+    with pytest.raises(ConfigError, match="only the head trains"):
+        TrainConfig(freeze_backbone=True, ema_decay=0.99)
