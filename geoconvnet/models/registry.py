@@ -115,7 +115,9 @@ class GeoNet(nn.Module):
                               "timm can number")
         from timm.optim import param_groups_layer_decay  # lazy: timm models only
 
+        no_decay = getattr(self.backbone, "no_weight_decay", lambda: ())()  # pos_embed, cls
         groups = param_groups_layer_decay(self.backbone, weight_decay=weight_decay,
+                                          no_weight_decay_list=no_decay,
                                           layer_decay=layer_decay)
         for group in groups:
             group["lr"] = lr * group.pop("lr_scale", 1.0)

@@ -11,6 +11,7 @@ another run with the same backbone (another head, another seed, a tune trial) em
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -33,25 +34,30 @@ DEFAULT_CACHE = Path("~/.cache/geoconvnet/embeddings")
 class EmbeddingCache:
     """Embeddings of one backbone and view; :meth:`get` computes only what is missing."""
 
-    def __init__(self, folder: str | Path | None, model: LoadedModel, view: str):
+    def __init__(self, folder: str | Path | None, model: LoadedModel, view: str,
+                 max_pixels: int | None = None):
         self.model, self.view = model, view
         folder = Path(folder).expanduser() if folder else DEFAULT_CACHE.expanduser()
         folder.mkdir(parents=True, exist_ok=True)
-        self.path = folder / f"{_backbone_key(model, view)}.safetensors"
+        self.path = folder / f"{_backbone_key(model, view, max_pixels)}.safetensors"
         self.computed = 0  # embeddings made by this object (the rest came from the file)
 
     def get(self, data: DataRoot, samples: list, device: torch.device, batch_size: int,
             num_workers: int | None) -> torch.Tensor:
         """[len(samples), features] in the order of ``samples``."""
-        rows, keys = self._load()
+        rows = self._load()
         wanted = [_file_key(path) for path, _ in samples]
         missing = [i for i, key in enumerate(wanted) if key not in rows]
         if missing:
             fresh = self._embed(data, [samples[i] for i in missing], device, batch_size,
                                 num_workers)
-            rows.update({wanted[i]: vector for i, vector in zip(missing, fresh)})
+            new = {wanted[i]: vector for i, vector in zip(missing, fresh)}
             self.computed += len(missing)
-            self._save(rows)
+            # Another run may have added entries meanwhile (tune workers): merge under a lock.
+            with open(f"{self.path}.lock", "w") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                rows = {**self._load(), **new}
+                self._save(rows)
         return torch.stack([rows[key] for key in wanted])
 
     @torch.no_grad()
@@ -70,12 +76,12 @@ class EmbeddingCache:
                 bar.advance(task, len(batch.labels))
         return out
 
-    def _load(self) -> tuple[dict, list]:
+    def _load(self) -> dict:
         if not self.path.is_file():
-            return {}, []
+            return {}
         tensors = load_file(str(self.path))
         keys = json.loads(bytes(tensors["keys"].tolist()).decode())
-        return dict(zip(keys, tensors["embeddings"])), keys
+        return dict(zip(keys, tensors["embeddings"]))
 
     def _save(self, rows: dict) -> None:
         keys = list(rows)
@@ -98,14 +104,18 @@ def embed_views(backbone: torch.nn.Module, images, device: torch.device, pp) -> 
     return features.float().view(b, v, -1).mean(dim=1)
 
 
-def _backbone_key(model: LoadedModel, view: str) -> str:
-    """Names the backbone's weights (hashed), its preprocessing and the view."""
+# The preprocessing that changes what an eval view shows the backbone (not training-only).
+VIEW_FIELDS = ("crop_size", "image_size", "mean", "std", "full_width", "interpolation")
+
+
+def _backbone_key(model: LoadedModel, view: str, max_pixels: int | None) -> str:
+    """Names the backbone's weights (hashed), the view and what shapes its input."""
     digest = hashlib.sha256()
     for name, tensor in sorted(model.net.backbone.state_dict().items()):
         digest.update(name.encode())
         digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    pp = {k: v for k, v in model.meta["preprocessing"].items() if k != "eval_view"}
-    digest.update(json.dumps([model.meta["arch"], pp, view], sort_keys=True).encode())
+    pp = {k: model.meta["preprocessing"].get(k) for k in VIEW_FIELDS}
+    digest.update(json.dumps([model.meta["arch"], pp, view, max_pixels], sort_keys=True).encode())
     return f"{model.meta['arch'].replace(':', '-')}-{view}-{digest.hexdigest()[:16]}"
 
 

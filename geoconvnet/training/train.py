@@ -254,8 +254,10 @@ class Trainer:
             seen = int(counts.item())
             bar.update(task, total=seen, completed=seen, info=f"loss {loss_sum.item() / max(1, seen):.3f}")
         seconds = time.perf_counter() - start
+        # The backbone's learning rate (with --layer-decay, that of its top block).
+        lr = cfg.lr * self.scheduler.lr_lambdas[0](self.scheduler.last_epoch)
         metrics = {"train_loss": loss_sum.item() / max(1, seen), "epoch_seconds": seconds,
-                   "train_images_per_s": seen / seconds, "lr": self.optimizer.param_groups[0]["lr"]}
+                   "train_images_per_s": seen / seconds, "lr": lr}
         metrics.update({f"train_top{k}": c.item() / max(1, seen) for k, c in zip(TOP_K, correct)})
         return metrics
 
@@ -317,7 +319,7 @@ class Trainer:
     def fit_head(self, writer) -> dict:
         """--freeze-backbone: the head alone, on embeddings computed once (:mod:`.frozen`)."""
         cfg, device, view = self.cfg, self.device, self.pp.eval_view
-        cache = EmbeddingCache(cfg.embedding_cache, self.model, view)
+        cache = EmbeddingCache(cfg.embedding_cache, self.model, view, cfg.max_pixels)
         x_train, x_val = (cache.get(self.index.data, samples, device, cfg.batch_size,
                                     cfg.num_workers).to(device)
                           for samples in (self.index.train, self.index.val))
@@ -349,6 +351,8 @@ class Trainer:
                        train_images_per_s=len(x_train) / seconds)
             self.finish_epoch(row, writer)
             _log_epoch(row)
+            if self.on_epoch is not None:
+                self.on_epoch(row)  # tune: report, maybe prune
         return {**self.write_summary(), "embeddings_computed": cache.computed,
                 "embeddings_cached": total - cache.computed}
 

@@ -9,6 +9,7 @@ from conftest import TINY_TRAIN
 from PIL import Image, ImageDraw
 
 from geoconvnet.data.cache import prepare
+from geoconvnet.data.images import DEFAULT_MAX_PIXELS
 from geoconvnet.inference.evaluate import evaluate
 from geoconvnet.inference.predict import predict
 from geoconvnet.models.checkpoint import read_meta
@@ -104,7 +105,7 @@ def test_the_frozen_backbone_embeds_each_image_once_and_its_head_is_the_model(ti
     from geoconvnet.models.checkpoint import load_checkpoint
     model = load_checkpoint(first)
     index = index_dataset(str(tiny_data), 0.25, 0)
-    cache = EmbeddingCache(tmp_path / "embeddings", model, "center")
+    cache = EmbeddingCache(tmp_path / "embeddings", model, "center", DEFAULT_MAX_PIXELS)
     x = cache.get(index.data, index.val, torch.device("cpu"), 8, 0)
     assert cache.computed == 0
     with torch.no_grad():
