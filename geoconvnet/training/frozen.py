@@ -22,9 +22,9 @@ from safetensors.torch import load_file, save_file
 
 from ..data.loader import make_loader
 from ..data.root import DataRoot
-from ..data.transforms import eval_transform, normalize
+from ..data.transforms import eval_transform
+from ..inference.core import forward_views
 from ..models.checkpoint import LoadedModel
-from ..utils.device import autocast, channels_last
 from ..utils.io import atomic_path
 from ..utils.progress import add_task, progress_bar
 
@@ -72,7 +72,9 @@ class EmbeddingCache:
             for batch in loader:
                 if batch.failed:  # the bad-file scan ran before: a file broke since
                     raise RuntimeError(f"cannot embed {batch.failed[0].reason}")
-                out.extend(embed_views(net.backbone, batch.images, device, pp).cpu())
+                # The inference core's view pooling, run on the backbone: the mean of an
+                # image's crop features, which for a linear head gives the mean of logits.
+                out.extend(forward_views(net.backbone, batch.images, device, pp).cpu())
                 bar.advance(task, len(batch.labels))
         return out
 
@@ -89,19 +91,6 @@ class EmbeddingCache:
         with atomic_path(self.path) as tmp:
             save_file({"embeddings": torch.stack([rows[k] for k in keys]).contiguous(),
                        "keys": encoded}, str(tmp))
-
-
-def embed_views(backbone: torch.nn.Module, images, device: torch.device, pp) -> torch.Tensor:
-    """Pooled features ``[B, F]`` of uint8 views ``[B, V, 3, H, W]`` (or a list of
-    ``[V, 3, H, W]``): the mean over an image's views, as the head sees them (for a linear
-    head, the mean of features gives the mean of logits the eval views use)."""
-    if isinstance(images, list):
-        return torch.cat([embed_views(backbone, image[None], device, pp) for image in images])
-    b, v = images.shape[:2]
-    flat = normalize(images.flatten(0, 1).to(device, non_blocking=True), pp)
-    with autocast(device):
-        features = backbone(channels_last(flat, device))
-    return features.float().view(b, v, -1).mean(dim=1)
 
 
 # The preprocessing that changes what an eval view shows the backbone (not training-only).

@@ -320,9 +320,10 @@ class Trainer:
         """--freeze-backbone: the head alone, on embeddings computed once (:mod:`.frozen`)."""
         cfg, device, view = self.cfg, self.device, self.pp.eval_view
         cache = EmbeddingCache(cfg.embedding_cache, self.model, view, cfg.max_pixels)
-        x_train, x_val = (cache.get(self.index.data, samples, device, cfg.batch_size,
-                                    cfg.num_workers).to(device)
-                          for samples in (self.index.train, self.index.val))
+        # One call for both splits: the cache file is read and written once.
+        vectors = cache.get(self.index.data, self.index.train + self.index.val, device,
+                            cfg.batch_size, cfg.num_workers).to(device)
+        x_train, x_val = vectors[:len(self.index.train)], vectors[len(self.index.train):]
         y_train, y_val = (torch.tensor([label for _, label in samples], device=device)
                           for samples in (self.index.train, self.index.val))
         total = len(x_train) + len(x_val)
