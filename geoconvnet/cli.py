@@ -284,6 +284,12 @@ def build_parser() -> argparse.ArgumentParser:
                     help="share of each country in test (rounded to 1/k; default 0.2)")
     sp.add_argument("--seed", type=int, default=0)
     sp.add_argument("--undo", action="store_true", help="move the files of the last split back")
+    mf = data.add_parser("manifest", help="check a root's collect-manifest.jsonl against its "
+                         "images; --rebuild records images without a record and sets bad lines "
+                         "aside")
+    mf.add_argument("root")
+    mf.add_argument("--rebuild", action="store_true", help="write the repaired manifest (bad "
+                    "lines go to collect-manifest.set-aside.jsonl; nothing is deleted)")
     ver = data.add_parser("verify", help="check every file of a cache against its checksum")
     ver.add_argument("cache")
     im = data.add_parser("import", help="bring a dataset into the layout: hf (a Hugging Face "
@@ -390,7 +396,8 @@ def cmd_data(args) -> int:
             "download": data_download, "scan": data_scan,
             "dedup": data_dedup, "split": data_split,
             "filter": data_filter, "stats": data_stats,
-            "import": data_import, "publish": data_publish}[args.data_command](args)
+            "import": data_import, "publish": data_publish,
+            "manifest": data_manifest}[args.data_command](args)
 
 
 def data_synth(args) -> int:
@@ -534,15 +541,23 @@ def data_import(args) -> int:
     r = run(args.src, args.out, args.all_countries, args.min_per_country)
     rows = [[c, r.imported[c], r.already[c]] for c in sorted(set(r.imported) | set(r.already))]
     console.print(_table(f"Imported into {args.out}", ["country", "new", "already there"], rows))
-    left_out = [[name, n, "no country of that name or code"]
+    fix = "" if args.kind == "osv5m" else ": rename the folder"  # a CSV's codes are as they are
+    left_out = [[name or "(empty)", f"could be {' or '.join(r.ambiguous[name])}{fix}"
+                 if name in r.ambiguous else f"not a country name or code{fix}", n]
                 for name, n in sorted(r.unmapped.items())]
-    left_out += [[name, n, "not a reference country (--all-countries keeps it)"]
+    left_out += [[name, "not a reference country (--all-countries keeps it)", n]
                  for name, n in sorted(r.outside.items())]
-    left_out += [[name, n, f"fewer than {args.min_per_country} images"]
+    left_out += [[name, f"fewer than {args.min_per_country} images", n]
                  for name, n in sorted(r.too_few.items())]
     if left_out:
-        console.print(_table("Left out", ["folder or country", "images", "why"], left_out,
-                             right_from=1))
+        unit = "rows" if args.kind == "osv5m" else "images"
+        console.print(_table("Left out", ["folder or country", "why", unit], left_out,
+                             right_from=2))
+    if r.missing:
+        console.print(f"{sum(r.missing.values())} of the {r.rows} rows to import have no "
+                      "image file ("
+                      + ", ".join(f"{split} {n}" for split, n in r.missing.items())
+                      + f"), e.g. ids {', '.join(r.missing_ids)}", soft_wrap=True)
     if r.copied:
         console.print(f"{r.copied} file(s) copied (hard links were not possible)")
     return 0
@@ -563,6 +578,24 @@ def data_split(args) -> int:
     console.print(f"{result.moved} file(s) moved ({result.groups} groups of copies or same-spot "
                   f"images kept on one side); undo with `geoconvnet data split {args.root} "
                   "--undo`")
+    return 0
+
+
+def data_manifest(args) -> int:
+    from .data.manifest import NAME, SET_ASIDE, rebuild_manifest  # lazy: see the module doc
+
+    r = rebuild_manifest(args.root, dry_run=not args.rebuild)
+    done = args.rebuild
+    rows = [["good records", r.records],
+            ["records whose image is not in the root (moved aside or gone)", r.missing],
+            [f"bad lines ({'set aside in ' + SET_ASIDE if done else 'to set aside'})",
+             r.set_aside],
+            [f"images without a record ({'recorded' if done else 'to record'}, no position)",
+             r.added]]
+    console.print(_table(f"{Path(args.root) / NAME}", ["", "count"], rows))
+    if not done and (r.set_aside or r.added):
+        console.print(f"Write the repaired manifest with `geoconvnet data manifest {args.root} "
+                      "--rebuild`")
     return 0
 
 
@@ -614,24 +647,28 @@ def _source_options(args) -> dict:
 def cmd_collect(args) -> int:
     from .collect.sources import collect_from  # lazy: see the module doc
 
-    countries = None if args.all else [c.strip() for c in args.countries.split(",") if c.strip()]
+    countries = None if args.all else args.countries.split(",")  # "" is refused, never "all"
     result = collect_from(args.source, args.out, countries, args.per_country, split=args.split,
                           delay=args.delay, dry_run=args.dry_run, max_misses=args.max_misses,
                           **_source_options(args))
     n = result.per_country
-    rows = []
-    for c in result.countries:
-        new = c.to_fetch(n) if result.dry_run else c.collected
-        rows.append([c.country, c.had, new, c.had + new,
-                     "gave up: nothing new found" if c.gave_up else ""])
     title = (f"{'Plan' if result.dry_run else 'Collected'}: {result.source} -> "
              f"{result.root}/{result.split}, {n} per country")
-    columns = ["country", "had", "to fetch", "after"] if result.dry_run else \
-        ["country", "had", "new", "now"]
-    console.print(_table(title, columns + [""], rows))
-    if not result.dry_run:
-        console.print(f"{result.collected} images in {result.seconds:.1f} s "
-                      f"({result.images_per_minute:.1f} images/min)")
+    if result.dry_run:
+        rows = [[c.country, c.had, c.to_fetch(n), c.had + c.to_fetch(n)]
+                for c in result.countries]
+        console.print(_table(title, ["country", "had", "to fetch", "after"], rows))
+        return 0
+    rows = [[c.country, c.had, c.collected, c.had + c.collected, sum(c.skipped.values()),
+             "gave up" if c.gave_up else ""] for c in result.countries]
+    console.print(_table(title, ["country", "had", "new", "now", "skipped", ""], rows))
+    for c in result.countries:
+        for reason, k in c.skipped.most_common():
+            console.print(f"{c.country}: skipped {k}: {reason}", markup=False, soft_wrap=True)
+        if c.gave_up:
+            console.print(f"{c.country}: gave up: {c.gave_up}", markup=False, soft_wrap=True)
+    console.print(f"{result.collected} images in {result.seconds:.1f} s "
+                  f"({result.images_per_minute:.1f} images/min)")
     return 1 if any(c.gave_up for c in result.countries) else 0
 
 

@@ -17,13 +17,16 @@ from typing import Iterator
 
 from ..data.countries import Country
 from ..data.places import Places
-from .collector import Capture
-from .http import Client, CollectError
+from .collector import Capture, Skipped
+from .http import Client, CollectError, Refused, Unusable
 
 API_URL = "https://graph.mapillary.com"
 LICENCE = "CC BY-SA 4.0"
 FIELDS = "id,thumb_2048_url,computed_geometry,geometry,captured_at,compass_angle,creator"
 CELL_DEG = 0.25
+# A signed thumbnail link that expired answers 403, now and then; every download refused in
+# a row is something else (the host blocks this machine, the API changed): say so.
+REFUSED_IN_A_ROW = 10
 
 
 class Mapillary:
@@ -35,14 +38,17 @@ class Mapillary:
         if not token:
             raise CollectError("mapillary needs an API client token: --token TOKEN or the "
                                "MAPILLARY_TOKEN environment variable")
+        if per_cell < 1:
+            raise CollectError(f"--per-cell {per_cell}: images per 0.25-degree cell, at least 1")
         self.api_url, self.box_deg, self.per_cell = api_url, box_deg, per_cell
         self.rng = random.Random(seed)
         self.http = Client(self.name, secrets=(token,), backoff=backoff, max_wait=max_wait,
                            auth={"Authorization": f"OAuth {token}"})
         self.cells: Counter = Counter()
+        self.refused_in_a_row = 0
 
     def captures(self, country: Country, taken: set[str],
-                 known: list[tuple[float, float]]) -> Iterator[Capture | None]:
+                 known: list[tuple[float, float]]) -> Iterator[Capture | Skipped | None]:
         places = Places(country.code, self.rng)
         self.cells.update(_cell(lat, lon) for lat, lon in known)  # a resumed run keeps the cap
         while True:
@@ -64,11 +70,22 @@ class Mapillary:
         return (str(item.get("id")) not in taken and bool(item.get("thumb_2048_url"))
                 and places.contains(lat, lon) and self.cells[_cell(lat, lon)] < self.per_cell)
 
-    def _capture(self, item: dict) -> Capture | None:
+    def _capture(self, item: dict) -> Capture | Skipped | None:
         lat, lon = _position(item)
         self.cells[_cell(lat, lon)] += 1
-        image = self.http.image(item["thumb_2048_url"])
-        if image is None:  # the signed link expired or the image was removed
+        try:
+            image = self.http.image(item["thumb_2048_url"], refused=True)
+        except Unusable as exc:
+            return Skipped(str(exc))
+        except Refused as exc:  # the signed link expired, usually
+            self.refused_in_a_row += 1
+            if self.refused_in_a_row >= REFUSED_IN_A_ROW:
+                raise CollectError(f"mapillary: the image host refused {REFUSED_IN_A_ROW} "
+                                   f"downloads in a row ({exc}); is this machine blocked, or "
+                                   "has the API changed?") from None
+            return None
+        self.refused_in_a_row = 0
+        if image is None:  # the image was removed
             return None
         taken_at = item.get("captured_at")
         captured = (datetime.fromtimestamp(taken_at / 1000, timezone.utc).date().isoformat()

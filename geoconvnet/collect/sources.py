@@ -20,12 +20,21 @@ def collect_from(source: str, out: str | Path, countries: list[str] | None, per_
                  *, split: str = "train", delay: float | None = None, dry_run: bool = False,
                  max_misses: int = 200, **options) -> CollectResult:
     """Collect ``per_country`` images of each country (names as pycountry knows them, or
-    None for the reference's 85) from ``source`` into ``out``. ``options`` go to the
+    None for the reference's 85; an empty list is an error) from ``source`` into ``out``. ``options`` go to the
     source (a key or token, URLs, browser settings); with ``dry_run`` no source is opened
     and nothing is written."""
     if source not in SOURCES:
         raise ConfigError(f"unknown source {source!r}; choose one of {', '.join(SOURCES)}")
-    resolved = [resolve(name) for name in (countries or REFERENCE_COUNTRIES)]
+    for flag in ("backoff", "max_wait", "round_timeout", "settle"):
+        if options.get(flag) is not None and options[flag] < 0:
+            raise ConfigError(f"--{flag.replace('_', '-')} must be 0 or more seconds, got "
+                              f"{options[flag]}")
+    names = REFERENCE_COUNTRIES if countries is None else \
+        [name.strip() for name in countries if name.strip()]
+    if not names:  # an empty list must never mean "all 85" against a billed API
+        raise ConfigError("no countries given: name them with --countries (e.g. "
+                          "'Norway,Japan') or take the reference's 85 with --all")
+    resolved = list(dict.fromkeys(resolve(name) for name in names))  # each country once
     opened = _DryRun(source) if dry_run else SOURCES[source](**options)
     return collect(opened, out, resolved, per_country, split=split, dry_run=dry_run,
                    delay=DEFAULT_DELAY[source] if delay is None else delay,

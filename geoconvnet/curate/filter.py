@@ -1,11 +1,52 @@
 """Screenshots that should not train a model: a report first, moves only when asked.
 
-Built-in checks, no model needed (on a 160x90 grey copy): unreadable; smaller than
-``min_size``; black (mean brightness under 16 of 255); near-uniform (standard deviation
-under 4); very low detail (mean absolute difference between neighbouring pixels under 0.5,
-as on a loading screen). Measured on the sample data (2026-11-27): drawn street scenes have
-a detail of 1.7-3.1, a loading screen (flat colour and a line of text) 0.04, a scene
-blurred with a 20-pixel Gaussian 0.87 (kept).
+Built-in checks, no model needed, in this order (the first that fails names the reason):
+
+- unreadable; smaller than ``min_size`` (320x180);
+- on a 160x90 grey copy: black (mean brightness under 16 of 255); near-uniform (standard
+  deviation under 4);
+- **mostly black**: at least half of the pixels near-black (<= 12 of 255), as when the
+  panorama is not drawn but the game's interface (status bar, compass, guess map, buttons)
+  is, so the mean brightness stays well above 16 (22-68 measured);
+- **blurred**: edges are compared at two scales. At full resolution every 4x4 block keeps
+  its largest step between neighbouring pixels; on a 4x smaller copy (block means) the
+  strongest edges are found (steps >= half the 99.5th percentile, at least 8 levels). A
+  sharp edge makes its whole step between two neighbouring pixels, so the fine step is as
+  large as the coarse one or larger (ratio 1-2); a blurred edge spreads over several pixels
+  and its fine step is a fraction of the coarse one. The median ratio over the strongest
+  edges is the edge sharpness; under 0.6 is blurred. It does not depend on noise or flat
+  areas: only the strongest edges count;
+- **loading screen**: its content (a logo, a spinner, a line of text) is confined to a small
+  part of a smooth background. Content = pixels of the 160x90 copy whose Laplacian is >= 6
+  levels; its extent = (share of rows with content) x (share of columns with content). With
+  an extent under 0.25 *and* under 30% of the 16x16 tiles textured (any step > 2 between
+  neighbours; a loading screen's flat or gradient background has none) the frame is a
+  loading screen. A street scene has a horizon across every column and a road or ground
+  over the lower rows (extent >= 0.53), and texture nearly everywhere;
+- **half-loaded**: at least 20% of the frame is one perfectly flat colour: 16x16 tiles with
+  no step over 2 levels between neighbours whose means are within 2 levels of one value
+  (connected or not, so scattered missing tiles count too). Camera images always carry
+  noise, so such areas are the grey (or black) of tiles that have not arrived; clipped
+  white (>= 250, an overexposed sky) is not counted;
+- very low detail (mean absolute difference between neighbouring pixels of the 160x90 copy
+  under 0.5).
+
+How the thresholds were measured (2026-11-29, ``benchmarks/filter_quality.py`` and 16-40
+images per kind at 1600x900): edge sharpness of drawn scenes (``data synth``, normal and
+spread) 1.23-2.06; of three real photos (matplotlib's and scikit-learn's sample JPEGs, at
+their size) 1.13-1.93, 0.88-1.36 after a 1.2x bilinear resample (a renderer's softening),
+0.67-1.00 after a 2.5x bicubic upscale; of drawn scenes blurred with a Gaussian of radius 1:
+0.60-0.82, 1.5: 0.46-0.52, 2: 0.41-0.44, 3-20: 0.31-0.39; of the photos blurred with radius
+2: 0.42-0.45. Content extent: drawn scenes 0.57-0.78, photos 0.71-1.00, loading screens
+(logo, spinner, text; flat or gradient background) 0.00-0.12. One-colour share: drawn scenes
+and photos 0.00, the top or bottom quarter grey 0.23-0.25, half 0.48-0.50, a quarter of the
+256-pixel tiles grey 0.22-0.30. Near-black share: photos 0.02-0.11, a black panorama under a
+GeoGuessr-like interface 0.62-0.85. Scenes drawn *without* the grain ``data synth`` adds
+(paint-flat terrain and road) have a one-colour share of 0.12-0.30, as a half-loaded frame:
+they are not what a camera gives.
+
+The checks cost about 10 ms per 1600x900 image beyond decoding it (one grey copy at full
+resolution, a 4x smaller one and a 160x90 one; OpenCV's morphology for the steps).
 
 The learned check is the reference's idea: a "valid screenshot" classifier trained with
 geoconvnet's own ``train`` on a two-class root the user fills (``train/valid/``,
@@ -20,6 +61,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 from PIL import Image
 
@@ -35,8 +77,16 @@ from ..utils.progress import add_task, progress_bar
 REPORT = FILTER_REPORT
 MIN_SIZE = (320, 180)
 BLACK, UNIFORM, LOW_DETAIL = 16.0, 4.0, 0.5
+NEAR_BLACK, MOSTLY_BLACK = 12, 0.5  # a pixel's level; share of such pixels
+SOFT_EDGE, SOFT_SHARE, EDGE_LEVEL = 0.6, 0.2, 10.0  # blurred: ratio, share of edges, levels
+CONTENT, CONTENT_LEVEL, TEXTURED = 0.25, 6.0, 0.15  # loading screen: extent, Laplacian, tiles
+FLAT_SHARE, FLAT_STEP, FLAT_SPREAD, CLIPPED = 0.2, 2, 2, 250  # half-loaded
+TEXTURED_REST = 0.5  # half-loaded: least share of the rest of the frame that is textured
+TILE, COARSE = 16, 4  # pixels of a flatness tile; scale of the coarse copy
+WORK_WIDTH = 1600  # wider images are reduced by a whole factor to about this first
 VALID, INVALID = "valid", "invalid"
 THRESHOLD = 0.75
+_NEIGHBOURS = np.ones((2, 2), np.uint8)
 
 
 @dataclass
@@ -46,23 +96,134 @@ class Rejection:
     p_valid: float | None = None
 
 
+@dataclass(frozen=True)
+class FrameMeasures:
+    """What the built-in checks look at (see the module doc for each)."""
+
+    mean: float
+    std: float
+    detail: float
+    near_black: float  # share of pixels
+    soft_edges: float | None  # share of the strongest edges; None: too few to judge
+    content: float  # extent, 0-1
+    textured: float  # share of tiles
+    flat: float  # share of the frame in one flat colour
+    flat_level: int  # that colour's grey level
+
+
+def parse_min_size(text: str) -> tuple[int, int]:
+    """``--min-size WxH`` as two positive whole numbers, or a ConfigError naming the flag."""
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        width = height = 0
+    if width <= 0 or height <= 0:
+        raise ConfigError(f"--min-size {text!r}: expected WIDTHxHEIGHT in pixels, e.g. 320x180")
+    return width, height
+
+
+def measure_frame(image: Image.Image) -> FrameMeasures:
+    """The measures of one decoded image (any size; wide ones are reduced first)."""
+    grey = image.convert("L")
+    if grey.width >= 2 * WORK_WIDTH:
+        grey = grey.reduce(grey.width // WORK_WIDTH)
+    pixels = np.asarray(grey)
+    thumb = cv2.resize(pixels, (160, 90), interpolation=cv2.INTER_AREA).astype(np.float32)
+    detail = (np.abs(np.diff(thumb, axis=0)).mean() + np.abs(np.diff(thumb, axis=1)).mean()) / 2
+    height, width = (n // TILE * TILE for n in pixels.shape)
+    if not height or not width:  # too small to judge edges and tiles (min_size stops these)
+        return FrameMeasures(float(thumb.mean()), float(thumb.std()), float(detail),
+                             float((thumb <= NEAR_BLACK).mean()), None, 1.0, 1.0, 0.0, 0)
+    # Whole tiles only, so that every coarser copy is an exact block mean of the finer one.
+    pixels = pixels[:height, :width]
+    # Largest step between neighbouring pixels, per 4x4 block and per 16x16 tile.
+    step = cv2.morphologyEx(pixels, cv2.MORPH_GRADIENT, _NEIGHBOURS)
+    block_step = _block_max(step, COARSE)
+    tile_step = _block_max(block_step, TILE // COARSE)
+    coarse = _block_mean(pixels, COARSE)
+    tile_mean = _block_mean(coarse, TILE // COARSE)
+    smooth = tile_step <= FLAT_STEP
+    flat, level = _flat_share(smooth, tile_mean)
+    return FrameMeasures(float(thumb.mean()), float(thumb.std()), float(detail),
+                         float((thumb <= NEAR_BLACK).mean()), _soft_edge_share(block_step, coarse),
+                         _content_extent(thumb), float(1 - smooth.mean()), flat, level)
+
+
+def frame_problem(image: Image.Image) -> str | None:
+    """Why a decoded image is not a usable screenshot (the size aside), or None."""
+    m = measure_frame(image)
+    if m.mean < BLACK:
+        return f"black frame (mean brightness {m.mean:.1f})"
+    if m.std < UNIFORM:
+        return f"near-uniform (brightness std {m.std:.1f})"
+    if m.near_black >= MOSTLY_BLACK:
+        return (f"mostly black ({m.near_black:.0%} of the frame; a panorama not drawn behind "
+                "the interface?)")
+    if m.soft_edges is not None and m.soft_edges >= SOFT_SHARE:
+        return f"blurred ({m.soft_edges:.0%} of the edges are soft)"
+    if m.content < CONTENT and m.textured < TEXTURED:
+        return f"loading screen (content spans {m.content:.0%} of the frame on a smooth background)"
+    if m.flat >= FLAT_SHARE and m.textured >= TEXTURED_REST * (1 - m.flat):
+        return f"half-loaded ({m.flat:.0%} of the frame is one flat colour, grey level {m.flat_level})"
+    if m.detail < LOW_DETAIL:
+        return f"very low detail ({m.detail:.2f}; a loading screen?)"
+    return None
+
+
 def check_image(path: str, min_size: tuple[int, int] = MIN_SIZE) -> str | None:
-    """Why an image is not a usable screenshot, or None."""
+    """Why an image file is not a usable screenshot, or None."""
     try:
         image = load_image(path)
     except DataError as exc:
         return f"unreadable ({str(exc).split(': ', 1)[-1]})"
     if image.width < min_size[0] or image.height < min_size[1]:
         return f"too small ({image.width}x{image.height} < {min_size[0]}x{min_size[1]})"
-    grey = np.asarray(image.convert("L").resize((160, 90), Image.BILINEAR), dtype=float)
-    detail = (np.abs(np.diff(grey, axis=0)).mean() + np.abs(np.diff(grey, axis=1)).mean()) / 2
-    if grey.mean() < BLACK:
-        return f"black frame (mean brightness {grey.mean():.1f})"
-    if grey.std() < UNIFORM:
-        return f"near-uniform (brightness std {grey.std():.1f})"
-    if detail < LOW_DETAIL:
-        return f"very low detail ({detail:.2f}; a loading screen?)"
-    return None
+    return frame_problem(image)
+
+
+def _block_max(a: np.ndarray, k: int) -> np.ndarray:
+    # A k x k dilation read at every k-th pixel: the maximum of each block (OpenCV's
+    # dilation is several times faster than a numpy reduction over a reshaped array).
+    return cv2.dilate(a, np.ones((k, k), np.uint8), anchor=(0, 0))[::k, ::k]
+
+
+def _block_mean(a: np.ndarray, k: int) -> np.ndarray:
+    return cv2.resize(a, (a.shape[1] // k, a.shape[0] // k), interpolation=cv2.INTER_AREA)
+
+
+def _soft_edge_share(block_step: np.ndarray, coarse: np.ndarray) -> float | None:
+    """The share of the coarse copy's edges whose largest fine step is under SOFT_EDGE of
+    their coarse step; None when there are fewer than 50 edges."""
+    coarse_step = cv2.morphologyEx(coarse, cv2.MORPH_GRADIENT, _NEIGHBOURS)
+    # A coarse edge may sit on either side of a block border: take the fine step of the
+    # neighbouring blocks too.
+    fine = cv2.dilate(block_step, np.ones((3, 3), np.uint8))
+    # Edges of EDGE_LEVEL levels, or of half the strongest ones in a very blurred frame.
+    level = min(EDGE_LEVEL, max(4.0, 0.5 * float(np.percentile(coarse_step, 99.5))))
+    edges = coarse_step >= level
+    if edges.sum() < 50:
+        return None
+    ratio = fine[edges] / coarse_step[edges].astype(np.float32)
+    return float((ratio < SOFT_EDGE).mean())
+
+
+def _content_extent(thumb: np.ndarray) -> float:
+    content = np.abs(cv2.Laplacian(thumb, cv2.CV_32F, ksize=1)) >= CONTENT_LEVEL
+    # Two content pixels make a row or column count: one stray pixel is not content.
+    rows, cols = (content.sum(axis=1) >= 2).mean(), (content.sum(axis=0) >= 2).mean()
+    return float(rows * cols)
+
+
+def _flat_share(smooth: np.ndarray, tile_mean: np.ndarray) -> tuple[float, int]:
+    """The largest share of tiles that are smooth and within FLAT_SPREAD levels of one grey
+    level (clipped white aside), and that level."""
+    levels = tile_mean[smooth & (tile_mean < CLIPPED)].astype(int)
+    if levels.size == 0:
+        return 0.0, 0
+    counts = np.convolve(np.bincount(levels, minlength=256),
+                         np.ones(2 * FLAT_SPREAD + 1, int), "same")
+    level = int(counts.argmax())
+    return float(counts[level] / smooth.size), level
 
 
 def _check(job) -> str | None:

@@ -1,10 +1,31 @@
-"""Countries: the reference's 85 class names, names -> ISO 3166 codes (pycountry), and
+"""Countries: the reference's 85 class names, the names people write -> ISO 3166 codes, and
 their outlines (Natural Earth 1:110m, shipped in ``resources/world_110m.json``; see
-``scripts/make_world_shapes.py``). Used by the report's world map and by ``collect``, which
-samples places inside a country."""
+``scripts/make_world_shapes.py``). Used by ``data import`` (folder names, OSV-5M's codes),
+by ``collect --countries``, by the report's world map and by the pin.
+
+A name is never guessed. It maps to a country only when it is one of that country's
+names: pycountry's ISO 3166 codes (alpha-2, alpha-3), names, official and common names,
+the names of historic countries (ISO 3166-3) that became one country today, and the
+explicit table :data:`VARIANTS` of real-world spellings (Street View's, endonyms,
+abbreviations). Case, accents, separators (``_``, ``-``, spaces, CamelCase), dots, a
+leading "the", "&"/"and" and the word order ("Korea, Republic of" = "Republic of Korea")
+do not matter. A name of several countries ("Korea", "Congo") is ambiguous, one of none
+is unknown: :func:`resolve` raises a ConfigError for both (naming the candidates), and
+``data import`` lists such folders as unmapped. pycountry's subdivisions are not countries
+(a folder "Georgia" is the country) and its fuzzy search is never used: it took "XX" for
+Malta and "Republic of Korea" for North Korea (2026-11, pycountry 26.2.16).
+
+Deliberate decisions (tested in ``tests/data/test_countries.py``): England, Scotland,
+Wales, Northern Ireland, (Great) Britain -> the United Kingdom (they are parts of it, so
+their images are in its class); Holland -> the Netherlands; Macedonia -> North Macedonia
+(its name until 2019; the Greek region is not a country); Guinea -> Guinea (its own name;
+the other Guineas have theirs); "Korea", "Congo", "Virgin Islands", "Republic of China",
+and countries that split (Czechoslovakia, Yugoslavia, the USSR, Serbia and Montenegro, the
+Netherlands Antilles) are ambiguous; "America", "EU", "XX", "ZZ" are not countries."""
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
 import re
@@ -29,13 +50,82 @@ REFERENCE_COUNTRIES = (
     "Switzerland Thailand Tunisia Turkey Uganda Ukraine UnitedArabEmirates UnitedKingdom USA Uruguay"
 ).split()
 
-# Folder names whose ISO name differs (e.g. pycountry says "Korea, Republic of", "Türkiye").
-EXCEPTIONS = {"SouthKorea": "KOR", "NorthKorea": "PRK", "Russia": "RUS", "Laos": "LAO",
-              "Turkey": "TUR", "UnitedKingdom": "GBR", "UK": "GBR", "USA": "USA",
-              "Vietnam": "VNM", "Iran": "IRN", "Syria": "SYR", "Tanzania": "TZA",
-              "Venezuela": "VEN", "Bolivia": "BOL", "Moldova": "MDA", "Taiwan": "TWN",
-              "CzechRepublic": "CZE", "Czechia": "CZE", "Eswatini": "SWZ", "Kyrgyzstan": "KGZ",
-              "Palestine": "PSE", "Kosovo": "XKX", "UAE": "ARE"}
+# Countries pycountry does not list: Kosovo's codes are the ones the EU, Mapillary and
+# OSV-5M use (user-assigned in ISO 3166).
+EXTRA_COUNTRIES = {"XKX": ("XK", "Kosovo")}
+
+# Real-world spellings pycountry does not know, each -> ISO alpha-3. Two or three letters
+# count as a code (only an exact code ever matches one).
+VARIANTS = {
+    # abbreviations
+    "UK": "GBR", "UAE": "ARE", "ROK": "KOR", "DPRK": "PRK", "DPR Korea": "PRK",
+    "DRC": "COD", "DR Congo": "COD", "PRC": "CHN", "RSA": "ZAF", "KSA": "SAU",
+    "BiH": "BIH", "FYROM": "MKD",
+    # English names, old and new, and the ones Street View / Google Maps writes (CLDR)
+    "Russia": "RUS", "Turkey": "TUR", "Laos": "LAO", "Syria": "SYR", "Brunei": "BRN",
+    "Czech Republic": "CZE", "Ivory Coast": "CIV", "Swaziland": "SWZ", "Macedonia": "MKD",
+    "Former Yugoslav Republic of Macedonia": "MKD", "Cape Verde": "CPV",
+    "Myanmar (Burma)": "MMR", "Vatican": "VAT", "Vatican City": "VAT", "Bosnia": "BIH",
+    "Congo-Kinshasa": "COD", "Congo-Brazzaville": "COG", "Falklands": "FLK",
+    "Faeroe Islands": "FRO", "Pitcairn Islands": "PCN", "Svalbard": "SJM", "Macau": "MAC",
+    "Hong Kong SAR China": "HKG", "Macao SAR China": "MAC", "Palestinian Territories": "PSE",
+    "Caribbean Netherlands": "BES", "Heard & McDonald Islands": "HMD",
+    "US Outlying Islands": "UMI", "Republic of Ireland": "IRL", "Eire": "IRL",
+    "Mainland China": "CHN",
+    # parts of a country -> the country (their images are in its class)
+    "England": "GBR", "Scotland": "GBR", "Wales": "GBR", "Northern Ireland": "GBR",
+    "Great Britain": "GBR", "Britain": "GBR", "Holland": "NLD",
+    # endonyms and names in other languages
+    "Deutschland": "DEU", "Allemagne": "DEU", "Alemania": "DEU", "España": "ESP",
+    "Espagne": "ESP", "Spanien": "ESP", "Italia": "ITA", "Italien": "ITA",
+    "Frankreich": "FRA", "Nederland": "NLD", "Niederlande": "NLD", "Pays-Bas": "NLD",
+    "Países Bajos": "NLD", "Belgique": "BEL", "België": "BEL", "Belgien": "BEL",
+    "Lëtzebuerg": "LUX", "Luxemburg": "LUX", "Schweiz": "CHE", "Suisse": "CHE",
+    "Svizzera": "CHE", "Svizra": "CHE", "Helvetia": "CHE", "Österreich": "AUT",
+    "Oesterreich": "AUT",
+    "Autriche": "AUT", "Sverige": "SWE", "Schweden": "SWE", "Suède": "SWE", "Norge": "NOR",
+    "Noreg": "NOR", "Norwegen": "NOR", "Norvège": "NOR", "Danmark": "DNK", "Dänemark": "DNK",
+    "Suomi": "FIN", "Finnland": "FIN", "Éire": "IRL",
+    "Irland": "IRL", "Irlande": "IRL", "Eesti": "EST", "Latvija": "LVA", "Lietuva": "LTU",
+    "Polska": "POL", "Polen": "POL", "Pologne": "POL", "Česko": "CZE", "Česká republika": "CZE",
+    "Tschechien": "CZE", "Slovensko": "SVK", "Slovenija": "SVN", "Hrvatska": "HRV",
+    "Srbija": "SRB", "Србија": "SRB", "Crna Gora": "MNE", "Shqipëria": "ALB", "Shqipëri": "ALB",
+    "Severna Makedonija": "MKD", "Magyarország": "HUN", "România": "ROU", "България": "BGR",
+    "Ellada": "GRC", "Ελλάδα": "GRC", "Hellas": "GRC", "Griechenland": "GRC", "Grèce": "GRC",
+    "Türkei": "TUR", "Turquie": "TUR", "Rossiya": "RUS", "Россия": "RUS", "Russland": "RUS",
+    "Russie": "RUS", "Ukraina": "UKR", "Україна": "UKR", "Qazaqstan": "KAZ",
+    "Mongol Uls": "MNG", "Nippon": "JPN", "Nihon": "JPN", "日本": "JPN", "Japon": "JPN",
+    "Zhongguo": "CHN", "中国": "CHN", "Chine": "CHN", "대한민국": "KOR", "Hanguk": "KOR",
+    "Südkorea": "KOR", "Corée du Sud": "KOR", "Corea del Sur": "KOR", "Bharat": "IND",
+    "भारत": "IND", "Indien": "IND", "Inde": "IND", "Prathet Thai": "THA", "ประเทศไทย": "THA",
+    "Kampuchea": "KHM", "Pilipinas": "PHL", "Filipinas": "PHL", "Aotearoa": "NZL",
+    "Yisrael": "ISR", "ישראל": "ISR", "Druk Yul": "BTN", "Madagasikara": "MDG",
+    "Brasil": "BRA", "Brésil": "BRA", "Mexique": "MEX", "Mexiko": "MEX",
+    "República Dominicana": "DOM", "Estados Unidos": "USA", "Vereinigte Staaten": "USA",
+    "États-Unis": "USA", "Reino Unido": "GBR", "Royaume-Uni": "GBR",
+    "Vereinigtes Königreich": "GBR", "Suid-Afrika": "ZAF", "Südafrika": "ZAF",
+    "Afrique du Sud": "ZAF", "Sudáfrica": "ZAF", "Maroc": "MAR", "Tunisie": "TUN",
+}
+# Names of several countries: never one of them.
+AMBIGUOUS = {
+    "Republic of China": ("TWN", "CHN"),  # Taiwan's official name, often meant for China
+    "Czechoslovakia": ("CZE", "SVK"), "Serbia and Montenegro": ("SRB", "MNE"),
+    "Yugoslavia": ("SRB", "MNE", "HRV", "SVN", "BIH", "MKD", "XKX"),
+    "Soviet Union": ("RUS", "UKR", "BLR", "KAZ", "UZB", "GEO", "AZE", "LTU", "MDA", "LVA",
+                     "KGZ", "TJK", "ARM", "TKM", "EST"),
+    "Netherlands Antilles": ("CUW", "SXM", "BES"),
+}
+# ISO 3166-3 countries that are now several (their code ends in HH or XX): the candidates.
+HISTORIC_SPLITS = {"CSHH": AMBIGUOUS["Czechoslovakia"], "CSXX": AMBIGUOUS["Serbia and Montenegro"],
+                   "YUCS": AMBIGUOUS["Yugoslavia"], "SUHH": AMBIGUOUS["Soviet Union"],
+                   "ANHH": AMBIGUOUS["Netherlands Antilles"], "GEHH": ("KIR", "TUV"),
+                   "PCHH": ("FSM", "MHL", "MNP", "PLW"), "FQHH": ("ATA", "ATF"),
+                   "NTHH": ("SAU", "IRQ")}
+# Class folders for countries whose own name is ambiguous (see resolve).
+FOLDER_NAMES = {"COG": "RepublicOfTheCongo", "COD": "DRCongo"}
+# How messages name countries whose ISO name reads badly ("Congo, The Democratic ...").
+DISPLAY_NAMES = {"COG": "Republic of the Congo", "COD": "DR Congo",
+                 "VGB": "British Virgin Islands", "VIR": "US Virgin Islands"}
 # (lon, lat), roughly the centre, of the countries and territories too small for the 1:110m
 # outlines: every ISO 3166 country has a place on the map and in the pin's land.
 SMALL_COUNTRIES = {
@@ -64,18 +154,110 @@ SMALL_COUNTRIES = {
 
 
 def split_camel(name: str) -> str:
-    """``DominicanRepublic`` -> ``Dominican Republic``."""
-    return re.sub(r"(?<=[a-z])(?=[A-Z])", " ", name).replace("_", " ")
+    """``DominicanRepublic`` -> ``Dominican Republic``, ``DRCongo`` -> ``DR Congo``."""
+    name = re.sub(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", " ", name)
+    return name.replace("_", " ")
+
+
+def _tokens(name: str) -> list[str]:
+    """The words of a name, whatever its case, accents and separators: ``"Korea (South)"``,
+    ``"south_korea"`` and ``"SouthKorea"`` all give ``["korea"/"south" ...]``."""
+    name = re.sub(r"['’`´.]", "", split_camel(name))  # U.S.A. -> USA, d'Ivoire -> dIvoire
+    plain = unicodedata.normalize("NFKD", name.replace("&", " and "))
+    plain = "".join(c for c in plain if not unicodedata.combining(c)).casefold()
+    words = re.findall(r"[^\W_]+", plain)
+    return ["saint" if w == "st" else w for w in words if w not in ("the", "and")]
+
+
+def _keys(name: str) -> tuple[str, str]:
+    """(the words joined, the words sorted): the second ignores the word order."""
+    words = _tokens(name)
+    return "".join(words), " ".join(sorted(words))
+
+
+def _as_code(name: str) -> str | None:
+    """``name`` upper-cased when it has the shape of a code (2 or 3 letters, dots
+    allowed: ``U.K.``), else None."""
+    plain = name.replace(".", "").strip()
+    return plain.upper() if re.fullmatch(r"[A-Za-z]{2,3}", plain) else None
+
+
+@dataclass(frozen=True)
+class _Index:
+    codes: dict[str, frozenset]  # CODE -> alpha-3 codes
+    joined: dict[str, frozenset]  # words joined -> alpha-3 codes
+    bags: dict[str, frozenset]  # words sorted -> alpha-3 codes
+
+
+def _names() -> list[tuple[str, str]]:
+    """(name, alpha-3) for every name of every country, and of the historic countries that
+    became one country (ISO 3166-3: the last two letters name the successor, "AA" the
+    same code)."""
+    pairs = []
+    for country in pycountry.countries:
+        for attribute in ("name", "official_name", "common_name"):
+            name = getattr(country, attribute, None)
+            if name:
+                pairs += [(variant, country.alpha_3) for variant in _forms(name)]
+    alpha2 = {c.alpha_2: c.alpha_3 for c in pycountry.countries}
+    for old in pycountry.historic_countries:
+        successor = alpha2.get(old.alpha_4[2:]) or \
+            (alpha2.get(old.alpha_4[:2]) if old.alpha_4.endswith("AA") else None)
+        for code in HISTORIC_SPLITS.get(old.alpha_4, (successor,) if successor else ()):
+            pairs += [(variant, code) for variant in _forms(old.name)]
+    pairs += [(name, code) for code, (_, name) in EXTRA_COUNTRIES.items()]
+    pairs += list(VARIANTS.items())
+    pairs += [(name, code) for name, codes in AMBIGUOUS.items() for code in codes]
+    return pairs
+
+
+def _forms(name: str) -> list[str]:
+    """An ISO name and its short forms: ``"Korea, Republic of"`` is also ``"Korea"``,
+    ``"Holy See (Vatican City State)"`` also ``"Holy See"``."""
+    forms = [name, name.split(",")[0]]
+    if "(" in name:
+        forms.append(re.sub(r"\s*\([^)]*\)", "", name))
+    return forms
+
+
+@lru_cache(maxsize=1)
+def _index() -> _Index:
+    codes: dict[str, set] = {}
+    joined: dict[str, set] = {}
+    bags: dict[str, set] = {}
+    for country in pycountry.countries:
+        for code in (country.alpha_2, country.alpha_3):
+            codes.setdefault(code, set()).add(country.alpha_3)
+    for alpha3, (alpha2, _) in EXTRA_COUNTRIES.items():
+        codes.setdefault(alpha2, set()).add(alpha3)
+        codes.setdefault(alpha3, set()).add(alpha3)
+    for name, code in _names():
+        if _as_code(name):
+            codes.setdefault(_as_code(name), set()).add(code)
+            continue
+        one, bag = _keys(name)
+        if one:
+            joined.setdefault(one, set()).add(code)
+            bags.setdefault(bag, set()).add(code)
+    freeze = lambda table: {k: frozenset(v) for k, v in table.items()}  # noqa: E731
+    return _Index(freeze(codes), freeze(joined), freeze(bags))
+
+
+def candidates(name: str) -> tuple[str, ...]:
+    """The ISO alpha-3 codes a name can mean, sorted: none (unknown), one, or several
+    (ambiguous: ``"Korea"``)."""
+    index = _index()
+    code = _as_code(name)
+    if code is not None:  # a code is only ever a code: "XX" is nothing, not a near name
+        return tuple(sorted(index.codes.get(code, ())))
+    one, bag = _keys(name)
+    return tuple(sorted(index.joined.get(one) or index.bags.get(bag) or ()))
 
 
 def iso3(name: str) -> str | None:
-    """ISO 3166 alpha-3 code of a class name, or None when it is not a known country."""
-    if name in EXCEPTIONS:
-        return EXCEPTIONS[name]
-    try:
-        return pycountry.countries.lookup(split_camel(name)).alpha_3
-    except LookupError:
-        return None
+    """ISO 3166 alpha-3 code of a class name, or None when it is not exactly one country."""
+    found = candidates(name)
+    return found[0] if len(found) == 1 else None
 
 
 @dataclass(frozen=True)
@@ -86,29 +268,67 @@ class Country:
 
 def resolve(name: str) -> Country:
     """A country as a user writes it (``"south korea"``, ``KOR``, ``SouthKorea``,
-    ``"Côte d'Ivoire"``): its folder is the reference's name where it has one, else
-    pycountry's name in ASCII CamelCase. A ConfigError names what could not be found."""
-    code = iso3(name.replace(" ", "")) or iso3(name) or _fuzzy(name)
-    for reference in REFERENCE_COUNTRIES:
-        if iso3(reference) == code:
-            return Country(reference, code)
-    country = pycountry.countries.get(alpha_3=code)
-    plain = unicodedata.normalize("NFKD", getattr(country, "common_name", country.name))
-    words = re.findall(r"[A-Za-z]+", plain.encode("ascii", "ignore").decode())
-    return Country("".join(w[0].upper() + w[1:] for w in words), code)
-
-
-def _fuzzy(name: str) -> str:
-    """The one country a loose spelling can mean; an error names the candidates otherwise."""
-    try:
-        found = pycountry.countries.search_fuzzy(name)
-    except LookupError:
-        found = []
+    ``"Côte d'Ivoire"``): its folder is the reference's name where it has one, else its
+    name in ASCII CamelCase. A ConfigError names what could not be found, or the
+    candidates of an ambiguous name."""
+    found = candidates(name)
     if len(found) == 1:
-        return found[0].alpha_3
-    hint = (f"it could be {', '.join(c.name for c in found[:5])}" if found else
-            "use an ISO 3166 name or code, e.g. 'Norway', 'NOR' or 'South Korea'")
-    raise ConfigError(f"unknown country {name!r}; {hint}")
+        return country_of(found[0])
+    if found:
+        options = " or ".join(f"{display_name(c)} ({c})" for c in found)
+        raise ConfigError(f"ambiguous country {name!r}: it could be {options}; write the "
+                          "name or code of the one you mean")
+    raise ConfigError(f"unknown country {name!r}; {_suggestion(name)}")
+
+
+def _suggestion(name: str) -> str:
+    """A hint for an unknown name: close spellings (only said, never chosen)."""
+    known = {_keys(display_name(c))[0]: display_name(c) for c in _all_codes()}
+    close = difflib.get_close_matches(_keys(name)[0], known, n=3, cutoff=0.8)
+    if close:
+        return f"did you mean {' or '.join(repr(known[k]) for k in close)}?"
+    return "use an ISO 3166 name or code, e.g. 'Norway', 'NOR' or 'South Korea'"
+
+
+def _all_codes() -> list[str]:
+    return [c.alpha_3 for c in pycountry.countries] + list(EXTRA_COUNTRIES)
+
+
+def display_name(code: str) -> str:
+    """A country's everyday name (``KOR`` -> ``South Korea``)."""
+    if code in EXTRA_COUNTRIES:
+        return EXTRA_COUNTRIES[code][1]
+    if code in DISPLAY_NAMES:
+        return DISPLAY_NAMES[code]
+    country = pycountry.countries.get(alpha_3=code)
+    return getattr(country, "common_name", None) or country.name
+
+
+@lru_cache(maxsize=1)
+def _reference_codes() -> dict[str, str]:
+    """{alpha-3: reference class folder}."""
+    return {iso3(folder): folder for folder in REFERENCE_COUNTRIES}
+
+
+def country_of(code: str) -> Country:
+    """The class of an ISO alpha-3 code: the reference's folder where it has one, else
+    the country's name in ASCII CamelCase (one that maps back to the same code)."""
+    if code in _reference_codes():
+        return Country(_reference_codes()[code], code)
+    if code in FOLDER_NAMES:
+        return Country(FOLDER_NAMES[code], code)
+    if code in EXTRA_COUNTRIES:
+        return Country(_camel(EXTRA_COUNTRIES[code][1]), code)
+    country = pycountry.countries.get(alpha_3=code)
+    names = [getattr(country, "common_name", None) or country.name,
+             getattr(country, "official_name", None)]
+    folders = [_camel(n) for n in names if n]
+    return Country(next((f for f in folders if iso3(f) == code), folders[0]), code)
+
+
+def _camel(name: str) -> str:
+    plain = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    return "".join(w[0].upper() + w[1:] for w in re.findall(r"[A-Za-z]+", plain))
 
 
 @lru_cache(maxsize=1)

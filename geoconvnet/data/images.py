@@ -69,6 +69,39 @@ def _decode(source, name: str, max_pixels: int, tiled_ok: bool) -> Image.Image:
         raise ImageTooLargeError(f"{name}: decompression bomb ({exc})") from exc
 
 
+FORMAT_EXTENSIONS = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp"}
+
+
+def checked_image(data: bytes, name: str, min_side: int = 16,
+                  max_pixels: int = DEFAULT_MAX_PIXELS) -> str:
+    """The file extension for ``data`` (a download) once it has decoded in full as a JPEG,
+    PNG or WebP image of at least ``min_side`` pixels a side; a DataError names the
+    problem otherwise (an HTML page, a truncated body, a tiny error image)."""
+    if not data:
+        raise DataError(f"{name}: empty body (0 bytes)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as img:
+                kind, size = img.format, img.size
+                if size[0] * size[1] > max_pixels:
+                    raise DataError(f"{name}: {size[0]}x{size[1]} pixels, over the limit")
+                img.load()  # a truncated JPEG or PNG fails here, not at open
+    except DataError:
+        raise
+    except UnidentifiedImageError:
+        start = data[:64].decode("utf-8", "replace").strip().splitlines()[0][:40] \
+            if data[:64].strip() else ""
+        raise DataError(f"{name}: not an image (starts with {start!r})") from None
+    except Exception as exc:  # PIL raises many types for broken files
+        raise DataError(f"{name}: not a readable image ({type(exc).__name__}: {exc})") from None
+    if kind not in FORMAT_EXTENSIONS:
+        raise DataError(f"{name}: a {kind} image; expected JPEG, PNG or WebP")
+    if min(size) < min_side:
+        raise DataError(f"{name}: only {size[0]}x{size[1]} pixels")
+    return FORMAT_EXTENSIONS[kind]
+
+
 def _is_empty(path) -> bool:
     try:
         return os.path.getsize(path) == 0

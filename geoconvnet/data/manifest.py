@@ -1,11 +1,19 @@
 """One manifest per root of collected (or imported) images: ``ROOT/collect-manifest.jsonl``,
 a record per image: where it came from, and where it was taken when that is known.
 
-Each image is written (atomically) before its record is appended and flushed to disk, so a
-killed run loses at most the image in flight: on the next start, :func:`open_manifest`
-cuts off a half-written last line (in place, never rewriting the rest) and deletes images
-of ours that have no record, and their temporary files. A lock on the root keeps a second
-run off it while one is going.
+A collected image is saved in three steps (:meth:`Manifest.save`): its bytes go to a
+temporary name of ours (``.<name>.part``, flushed to disk), then its record is appended and
+flushed, then the temporary file is renamed to its final name. So every file with a final
+name has a record, and a killed run leaves at most a ``.part`` file: on the next start,
+:func:`open_manifest` finishes a rename whose record was written, deletes a ``.part`` file
+without one (and the temporary files of older versions), and cuts off a half-written last
+line (in place, never rewriting the rest). Those are the only files it ever deletes. An
+image with a final name but no record (a lost or damaged manifest, files copied in) is
+never deleted: collecting refuses to start until ``geoconvnet data manifest ROOT --rebuild``
+has recorded it. A lock on the root keeps a second run off it while one is going.
+
+Every line is checked when read: bad JSON, an unknown or missing field, a wrong type or a
+file outside the layout is a one-line :class:`DataError` naming the line.
 """
 
 from __future__ import annotations
@@ -13,17 +21,25 @@ from __future__ import annotations
 import csv
 import fcntl
 import json
+import math
 import os
+import re
 from collections import defaultdict
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ..utils.errors import ConfigError
-from .layout import IMAGE_EXTENSIONS, SPLIT_MOVES
+from ..utils.errors import ConfigError, DataError
+from ..utils.io import write_text
+from .layout import IMAGE_EXTENSIONS, SPLIT_MOVES, SPLITS
 
 NAME = "collect-manifest.jsonl"
 LOCK = ".collect.lock"
+PART = ".part"  # suffix of an image being saved, before its record is written
+SET_ASIDE = "collect-manifest.set-aside.jsonl"  # bad lines moved out by --rebuild
+REBUILD_HINT = "geoconvnet data manifest {root} --rebuild"
+# Names a collector gives its images: <source>-<number>, with a suffix a split may add.
+COLLECTED_NAME = re.compile(r"^(?P<source>[a-z]+)-\d{5,}(?:-[a-z]+\d*)?$")
 
 
 @dataclass
@@ -41,6 +57,11 @@ class Record:
     licence: str | None = None
     collected: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(
         timespec="seconds"))
+
+
+FIELDS = {f.name: f for f in fields(Record)}
+REQUIRED = ("file", "split", "country", "source", "source_id")
+NUMBERS = ("lat", "lon", "heading")
 
 
 class Manifest:
@@ -73,15 +94,17 @@ class Manifest:
     def source_ids(self, source: str) -> set[str]:
         return set(self._ids[source])
 
-    def next_stem(self, source: str, split: str, country: str) -> str:
-        """``<source>-<n>``, n one past the highest of this folder's files from ``source``."""
+    def next_stem(self, source: str, split: str, country: str, ext: str = "") -> str:
+        """``<source>-<n>``, n one past the highest of this folder's files from ``source``;
+        a name on disk (with ``ext``) is never taken, recorded or not."""
         stems = [Path(r.file).stem for r in self.folder(split, country)]
         taken = set(stems)
         numbers = [int(s.rsplit("-", 1)[1]) for s in stems
                    if s.startswith(f"{source}-") and s.rsplit("-", 1)[1].isdigit()]
         n = max(numbers, default=-1) + 1
-        while f"{source}-{n:05d}" in taken:  # renamed by a split: never reuse a name
-            n += 1
+        folder = self.root / split / country
+        while f"{source}-{n:05d}" in taken or (folder / f"{source}-{n:05d}{ext}").exists():
+            n += 1  # renamed by a split, or a file we do not know: never reuse a name
         return f"{source}-{n:05d}"
 
     def append(self, record: Record) -> None:
@@ -93,27 +116,119 @@ class Manifest:
         self.all_records.append(record)
         self._index(record)
 
+    def save(self, record: Record, data: bytes) -> None:
+        """Write an image and its record so that a kill at any point leaves either nothing
+        with a final name, or the image with its record (see the module doc)."""
+        path = self.root / record.file
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.exists():
+            raise DataError(f"{path}: already there; it would be overwritten")
+        part = part_path(path)
+        with open(part, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        try:
+            self.append(record)
+        except BaseException:
+            part.unlink(missing_ok=True)  # no record was written: nothing to finish later
+            raise
+        os.replace(part, path)
+
+
+def part_path(path: Path) -> Path:
+    return path.with_name(f".{path.name}{PART}")
+
 
 def open_manifest(root: str | Path, sources: tuple[str, ...] = (),
                   repair: bool = True) -> Manifest:
-    """Read (or start) the manifest of ``root``. With ``repair``, undo what a killed run
-    left behind (see the module doc). Without it nothing is written (a dry run)."""
+    """Read (or start) the manifest of ``root``. With ``repair``, finish or undo what a
+    killed run of ``sources`` left behind (see the module doc), and refuse to go on when
+    images of ``sources`` have no record. Without it nothing is written (a dry run)."""
     root = Path(root)
     path = root / NAME
-    data = path.read_bytes() if path.exists() else b""
+    data = _read(path)
     complete = data[:data.rfind(b"\n") + 1]
     if repair and len(complete) < len(data):
         os.truncate(path, len(complete))  # drop the cut-off line, keep every byte before it
-    records = [Record(**json.loads(line)) for line in complete.decode("utf-8").splitlines()
-               if line]
+    records = parse_lines(path, complete)
     if repair:
         root.mkdir(parents=True, exist_ok=True)
-        _drop_orphans(root, {r.file for r in records} | _split_moved(root), sources)
+        _finish_saves(root, records, sources)
+        _refuse_unrecorded(root, {r.file for r in records} | _split_moved(root), sources)
     return Manifest(root, records)
 
 
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes() if path.exists() else b""
+    except OSError as exc:
+        raise DataError(f"{path}: cannot be read ({exc.strerror})") from None
+
+
+def parse_lines(path: Path, data: bytes, bad: list | None = None) -> list[Record]:
+    """The records of a manifest's complete lines. A bad line raises a one-line DataError,
+    or, with ``bad`` given, is appended there as (line number, text, problem)."""
+    records = []
+    for number, raw in enumerate(data.split(b"\n"), 1):
+        if not raw.strip():
+            continue
+        try:
+            records.append(parse_record(raw))
+        except ValueError as exc:
+            if bad is None:
+                raise DataError(f"{path} line {number}: {exc}; fix or delete the line, or set "
+                                f"bad lines aside with `{REBUILD_HINT.format(root=path.parent)}`"
+                                ) from None
+            bad.append((number, raw, str(exc)))
+    return records
+
+
+def parse_record(raw: bytes) -> Record:
+    """One line as a Record; ValueError says what is wrong with it."""
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ValueError("not UTF-8 text") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not valid JSON ({exc.msg})") from None
+    if not isinstance(data, dict):
+        raise ValueError("not a JSON object")
+    unknown = sorted(set(data) - set(FIELDS))
+    if unknown:
+        raise ValueError(f"unknown field(s) {', '.join(map(repr, unknown))}")
+    missing = [name for name in REQUIRED if not isinstance(data.get(name), str)
+               or not data[name]]
+    if missing:
+        raise ValueError(f"missing or empty field(s) {', '.join(map(repr, missing))}")
+    for name, value in data.items():
+        numeric = name in NUMBERS
+        if value is not None and not (_is_number(value) if numeric else isinstance(value, str)):
+            raise ValueError(f"field {name!r} should be {'a number' if numeric else 'text'}"
+                             f" or null, not {value!r}")
+    record = Record(**data)
+    _check_place(record)
+    return record
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and \
+        math.isfinite(value)
+
+
+def _check_place(record: Record) -> None:
+    parts = record.file.split("/")
+    if len(parts) != 3 or parts[0] not in SPLITS or any(p in ("", ".", "..") for p in parts) \
+            or parts[0] != record.split or parts[1] != record.country:
+        raise ValueError(f"file {record.file!r} is not <split>/<country>/<name> of its "
+                         f"split {record.split!r} and country {record.country!r}")
+    if record.lat is not None and not -90 <= record.lat <= 90 or \
+            record.lon is not None and not -180 <= record.lon <= 180:
+        raise ValueError(f"position {record.lat}, {record.lon} is not a latitude, longitude")
+
+
 def _split_moved(root: Path) -> set[str]:
-    """Files a ``data split`` moved (old and new names): never taken for orphans, even
+    """Files a ``data split`` moved (old and new names): never taken for unrecorded, even
     if a split was stopped between its moves and its manifest update."""
     log = root / SPLIT_MOVES
     if not log.is_file():
@@ -122,13 +237,44 @@ def _split_moved(root: Path) -> set[str]:
         return {name for row in csv.DictReader(f) for name in (row["from"], row["to"])}
 
 
+# Folders of the operating system: a dataset root there would scatter train/ and test/
+# among system files (or fail half-way through).
+SYSTEM_FOLDERS = ("/", "/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/proc",
+                  "/run", "/sbin", "/sys", "/usr", "/var")
+SYSTEM_TREES = ("/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/proc", "/sbin",
+                "/sys", "/usr/bin", "/usr/lib", "/usr/sbin", "/usr/share")
+
+
+def check_root_folder(root: str | Path, flag: str) -> None:
+    """A one-line ConfigError when ``root`` cannot be a dataset root that this command
+    writes: a system folder, a path under a file, or a folder it may not write to."""
+    path = Path(os.path.abspath(root))
+    posix = path.as_posix()
+    if os.name == "posix" and (posix in SYSTEM_FOLDERS or
+                               any(posix.startswith(t + "/") for t in SYSTEM_TREES)):
+        raise ConfigError(f"{flag} {root}: a system folder; choose a folder of your own, "
+                          "e.g. ~/geoconvnet-data")
+    for parent in (path, *path.parents):
+        if parent.exists():
+            if not parent.is_dir():
+                raise ConfigError(f"{flag} {root}: {parent} is a file, not a folder")
+            if not os.access(parent, os.W_OK | os.X_OK):
+                raise ConfigError(f"{flag} {root}: {parent} is not writable by you; choose "
+                                  "a folder you can write to")
+            return
+
+
 def lock_root(root: str | Path):
     """An exclusive lock on ``root`` for one command that writes there (collect, import,
     split, moves); released when the returned file is closed or the process ends, also
     when it is killed."""
     root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
-    handle = open(root / LOCK, "w")
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        handle = open(root / LOCK, "w")
+    except OSError as exc:
+        raise ConfigError(f"{root}: cannot write there ({_why(root, exc)}); choose a folder "
+                          "you can write to") from None
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -138,11 +284,98 @@ def lock_root(root: str | Path):
     return handle
 
 
-def _drop_orphans(root: Path, recorded: set[str], sources: tuple[str, ...]) -> None:
+def _why(root: Path, exc: OSError) -> str:
+    for parent in (root, *root.parents):
+        if parent.exists() and not parent.is_dir():
+            return f"{parent} is a file, not a folder"
+    return exc.strerror or type(exc).__name__
+
+
+def _finish_saves(root: Path, records: list[Record], sources: tuple[str, ...]) -> None:
+    """A ``.part`` with a record is renamed to its name; one without a record, and an older
+    version's ``.<name>.<random>.tmp``, is deleted: both are temporary names of ours."""
+    recorded = {r.file for r in records}
     for source in sources:
-        for path in root.glob(f"*/*/{source}-*"):
-            if path.suffix.lower() in IMAGE_EXTENSIONS and \
-                    path.relative_to(root).as_posix() not in recorded:
-                path.unlink()
-        for path in root.glob(f"*/*/.{source}-*.tmp"):  # a write cut off by a kill
-            path.unlink()
+        for part in root.glob(f"*/*/.{source}-*{PART}"):
+            final = part.with_name(part.name[1:-len(PART)])
+            if final.relative_to(root).as_posix() in recorded and not final.exists():
+                os.replace(part, final)
+            else:
+                part.unlink()
+        for temporary in root.glob(f"*/*/.{source}-*.tmp"):
+            temporary.unlink()
+
+
+def unrecorded_images(root: Path, recorded: set[str], sources: tuple[str, ...] | None = None
+                      ) -> list[str]:
+    """Relative paths of images named as a collector names them (of ``sources``, or of any
+    source) that have no record."""
+    found = []
+    for split in SPLITS:
+        for path in sorted((root / split).glob("*/*")):
+            match = COLLECTED_NAME.match(path.stem)
+            relative = path.relative_to(root).as_posix()
+            if match and path.suffix.lower() in IMAGE_EXTENSIONS and relative not in recorded \
+                    and (sources is None or match["source"] in sources):
+                found.append(relative)
+    return found
+
+
+def _refuse_unrecorded(root: Path, recorded: set[str], sources: tuple[str, ...]) -> None:
+    if not sources:
+        return
+    lost = unrecorded_images(root, recorded, sources)
+    if lost:
+        what = "no manifest" if not (root / NAME).exists() else f"no record in {NAME}"
+        raise DataError(f"{root}: {len(lost)} collected image(s) have {what} (first: {lost[0]}); "
+                        f"nothing was deleted. Record them with "
+                        f"`{REBUILD_HINT.format(root=root)}`, then run again")
+
+
+@dataclass
+class RebuildResult:
+    records: int  # good records kept
+    set_aside: int  # bad lines moved to SET_ASIDE
+    added: int  # records made for unrecorded images
+    missing: int  # records whose image is not in the root (moved aside, or gone)
+
+
+def rebuild_manifest(root: str | Path, dry_run: bool = False) -> RebuildResult:
+    """Make a root's manifest whole again: bad lines go to ``SET_ASIDE`` (kept, never
+    deleted), and every image named as a collector names it (``<source>-NNNNN``) without a
+    record gets one of what its path tells (split, country, source; no position). Their ``source_id`` is ``file:<path>``, so a later collect may fetch the
+    same place again (``data dedup`` finds such copies)."""
+    root = Path(root)
+    if not any((root / s).is_dir() for s in SPLITS):
+        raise DataError(f"{root}: no train/ or test/ folder; give the dataset root")
+    lock = lock_root(root)
+    try:
+        path = root / NAME
+        data = _read(path)
+        bad: list = []
+        records = parse_lines(path, data, bad)
+        recorded = {r.file for r in records}
+        new = [_record_from_path(f) for f in unrecorded_images(root, recorded)]
+        missing = sum(1 for r in records if not (root / r.file).exists())
+        if not dry_run and (bad or new):
+            _write_rebuilt(root, records + new, bad)
+        return RebuildResult(len(records), len(bad), len(new), missing)
+    finally:
+        lock.close()
+
+
+def _record_from_path(relative: str) -> Record:
+    split, country, name = relative.split("/")
+    match = COLLECTED_NAME.match(Path(name).stem)
+    return Record(relative, split, country, match["source"], f"file:{relative}")
+
+
+def _write_rebuilt(root: Path, records: list[Record], bad: list) -> None:
+    if bad:
+        with open(root / SET_ASIDE, "ab") as f:  # appended: earlier set-asides stay
+            for _, raw, _ in bad:
+                f.write(raw.rstrip(b"\r") + b"\n")
+            f.flush()
+            os.fsync(f.fileno())
+    write_text(root / NAME, "".join(json.dumps(asdict(r), ensure_ascii=False) + "\n"
+                                    for r in records))

@@ -105,22 +105,86 @@ def test_a_second_run_continues_to_n_and_a_dry_run_writes_nothing(streetview, tm
     assert not (tmp_path / "dry").exists()
 
 
-def test_a_killed_run_leaves_a_manifest_that_is_repaired(tmp_path, streetview):
+def test_a_killed_run_is_finished_or_undone_and_only_our_temporary_files_go(tmp_path,
+                                                                             streetview):
     options = {"key": GOOD_KEY, "api_url": streetview.url, "size": (64, 36), "backoff": 0}
-    collect_from("streetview", tmp_path / "k", ["Japan"], 2, **options)
-    manifest_path = tmp_path / "k" / NAME
-    # what SIGKILL can leave: an image without its record, a temporary file, half a line
-    folder = tmp_path / "k" / "train" / "Japan"
-    (folder / "streetview-00009.jpg").write_bytes(b"\xff\xd8partial")
-    (folder / ".streetview-00002.jpg.x1y2.tmp").write_bytes(b"\xff\xd8")
+    root = tmp_path / "k"
+    collect_from("streetview", root, ["Japan"], 2, **options)
+    manifest_path = root / NAME
+    folder = root / "train" / "Japan"
+    # What SIGKILL can leave in each step of a save: the image under its temporary name
+    # before its record (00002), after its record (00003, renamed on the next start), an
+    # older version's temporary file, and half a record line.
+    image = (folder / "streetview-00000.jpg").read_bytes()
+    (folder / ".streetview-00002.jpg.part").write_bytes(image[:40])
+    (folder / ".streetview-00003.jpg.part").write_bytes(image)
+    (folder / ".streetview-00004.jpg.x1y2.tmp").write_bytes(b"\xff\xd8")
+    record = json.loads(manifest_path.read_text().splitlines()[0])
     with open(manifest_path, "a") as f:
-        f.write('{"file": "train/Japan/streetview-00002.jpg", "spl')
-    collect_from("streetview", tmp_path / "k", ["Japan"], 3, **options)
+        f.write(json.dumps({**record, "file": "train/Japan/streetview-00003.jpg",
+                            "source_id": "pano_kept"}) + "\n")
+        f.write('{"file": "train/Japan/streetview-00005.jpg", "spl')
+    collect_from("streetview", root, ["Japan"], 4, **options)
     lines = manifest_path.read_text().splitlines()
-    assert len(lines) == 3 and all(json.loads(line)["country"] == "Japan" for line in lines)
-    _check_root(tmp_path / "k", ["Japan"], 3, "streetview")
+    assert len(lines) == 4 and all(json.loads(line)["country"] == "Japan" for line in lines)
+    _check_root(root, ["Japan"], 4, "streetview")
+    assert (folder / "streetview-00003.jpg").read_bytes() == image  # finished, not deleted
     assert sorted(p.name for p in folder.iterdir()) == \
-        ["streetview-00000.jpg", "streetview-00001.jpg", "streetview-00002.jpg"]
+        [f"streetview-0000{i}.jpg" for i in (0, 1, 3, 4)]
+
+
+def test_images_without_a_record_are_never_deleted(tmp_path, streetview, capsys):
+    """A lost manifest next to collected images (also of countries not asked for) stops the
+    run with one line; `data manifest --rebuild` records them and the next run goes on
+    without overwriting any."""
+    options = {"key": GOOD_KEY, "api_url": streetview.url, "size": (64, 36), "backoff": 0}
+    root = tmp_path / "lost"
+    collect_from("streetview", root, ["Japan", "Peru"], 2, **options)
+    before = {p: p.read_bytes() for p in root.rglob("*.jpg")}
+    (root / NAME).unlink()
+    capsys.readouterr()
+    args = ["collect", "streetview", "--out", str(root), "--countries", "Japan",
+            "--per-country", "3", "--api-url", streetview.url, "--size", "64x36",
+            "--backoff", "0", "--key", GOOD_KEY]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "4 collected image(s) have no manifest" in err
+    assert "data manifest" in err and "--rebuild" in err and "Traceback" not in err
+    assert {p: p.read_bytes() for p in root.rglob("*.jpg")} == before
+    assert main(["data", "manifest", str(root), "--rebuild"]) == 0
+    assert "4" in capsys.readouterr().out
+    records = open_manifest(root, repair=False).records
+    assert sorted(r.source_id for r in records)[0].startswith("file:train/")
+    assert main(args) == 0
+    assert all(p.read_bytes() == data for p, data in before.items())
+    assert len(list((root / "train" / "Japan").iterdir())) == 3
+
+
+def test_a_bad_manifest_line_is_one_line_in_every_command_that_reads_it(tmp_path, streetview,
+                                                                        capsys):
+    options = {"key": GOOD_KEY, "api_url": streetview.url, "size": (64, 36), "backoff": 0}
+    root = tmp_path / "bad"
+    collect_from("streetview", root, ["Japan"], 3, **options)
+    lines = (root / NAME).read_text().splitlines()
+    lines[1] = lines[1][:-1]  # the closing brace lost
+    (root / NAME).write_text("\n".join(lines) + "\n")
+    capsys.readouterr()
+    commands = [["data", "dedup", str(root), "--workers", "1"], ["data", "split", str(root)],
+                ["data", "stats", str(root), "--no-page"],
+                ["collect", "streetview", "--out", str(root), "--countries", "Japan",
+                 "--per-country", "4", "--key", GOOD_KEY, "--api-url", streetview.url]]
+    for args in commands:
+        assert main(args) == 2, args
+        err = capsys.readouterr().err
+        errors = [line for line in err.splitlines() if line.startswith("error: ")]
+        assert len(errors) == 1 and "Traceback" not in err, (args, err)
+        assert errors[0].startswith(f"error: {root / NAME} line 2: not valid JSON"), errors
+    (root / NAME).write_text("\n".join(lines[:1] + ['{"file": "x", "hacked": 1}'] + lines[2:]))
+    assert main(commands[0]) == 2 and "line 2: unknown field(s) 'hacked'" in \
+        capsys.readouterr().err
+    assert main(["data", "manifest", str(root), "--rebuild"]) == 0
+    assert len((root / "collect-manifest.set-aside.jsonl").read_text().splitlines()) == 1
+    assert main(commands[0]) == 0  # the bad line set aside, its image recorded anew
 
 
 def test_a_long_retry_after_is_capped(tmp_path):

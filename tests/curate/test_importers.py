@@ -1,5 +1,6 @@
 import os
 
+import pytest
 from PIL import Image
 
 from geoconvnet.cli import main
@@ -132,3 +133,170 @@ def test_osv5m_keeps_countries_coordinates_and_credits(tmp_path):
     again = import_osv5m(src, tmp_path / "out")
     assert not again.imported and sum(again.already.values()) == 5
     assert dict(import_osv5m(src, tmp_path / "few", min_per_country=3).imported) == {"Norway": 3}
+
+
+def test_unknown_and_ambiguous_folders_are_listed_never_guessed(tmp_path, capsys):
+    src = tmp_path / "src"
+    _images(src / "XX", 3)  # pycountry's fuzzy search made this Malta
+    _images(src / "Republic of Korea", 2)  # ... and this North Korea
+    _images(src / "Korea", 4)
+    _images(src / "Malta", 1)
+    result = import_folders(src, tmp_path / "out", all_countries=True)
+    assert dict(result.imported) == {"SouthKorea": 2, "Malta": 1}
+    assert result.unmapped == {"XX": 3, "Korea": 4}
+    assert result.ambiguous == {"Korea": ("SouthKorea", "NorthKorea")}
+    assert sorted(p.name for p in (tmp_path / "out" / "train").iterdir()) == ["Malta",
+                                                                              "SouthKorea"]
+    assert main(["data", "import", "folders", str(src), "--out", str(tmp_path / "cli")]) == 0
+    out = capsys.readouterr().out
+    assert "could be SouthKorea or NorthKorea" in out and "not a country name or code" in out
+
+
+def _run_cli(argv, capsys):
+    code = main(argv)
+    err = capsys.readouterr().err.strip()
+    return code, err
+
+
+def test_an_import_of_nothing_is_a_one_line_error(tmp_path, capsys):
+    (tmp_path / "empty" / "Norway").mkdir(parents=True)
+    _images(tmp_path / "unknown" / "Atlantis", 2)
+    _images(tmp_path / "outside" / "Chad", 2)
+    for src, expected in (("empty", "no images to import; expected"),
+                          ("unknown", "not one country: 'Atlantis' (2)"),
+                          ("outside", "--all-countries keeps them"),
+                          ("missing", "folder not found")):
+        code, err = _run_cli(["data", "import", "folders", str(tmp_path / src), "--out",
+                              str(tmp_path / "out")], capsys)
+        assert code == 2 and err.startswith("error: ") and expected in err, err
+        assert "\n" not in err
+    code, err = _run_cli(["data", "import", "folders", str(tmp_path / "outside"), "--out",
+                          str(tmp_path / "out"), "--min-per-country", "3",
+                          "--all-countries"], capsys)
+    assert code == 2 and "fewer than --min-per-country 3: 'Chad' (2)" in err
+    assert not (tmp_path / "out").exists()  # nothing written
+
+
+def _osv5m_rows(root, rows):
+    """OSV-5M's CSVs for {split: [(id, country code)]}."""
+    for split, items in rows.items():
+        lines = [OSV5M_HEADER] + [f"{i},1.5,2.5,,{cc},seq,2021-05-04,,,,,,,,,,,,,,,,,{cc},w,7"
+                                  for i, cc in items]
+        root.mkdir(parents=True, exist_ok=True)
+        (root / f"{split}.csv").write_text("\n".join(lines) + "\n")
+
+
+def _jpeg(seed):
+    import io
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (32, 18), (seed % 255, 60, 90)).save(buffer, format="JPEG")
+    return buffer.getvalue()
+
+
+OSV5M_ROWS = {"train": [("101", "NO"), ("102", "NO"), ("201", "JP")],
+              "test": [("103", "NO"), ("202", "JP")]}
+# where each layout puts image <id> of <split>: a file, or (zip, name inside it)
+OSV5M_LAYOUTS = {
+    "zips as shipped": lambda split, i: (f"images/{split}/00.zip", f"{split}/{i}.jpg"),
+    "zips without folders": lambda split, i: (f"images/{split}/0{int(i) % 2}.zip", f"{i}.jpg"),
+    "extracted": lambda split, i: f"images/{split}/{i}.jpg",
+    "extracted per zip": lambda split, i: f"images/{split}/0{int(i) % 2}/{i}.jpg",
+    "extracted as the README does": lambda split, i: f"images/{split}/{split}/{i}.jpg",
+    "one folder": lambda split, i: f"images/{i}.jpg",
+}
+
+
+def _osv5m_layout(root, layout, rows=OSV5M_ROWS, skip=()):
+    import zipfile
+
+    _osv5m_rows(root, rows)
+    for split, items in rows.items():
+        for i, _ in items:
+            if i in skip:
+                continue
+            place = OSV5M_LAYOUTS[layout](split, i)
+            if isinstance(place, tuple):
+                (root / place[0]).parent.mkdir(parents=True, exist_ok=True)
+                with zipfile.ZipFile(root / place[0], "a") as archive:
+                    archive.writestr(place[1], _jpeg(int(i)))
+            else:
+                (root / place).parent.mkdir(parents=True, exist_ok=True)
+                (root / place).write_bytes(_jpeg(int(i)))
+    return root
+
+
+@pytest.mark.parametrize("layout", OSV5M_LAYOUTS)
+def test_osv5m_is_found_in_every_layout_it_ships_or_extracts_to(tmp_path, layout):
+    from geoconvnet.curate.importers import import_osv5m
+
+    src = _osv5m_layout(tmp_path / "osv5m", layout)
+    out = src / "world"  # inside SRC: its own images are not imported again
+    result = import_osv5m(src, out)
+    assert dict(result.imported) == {"Norway": 3, "Japan": 2} and not result.missing
+    records = {r.source_id: r for r in open_manifest(out).records}
+    assert records["103"].file == "test/Norway/103.jpg" and records["201"].split == "train"
+    assert (out / "train" / "Japan" / "201.jpg").read_bytes() == _jpeg(201)
+    again = import_osv5m(src, out)
+    assert not again.imported and sum(again.already.values()) == 5
+
+
+def test_osv5m_rows_without_images_are_counted_and_listed(tmp_path, capsys):
+    rows = {"train": [("101", "NO"), ("102", "NO"), ("103", "NA"), ("104", "NO")],
+            "test": [("201", "JP"), ("202", "XX")]}
+    src = _osv5m_layout(tmp_path / "osv5m", "extracted", rows, skip={"102", "104", "201"})
+    assert main(["data", "import", "osv5m", str(src), "--out", str(tmp_path / "out"),
+                 "--all-countries"]) == 0
+    out = capsys.readouterr().out
+    assert "3 of the 5 rows to import have no image file (train 2, test 1), e.g. ids 102, " \
+        "104, 201" in out
+    records = {r.source_id: r.country for r in open_manifest(tmp_path / "out").records}
+    assert records == {"101": "Norway", "103": "Namibia"}  # NA is Namibia, XX nothing
+    assert "XX" in out  # left out, by code
+
+
+def test_osv5m_stopped_before_its_record_is_not_imported_twice(tmp_path):
+    from geoconvnet.curate.importers import import_osv5m
+
+    src = _osv5m_layout(tmp_path / "osv5m", "zips as shipped")
+    written = tmp_path / "out" / "train" / "Norway" / "101.jpg"
+    written.parent.mkdir(parents=True)
+    written.write_bytes(_jpeg(101))  # the image of a run killed before its record
+    (tmp_path / "out" / "train" / "Japan").mkdir(parents=True)
+    (tmp_path / "out" / "train" / "Japan" / "201.jpg").write_bytes(b"someone else's")
+    import_osv5m(src, tmp_path / "out")
+    files = {r.source_id: r.file for r in open_manifest(tmp_path / "out").records}
+    assert files["101"] == "train/Norway/101.jpg" and files["201"] == "train/Japan/201-1.jpg"
+    assert not (written.parent / "101-1.jpg").exists()
+    assert (tmp_path / "out" / "train" / "Japan" / "201.jpg").read_bytes() == b"someone else's"
+
+
+def test_osv5m_imports_of_nothing_are_one_line_errors(tmp_path, capsys):
+    nothing = _osv5m_layout(tmp_path / "renamed", "extracted")
+    for path in (nothing / "images").rglob("*.jpg"):
+        path.rename(path.with_name(f"img_{path.name}"))
+    no_column = tmp_path / "no-column"
+    no_column.mkdir()
+    (no_column / "train.csv").write_text("id,latitude,longitude,region\n101,1,2,Oslo\n")
+    outside = _osv5m_layout(tmp_path / "outside", "extracted",
+                            {"train": [("101", "TD"), ("102", "ZZ")]})
+    cases = ((nothing, "0 of 5 rows of train.csv and test.csv had an image; expected "
+                       "images/<split>/NN.zip"),
+             (nothing, "found 5 images, none named after an id of the CSV (e.g. 'img_103.jpg')"),
+             (no_column, "train.csv: no 'country' or 'unique_country' column (found: id, "
+                         "latitude, longitude, region)"),
+             (tmp_path / "no-csv", "folder not found"),
+             (tmp_path, "no train.csv or test.csv"),
+             (outside, "no row of train.csv to import; its countries are not one country: "
+                       "'ZZ' (1); not among the reference's 85: 'Chad' (1) (--all-countries "
+                       "keeps them)"))
+    for src, expected in cases:
+        code, err = _run_cli(["data", "import", "osv5m", str(src), "--out",
+                              str(tmp_path / "out")], capsys)
+        assert code == 2 and err.startswith("error: ") and "\n" not in err, err
+        assert expected in err, err
+    assert not (tmp_path / "out").exists()
+    code, err = _run_cli(["data", "import", "osv5m", str(outside), "--out",
+                          str(tmp_path / "out"), "--all-countries", "--min-per-country", "2"],
+                         capsys)
+    assert code == 2 and "no country has --min-per-country 2 images: 'Chad' (1)" in err
