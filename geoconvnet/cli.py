@@ -249,11 +249,12 @@ def build_parser() -> argparse.ArgumentParser:
     dd.add_argument("--undo", metavar="DIR", help="put back what an earlier --move DIR moved")
     dd.add_argument("--workers", type=int, help="hashing processes (default: all cores)")
     fl = data.add_parser("filter", help="report (and move aside) bad screenshots: unreadable, "
-                         "too small, black, uniform, loading screens, or a learned filter")
+                         "too small, black, uniform, blurred, loading screens, half-loaded, "
+                         "or a learned filter")
     fl.add_argument("root", nargs="?", help="dataset root to check")
     fl.add_argument("--model", help="a valid/invalid filter checkpoint (or its run folder)")
-    fl.add_argument("--threshold", type=float, help="reject when p(valid) is below this "
-                    "(default 0.75, the reference's)")
+    fl.add_argument("--threshold", type=float, help="learned filter (--model or --train-from): "
+                    "reject when p(valid) is below this (default 0.75, the reference's)")
     fl.add_argument("--min-size", help="smallest usable image, WxH (default 320x180)")
     fl.add_argument("--move-rejects", metavar="DIR", help="move rejected images here "
                     "(recorded); nothing moves without it")
@@ -273,6 +274,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "when uploading)")
     pb.add_argument("--token", help="Hub token (default: $HF_TOKEN or your login)")
     pb.add_argument("--private", action="store_true", help="create the Hub dataset private")
+    pb.add_argument("--workers", type=int, help="processes decoding every image first "
+                    "(default: all cores)")
     st = data.add_parser("stats", help="images per country and split, sizes, formats, sources, "
                          "duplicates, leakage and places: a table and ROOT/stats/stats.html")
     st.add_argument("root")
@@ -462,6 +465,9 @@ def data_filter(args) -> int:
 
     if args.undo:
         return _print_undo(moves.undo(args.undo), args.undo)
+    # Flags first: a mistake should not surface after training a model.
+    screen.check_threshold(args.threshold, learned=bool(args.model or args.train_from))
+    min_size = screen.parse_min_size(args.min_size) if args.min_size else None
     model = args.model
     if args.train_from:
         model = screen.train_filter(args.train_from, args.runs_dir, weights=args.weights,
@@ -472,8 +478,7 @@ def data_filter(args) -> int:
             return 0
         raise GeoconvnetError("data filter needs ROOT (or --train-from to only make a model)")
     options = {k: v for k, v in (("threshold", args.threshold), ("workers", args.workers),
-                                 ("min_size", _parse_size(args.min_size) if args.min_size
-                                  else None)) if v is not None}
+                                 ("min_size", min_size)) if v is not None}
     rejected = screen.filter_root(args.root, model, **options)
     reasons = Counter(r.reason.split(" (")[0].split(":")[0] for r in rejected)
     console.print(_table(f"Rejected in {args.root}", ["reason", "images"],
@@ -496,7 +501,9 @@ def data_stats(args) -> int:
                          ["country", "train", "test", "all"], rows))
 
     def known(value, how):
-        return f"{value}" if value is not None else f"unknown (run `geoconvnet data {how}`)"
+        if value is None:
+            return f"unknown (run `geoconvnet data {how} {args.root}`)"
+        return f"{value} ({s.findings[how].describe(how, s.root)})"
 
     summary = [["sizes", ", ".join(f"{k} ({v})" for k, v in s.sizes.most_common(3))],
                ["formats", ", ".join(f"{k} ({v})" for k, v in s.formats.most_common())],
@@ -519,7 +526,8 @@ def data_publish(args) -> int:
         raise GeoconvnetError("data publish needs --repo USER/NAME, --to-folder DIR, or both")
     with tempfile.TemporaryDirectory(prefix="geoconvnet-publish-") as scratch:
         folder = args.to_folder or scratch
-        counts = publish(args.root, folder, args.repo, args.token or None, args.private)
+        counts = publish(args.root, folder, args.repo, args.token or None, args.private,
+                         args.workers)
     where = f"https://huggingface.co/datasets/{args.repo}" if args.repo else args.to_folder
     console.print(f"Published {', '.join(f'{s} {n} images' for s, n in counts.items())} to "
                   f"[bold]{where}[/]")

@@ -41,8 +41,9 @@ SELECTORS = {
 }
 
 # Interface drawn over the panorama, hidden while capturing (and shown again to guess).
-OVERLAYS = ['[data-qa="guess-map"]', '[data-qa="perform-guess"]', '[data-qa="hud"]', '[data-qa="compass"]',
-            '[data-qa="controls"]', '[data-qa="round-number"]', 'header', '[role="dialog"]',
+OVERLAYS = ['[data-qa="guess-map"]', '[data-qa="perform-guess"]', '[data-qa="hud"]',
+            '[data-qa="compass"]', '[data-qa="controls"]', '[data-qa="round-number"]',
+            'header', '[role="dialog"]',
             '[class*="game-layout__top-hud"]', '[class*="game-layout__controls"]',
             # Google's own controls and credits, but not .gm-style: that is the panorama
             '.gmnoprint', '.gm-style-cc', '.gm-bundled-control', '[class*="toast"]']

@@ -118,7 +118,7 @@ def import_folders(src: str | Path, out: str | Path, all_countries: bool = False
     try:
         manifest = open_manifest(out, ("folders",))
         seen = manifest.source_ids("folders")
-        with progress_bar() as bar:
+        with progress_bar() as bar, manifest.batch():
             task = add_task(bar, "Importing", sum(len(files) for files in plan.values()))
             for (split, country), files in plan.items():
                 for path in files:
@@ -239,7 +239,7 @@ def _write_osv5m(images, found: dict[str, str], wanted: dict[str, dict], out: Pa
         manifest = open_manifest(out, ("osv5m",))
         seen = manifest.source_ids("osv5m")
         total = sum(wanted[split][i]["folder"] not in result.too_few for i, split in found.items())
-        with progress_bar() as bar:
+        with progress_bar() as bar, manifest.batch():
             task = add_task(bar, "Importing OSV-5M", total)
             for image_id, read in images:
                 split = found.pop(image_id, None)  # popped: a second copy is not imported

@@ -6,28 +6,42 @@ licence), and a dataset card with the counts per country, the sources and the li
 (with the authors to credit where a licence asks for it).
 
 The files are written to a local folder first; with ``repo`` they are uploaded with
-huggingface_hub (the user's token: ``token``, ``HF_TOKEN`` or ``hf auth login``)."""
+huggingface_hub (the user's token: ``token``, ``HF_TOKEN`` or ``hf auth login``).
+
+Before any shard is built (hours for tens of GB): with ``repo``, the token, the connection and
+the right to write the repository are checked (the token's owner and role, then the repository
+is created or found); and every image is decoded in full, so that a file no one can read is
+never published: a publish with one refuses and lists them. Only shards this command wrote
+(listed in ``FOLDER/.geoconvnet-publish.json``) are ever replaced in the folder."""
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import tempfile
 from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from ..data.download import RECORD_COLUMNS
+from ..data.images import load_image
 from ..data.layout import split_files
 from ..data.manifest import open_manifest
-from ..utils.errors import ConfigError
-from ..utils.io import write_text
+from ..utils.errors import ConfigError, DataError
+from ..utils.io import write_json, write_text
+from ..utils.progress import add_task, progress_bar
 
 SHARD_IMAGES = 2_000  # about 1 GB of 1600x900 PNG screenshots per shard
+WRITTEN = ".geoconvnet-publish.json"  # the shards this command wrote into a folder
 
 
 def publish(root: str | Path, folder: str | Path, repo: str | None = None,
-            token: str | None = None, private: bool = False) -> dict[str, int]:
+            token: str | None = None, private: bool = False, workers: int | None = None,
+            endpoint: str | None = None) -> dict[str, int]:
     """Write ``root`` as parquet shards and a card into ``folder`` (and upload it to the
-    Hub dataset ``repo``); returns the images per split."""
+    Hub dataset ``repo``); returns the images per split. ``endpoint``: another Hub than
+    huggingface.co (a mirror, or a test server)."""
     try:
         import datasets
     except ImportError:
@@ -35,6 +49,9 @@ def publish(root: str | Path, folder: str | Path, repo: str | None = None,
                           "'geoconvnet[hf]'") from None
     root, folder = Path(root), Path(folder)
     files = split_files(root)
+    api = _check_access(repo, token, private, endpoint) if repo else None
+    old_shards = _our_shards(folder)
+    _refuse_undecodable(root, [f for paths in files.values() for f in paths], workers)
     names = sorted({Path(f).parent.name for paths in files.values() for f in paths})
     records = {r.file: r for r in open_manifest(root, repair=False).records}
     features = datasets.Features({
@@ -43,9 +60,9 @@ def publish(root: str | Path, folder: str | Path, repo: str | None = None,
         **{c: datasets.Value("float64" if c in ("latitude", "longitude", "heading") else
                              "string") for c in RECORD_COLUMNS}})
     (folder / "data").mkdir(parents=True, exist_ok=True)
-    for old in (folder / "data").glob("*.parquet"):  # an earlier publish's shards
-        old.unlink()
-    counts = {}
+    for old in old_shards:  # an earlier publish's shards, and only those
+        old.unlink(missing_ok=True)
+    counts, written = {}, []
     # One shard at a time through an Arrow cache on disk: never a split in memory. A fresh
     # cache each time, or datasets would reuse shards built from files changed since.
     with tempfile.TemporaryDirectory(prefix="geoconvnet-publish-") as cache:
@@ -58,12 +75,92 @@ def publish(root: str | Path, folder: str | Path, repo: str | None = None,
                     # tuples: datasets would take lists for shards to split the work over
                     gen_kwargs={"root": root, "paths": tuple(chunk), "names": tuple(names),
                                 "records": records})
-                shard.to_parquet(folder / "data" / f"{split}-{i:05d}-of-{shards:05d}.parquet")
+                name = f"{split}-{i:05d}-of-{shards:05d}.parquet"
+                written.append(name)
+                write_json(folder / WRITTEN, {"shards": written})  # before: never untracked
+                shard.to_parquet(folder / "data" / name)
             counts[split] = len(paths)
     write_text(folder / "README.md", card(root, files, records))
-    if repo:
-        _upload(folder, repo, token, private)
+    if api is not None:
+        _upload(api, folder, repo)
     return counts
+
+
+def _our_shards(folder: Path) -> list[Path]:
+    """The shards an earlier publish wrote into ``folder``; a parquet file there that it did
+    not write stops the publish (it would sit among the new shards, or be lost)."""
+    listed = set()
+    if (folder / WRITTEN).is_file():
+        try:
+            listed = set(json.loads((folder / WRITTEN).read_text())["shards"])
+        except (ValueError, KeyError, TypeError):
+            raise DataError(f"{folder / WRITTEN}: unreadable; publish into an empty folder") \
+                from None
+    present = {p.name for p in (folder / "data").glob("*.parquet")}
+    foreign = sorted(present - listed)
+    if foreign:
+        raise ConfigError(f"{folder / 'data'} holds parquet files that data publish did not "
+                          f"write ({foreign[0]}{' ...' if len(foreign) > 1 else ''}); give "
+                          "--to-folder an empty or new folder")
+    return [folder / "data" / name for name in sorted(present & listed)]
+
+
+def _decodes(path: str) -> str | None:
+    try:
+        load_image(path)
+    except DataError as exc:
+        return str(exc)
+    return None
+
+
+def _refuse_undecodable(root: Path, paths: list[str], workers: int | None) -> None:
+    """Decode every image in full (in parallel); a DataError lists those that fail."""
+    bad = []
+    with progress_bar() as bar, ProcessPoolExecutor(workers or os.cpu_count()) as pool:
+        task = add_task(bar, "Checking images", len(paths))
+        for path, problem in zip(paths, pool.map(_decodes, paths, chunksize=16)):
+            if problem:
+                bad.append(Path(path).relative_to(root).as_posix())
+            bar.advance(task)
+    if bad:
+        raise DataError(f"{len(bad)} image(s) in {root} do not decode ({', '.join(bad[:3])}"
+                        f"{' ...' if len(bad) > 3 else ''}); nothing was published. Move them "
+                        f"aside with `geoconvnet data filter {root} --move-rejects DIR`")
+
+
+def _check_access(repo: str, token: str | None, private: bool, endpoint: str | None):
+    """The Hub API for ``repo`` once the token, the connection and the right to write
+    there are known to be good: checked before any shard is built."""
+    from huggingface_hub import HfApi  # lazy: only an upload needs it
+
+    if repo.count("/") != 1 or not all(repo.split("/")):
+        raise ConfigError(f"--repo {repo!r}: expected USER/NAME or ORG/NAME")
+    api = HfApi(endpoint=endpoint, token=token)
+    try:
+        me = api.whoami()
+    except Exception as exc:  # no token, a refused one, no connection: many types
+        raise ConfigError(f"the Hugging Face Hub did not accept the token or could not be "
+                          f"reached ({_hub_problem(exc)}); pass --token, set HF_TOKEN or run "
+                          "`hf auth login`, and check the connection") from None
+    role = ((me.get("auth") or {}).get("accessToken") or {}).get("role")
+    owners = {me.get("name")} | {org.get("name") for org in me.get("orgs") or []}
+    if role == "read" or repo.split("/")[0] not in owners:
+        why = "a read-only token" if role == "read" else \
+            f"the token is {me.get('name')!r}'s, who may not write to {repo.split('/')[0]!r}"
+        raise ConfigError(f"cannot publish to {repo}: {why}; use a token with write access")
+    try:
+        api.create_repo(repo, repo_type="dataset", private=private, exist_ok=True)
+    except Exception as exc:  # hub and network errors come in many types
+        raise ConfigError(f"cannot create or open the Hub dataset {repo} "
+                          f"({_hub_problem(exc)}); check the name and your rights there") \
+            from None
+    return api
+
+
+def _hub_problem(exc: Exception) -> str:
+    response = getattr(exc, "response", None)
+    status = f"HTTP {response.status_code}" if response is not None else type(exc).__name__
+    return status
 
 
 def _rows(root: Path, paths: tuple[str, ...], names: tuple[str, ...], records: dict):
@@ -116,15 +213,12 @@ def card(root: Path, files: dict[str, list[str]], records: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _upload(folder: Path, repo: str, token: str | None, private: bool) -> None:
-    from huggingface_hub import HfApi  # lazy: only an upload needs it
-
-    api = HfApi(token=token)
+def _upload(api, folder: Path, repo: str) -> None:
     try:
-        api.create_repo(repo, repo_type="dataset", private=private, exist_ok=True)
         api.upload_folder(folder_path=str(folder), repo_id=repo, repo_type="dataset",
+                          allow_patterns=["README.md", "data/*.parquet"],
                           delete_patterns=["data/*.parquet"])  # no stale shards
     except Exception as exc:  # hub and network errors come in many types
         raise ConfigError(f"could not upload to the Hub dataset {repo} "
-                          f"({type(exc).__name__}); check the token (HF_TOKEN or `hf auth "
-                          "login`), the repository name and the connection") from None
+                          f"({_hub_problem(exc)}); run the command again to retry (with "
+                          "--to-folder DIR the shards are kept there)") from None

@@ -31,12 +31,44 @@ def image_files(folder: str | Path) -> list[str]:
 
 def split_files(root: str | Path) -> dict[str, list[str]]:
     """{split: image files} for the split folders ``root`` has; a DataError when there are
-    no images at all (what every curation command reads first)."""
+    no images at all (what every curation command reads first), with a hint when ``root``
+    is missing or holds a folder per country instead of the layout."""
     root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"{root}: folder not found" if not root.exists() else
+                        f"{root}: a file, not a dataset folder")
     files = {s: image_files(root / s) for s in SPLITS if (root / s).is_dir()}
     if not any(files.values()):
-        raise DataError(f"{root}: no images under train/ or test/")
+        hint = ""
+        if not files and any(image_files(p) for p in root.iterdir() if p.is_dir()):
+            hint = (f"; it looks like a folder per country: bring it into the layout with "
+                    f"`geoconvnet data import folders {root} --out NEW_ROOT`")
+        raise DataError(f"{root}: no images under train/ or test/{hint}")
     return files
+
+
+def created_folders(path: Path, stop: Path) -> list[Path]:
+    """The folders between ``stop`` (excluded) and ``path`` (included) that do not exist
+    yet, deepest first: what a ``mkdir(parents=True)`` of ``path`` would create."""
+    missing = []
+    for folder in (path, *path.parents):
+        if folder == stop or folder.exists():
+            break
+        missing.append(folder)
+    return missing
+
+
+def remove_empty(folders) -> list[Path]:
+    """Remove those of ``folders`` that are empty, deepest first (folders a command made
+    and no longer needs); returns the ones removed."""
+    removed = []
+    for folder in sorted(set(map(Path, folders)), key=lambda f: len(f.parts), reverse=True):
+        try:
+            folder.rmdir()  # only ever succeeds on an empty folder
+        except OSError:
+            continue
+        removed.append(folder)
+    return removed
 
 
 def find_classes(split_dir: Path) -> list[str]:

@@ -18,6 +18,7 @@ file outside the layout is a one-line :class:`DataError` naming the line.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import fcntl
 import json
@@ -76,6 +77,8 @@ class Manifest:
         self.records: list[Record] = []
         self._folders: dict[tuple, list[Record]] = defaultdict(list)
         self._ids: dict[str, set[str]] = defaultdict(set)
+        self._pending: list[str] = []  # lines not yet on disk (see batch)
+        self._batch_size = 1
         for record in records:
             self._index(record, (root / record.file).exists())
 
@@ -108,13 +111,33 @@ class Manifest:
         return f"{source}-{n:05d}"
 
     def append(self, record: Record) -> None:
-        line = json.dumps(asdict(record), ensure_ascii=False) + "\n"
-        with open(self.path, "a", encoding="utf-8") as f:
-            f.write(line)
-            f.flush()
-            os.fsync(f.fileno())
+        """Add a record, on disk before this returns (inside :meth:`batch`: by its end)."""
+        self._pending.append(json.dumps(asdict(record), ensure_ascii=False) + "\n")
         self.all_records.append(record)
         self._index(record)
+        if len(self._pending) >= self._batch_size:
+            self._flush()
+
+    @contextlib.contextmanager
+    def batch(self, size: int = 1000):
+        """Records appended inside are written and synced ``size`` at a time (an import of
+        millions would spend most of its time in fsync otherwise). For writers whose files
+        can be recognised again without their record (an import's hard links)."""
+        self._batch_size = size
+        try:
+            yield self
+        finally:
+            self._batch_size = 1
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write("".join(self._pending))
+            f.flush()
+            os.fsync(f.fileno())
+        self._pending = []
 
     def save(self, record: Record, data: bytes) -> None:
         """Write an image and its record so that a kill at any point leaves either nothing

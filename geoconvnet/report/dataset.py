@@ -1,13 +1,20 @@
 """``data stats``: what a dataset root holds, from its files alone: images per country and
 split, sizes, formats, sources (the manifest), duplicates and leakage (``data dedup``'s
 report), rejects (``data filter``'s), and where the images were taken when known. A table
-for the terminal, and ``ROOT/stats/stats.html`` with the bar chart and the map."""
+for the terminal, and ``ROOT/stats/stats.html`` with the bar chart and the map.
+
+The reports of ``dedup`` and ``filter`` are findings of a moment: each comes with the time
+it was made, and is marked stale when the data changed since (a split folder or an image
+newer than the report, or a file it names gone), so a count is never shown as current when
+it is not."""
 
 from __future__ import annotations
 
 import base64
 from collections import Counter
+import os
 from dataclasses import dataclass, field
+from datetime import datetime
 from importlib import resources
 from pathlib import Path
 
@@ -23,6 +30,20 @@ from . import plots
 
 
 @dataclass
+class Finding:
+    """When a report was made, and whether the data changed since."""
+
+    made: datetime
+    stale: str = ""  # why it no longer describes the data ("" while it does)
+
+    def describe(self, command: str, root: Path) -> str:
+        when = f"as of {self.made:%Y-%m-%d %H:%M}"
+        if not self.stale:
+            return when
+        return f"{when}; STALE: {self.stale} (run `geoconvnet data {command} {root}` again)"
+
+
+@dataclass
 class DatasetStats:
     root: Path
     counts: dict[str, dict[str, int]]  # country -> split -> images
@@ -34,6 +55,7 @@ class DatasetStats:
     duplicate_groups: int | None = None  # None: `data dedup` has not run
     leakage_groups: int | None = None
     rejected: int | None = None  # None: `data filter` has not run
+    findings: dict[str, "Finding"] = field(default_factory=dict)  # "dedup", "filter"
     page: Path | None = None
 
     @property
@@ -61,15 +83,38 @@ def dataset_stats(root: str | Path, page: bool = True) -> DatasetStats:
         stats.sources.update(r.source for r in records)
         stats.licences.update(r.licence for r in records if r.licence)
         stats.places = [(r.lat, r.lon) for r in records if r.lat is not None]
+    newest = _newest_change(root, files)
     if (root / DEDUP_REPORT).is_file():
         rows = read_csv(root / DEDUP_REPORT)
         stats.duplicate_groups = len({r["group"] for r in rows})
-        stats.leakage_groups = len({r["group"] for r in rows if r["leakage"] == "True"})
+        stats.leakage_groups = len({r["group"] for r in rows
+                                    if str(r.get("leakage")).lower() == "true"})
+        stats.findings["dedup"] = _finding(root, root / DEDUP_REPORT, rows, newest)
     if (root / FILTER_REPORT).is_file():
-        stats.rejected = len(read_csv(root / FILTER_REPORT))
+        rows = read_csv(root / FILTER_REPORT)
+        stats.rejected = len(rows)
+        stats.findings["filter"] = _finding(root, root / FILTER_REPORT, [], newest)
     if page:
         stats.page = write_page(stats, root / "stats")
     return stats
+
+
+def _newest_change(root: Path, files: dict[str, list[str]]) -> int:
+    """The latest modification time (ns) of the split and country folders (a file added,
+    moved or removed) and of the images (a file changed in place)."""
+    folders = [root / s for s in files] + [p for s in files for p in (root / s).iterdir()
+                                           if p.is_dir()]
+    times = [os.stat(p).st_mtime_ns for p in folders]
+    times += [os.stat(f).st_mtime_ns for paths in files.values() for f in paths]
+    return max(times, default=0)
+
+
+def _finding(root: Path, report: Path, rows: list[dict], newest: int) -> Finding:
+    made = os.stat(report).st_mtime_ns
+    gone = [r["file"] for r in rows if r.get("file") and not (root / r["file"]).exists()]
+    stale = (f"{len(gone)} file(s) it names are gone, e.g. {gone[0]}" if gone else
+             "the images changed since" if newest > made else "")
+    return Finding(datetime.fromtimestamp(made / 1e9), stale)
 
 
 def write_page(stats: DatasetStats, out: Path) -> Path:

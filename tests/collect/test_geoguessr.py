@@ -53,7 +53,7 @@ def _options(site, tmp_path, **extra):
 
 def _png(image: Image.Image) -> bytes:
     buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
+    image.save(buffer, format="PNG", compress_level=1)
     return buffer.getvalue()
 
 
@@ -150,6 +150,7 @@ def test_rounds_carry_their_place_bad_views_are_retried_or_skipped_and_repeats_s
     _check_views(tmp_path / "gg", manifest.records)
 
 
+@pytest.mark.slow
 def test_a_site_down_at_first_and_a_late_start_button_are_waited_through(make_site, tmp_path):
     # two 503s, then a map page that draws its start button late; no game JSON
     site = make_site(hang_game=0, down_first=2, start_delay_ms=800, api=False)
@@ -165,7 +166,7 @@ def test_a_site_down_at_first_and_a_late_start_button_are_waited_through(make_si
 
 def test_without_a_log_in_the_source_says_so_even_when_the_wall_comes_late(make_site,
                                                                             tmp_path):
-    site = make_site(sign_in_delay_ms=800)
+    site = make_site(sign_in_delay_ms=500)
     options = _options(site, tmp_path)
     del options["storage_state"]
     with pytest.raises(CollectError, match="asks to sign in; pass --storage-state"):
@@ -173,12 +174,14 @@ def test_without_a_log_in_the_source_says_so_even_when_the_wall_comes_late(make_
     assert site.navigations == 1  # said at once, not after reloads
 
 
+@pytest.mark.slow
 def test_a_site_that_stays_down_is_one_line(make_site, tmp_path, capsys):
     with socket.socket() as probe:  # a port nothing listens on: connection refused
         probe.bind(("127.0.0.1", 0))
         refused = f"http://127.0.0.1:{probe.getsockname()[1]}"
     failing = make_site(down_first=10**6)
-    for url, problem in ((refused, "ERR_CONNECTION_REFUSED"), (failing.url, "HTTP 503")):
+
+    def error_line(url):
         code = main(["collect", "geoguessr", "--out", str(tmp_path / "gg"), "--countries",
                      "Peru", "--per-country", "1", "--site-url", url, "--backoff", "0.05",
                      "--browser", failing.browser,
@@ -186,10 +189,18 @@ def test_a_site_that_stays_down_is_one_line(make_site, tmp_path, capsys):
         err = capsys.readouterr().err  # the progress bar's line, then the error's
         errors = [line for line in err.splitlines() if line.startswith("error:")]
         assert code == 2 and "Traceback" not in err and len(errors) == 1, err
-        assert errors[0].startswith(f"error: geoguessr: could not open {url}/maps/peru/play "
-                                    "after 3 retries"), err
-        assert problem in errors[0] and "--site-url" in errors[0]
+        return errors[0]
+
+    for url, problem in ((refused, "ERR_CONNECTION_REFUSED"), (failing.url, "HTTP 503")):
+        error = error_line(url)
+        assert error.startswith(f"error: geoguessr: could not open {url}/maps/peru/play "
+                                "after 3 retries"), error
+        assert problem in error and "--site-url" in error
     assert failing.navigations == 4  # the first try and 3 retries
+    # a map the site does not have: said at once, no retries
+    error = error_line(f"{failing.url}/nowhere")
+    assert "/nowhere/maps/peru/play answered HTTP 404" in error and "--site-url" in error
+    assert failing.requests["/nowhere/maps/peru/play"] == 1
 
 
 @pytest.mark.slow

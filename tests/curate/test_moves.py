@@ -20,3 +20,35 @@ def test_moves_never_overwrite_and_undo_works_from_anywhere(tmp_path, monkeypatc
     restored, problems = undo(tmp_path / "aside")  # the record was kept for another try
     assert restored == 1 and len(problems) == 1
     assert (root / "train" / "A" / "0.png").read_bytes() in (b"first", b"second")
+
+
+def test_a_move_folder_inside_a_split_or_the_root_is_refused(tmp_path):
+    import pytest
+
+    from geoconvnet.utils.errors import ConfigError
+
+    root = tmp_path / "root"
+    (root / "train" / "A").mkdir(parents=True)
+    (root / "train" / "A" / "0.png").write_bytes(b"x")
+    for inside in (root / "train" / "Rejects", root / "test" / "moved", root / "train", root):
+        with pytest.raises(ConfigError, match="inside the dataset root"):
+            move_files(root, ["train/A/0.png"], inside)
+    assert (root / "train" / "A" / "0.png").is_file()
+    assert sorted(p.name for p in (root / "train").iterdir()) == ["A"]  # no class "Rejects"
+
+
+def test_undo_removes_the_folders_the_move_created_and_nothing_else(tmp_path):
+    root = tmp_path / "root"
+    for name in ("train/A/0.png", "test/B/1.png"):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(name.encode())
+    move_files(root, ["train/A/0.png", "test/B/1.png"], tmp_path / "new" / "aside")
+    assert undo(tmp_path / "new" / "aside") == (2, [])
+    assert not (tmp_path / "new").exists()  # the move made it, the undo took it away
+    mine = tmp_path / "mine"
+    (mine / "keep").mkdir(parents=True)
+    (mine / "notes.txt").write_text("the user's")
+    move_files(root, ["train/A/0.png"], mine)
+    assert undo(mine) == (1, [])
+    assert sorted(p.name for p in mine.iterdir()) == ["keep", "moves.csv.undone", "notes.txt"]
+    assert (root / "train" / "A" / "0.png").read_bytes() == b"train/A/0.png"

@@ -32,3 +32,26 @@ def test_stats_count_sources_duplicates_and_places(tmp_path, capsys):
     assert main(["data", "stats", str(root), "--no-page"]) == 0
     out = capsys.readouterr().out
     assert "10 images, 2 countries" in out and "leakage" in out
+
+
+def test_findings_carry_their_time_and_are_never_shown_stale_as_current(tmp_path, capsys):
+    from geoconvnet.curate import split
+
+    root = synth(tmp_path / "d", classes=2, per_class=10, test_per_class=2, size=(320, 180),
+                 workers=1)
+    country = sorted(p.name for p in (root / "train").iterdir())[0]
+    (root / "test" / country / "copy.png").write_bytes((root / "train" / country / "0.png")
+                                                       .read_bytes())
+    find_duplicates(root, workers=1)
+    fresh = dataset_stats(root, page=False)
+    assert fresh.leakage_groups == 1 and not fresh.findings["dedup"].stale
+    split.split(root, 0.25, seed=0)  # removes the leakage, moving files
+    after = dataset_stats(root, page=False)
+    assert after.leakage_groups == 0 and not after.findings["dedup"].stale
+    (root / "train" / country / "0.png").rename(tmp_path / "elsewhere.png")
+    stale = dataset_stats(root)
+    assert stale.findings["dedup"].stale
+    assert main(["data", "stats", str(root), "--no-page"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "STALE" in out and "run `geoconvnet data dedup" in out
+    assert "STALE" in stale.page.read_text()
