@@ -34,9 +34,10 @@ import numpy as np
 from _common import record
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
-from geoconvnet.curate.filter import check_image, filter_root, frame_problem
+from geoconvnet.curate.filter import check_image, filter_root, frame_problem, measure_frame
 from geoconvnet.data.images import load_image
 from geoconvnet.data.synth import class_styles, draw_scene
+from geoconvnet.utils.progress import add_task, progress_bar
 
 SIZE = (1600, 900)
 STYLES = class_styles(12, 0)
@@ -164,8 +165,8 @@ EXPECTED = {"blurred": {"blurred"}, "loading": {"loading screen", "near-uniform"
             "half-loaded": {"half-loaded"}, "black": {"mostly black", "black frame"}}
 
 
-def make(job) -> tuple[str, str, str | None]:
-    """Draw one frame of a kind and check it: (row, group, reason)."""
+def make(job) -> tuple[str, str, str | None, dict]:
+    """Draw one frame of a kind and check it: (row, group, reason, measures)."""
     row, group, seed, params = job
     rng = np.random.default_rng(seed)
     if row.startswith("clean"):
@@ -185,7 +186,8 @@ def make(job) -> tuple[str, str, str | None]:
     else:
         image = interface(Image.new("RGB", SIZE, (int(rng.integers(0, 6)),) * 3), rng,
                           big_map=rng.random() < 0.3)
-    return row, group, frame_problem(image)
+    measures = measure_frame(image)
+    return row, group, frame_problem(image), {k: getattr(measures, k) for k in MEASURES}
 
 
 def jobs(clean: int, per_kind: int) -> list[tuple]:
@@ -211,18 +213,30 @@ def jobs(clean: int, per_kind: int) -> list[tuple]:
     return out
 
 
+MEASURES = {"soft_edges": "soft edges", "content": "content extent",
+            "textured": "textured tiles", "flat": "one flat colour", "near_black": "near-black"}
+
+
+def span(values: list) -> str:
+    values = [v for v in values if v is not None]
+    return f"{min(values):.2f}-{max(values):.2f}" if values else "-"
+
+
 def quality(clean: int, per_kind: int, workers: int) -> tuple[list[str], dict]:
     results: dict[str, list] = {}
+    measured: dict[str, list] = {}
     groups: dict[str, str] = {}
     todo = jobs(clean, per_kind)
-    started = time.perf_counter()
-    with ProcessPoolExecutor(workers) as pool:
-        for i, (row, group, reason) in enumerate(pool.map(make, todo, chunksize=4)):
+    with progress_bar() as bar, ProcessPoolExecutor(workers) as pool:
+        task = add_task(bar, "Drawing and checking frames", len(todo))
+        for row, group, reason, m in pool.map(make, todo, chunksize=4):
             results.setdefault(row, []).append(reason)
+            measured.setdefault(row, []).append(m)
             groups[row] = group
-            if i % 200 == 199:
-                print(f"{i + 1}/{len(todo)} frames ({time.perf_counter() - started:.0f} s)")
-    table = ["| frames | n | rejected | named as expected | reasons |", "|---|---:|---:|---:|---|"]
+            bar.advance(task)
+    table = ["| frames | n | rejected | named as expected | reasons | "
+             + " | ".join(MEASURES.values()) + " |",
+             "|---|---:|---:|---:|---|" + "---|" * len(MEASURES)]
     totals = Counter()
     for row, reasons in results.items():
         names = Counter((r or "kept").split(" (")[0] for r in reasons)
@@ -234,7 +248,8 @@ def quality(clean: int, per_kind: int, workers: int) -> tuple[list[str], dict]:
         totals[f"{group} rejected"] += rejected
         table.append(f"| {row} | {len(reasons)} | {rejected / len(reasons):.1%} | "
                      f"{'-' if named is None else f'{named:.1%}'} | "
-                     f"{', '.join(f'{k} {v}' for k, v in names.most_common())} |")
+                     f"{', '.join(f'{k} {v}' for k, v in names.most_common())} | "
+                     + " | ".join(span([m[k] for m in measured[row]]) for k in MEASURES) + " |")
     return table, totals
 
 

@@ -468,6 +468,8 @@ def data_filter(args) -> int:
     # Flags first: a mistake should not surface after training a model.
     screen.check_threshold(args.threshold, learned=bool(args.model or args.train_from))
     min_size = screen.parse_min_size(args.min_size) if args.min_size else None
+    if args.root and args.move_rejects:
+        moves.check_move_dir(Path(args.root).resolve(), Path(args.move_rejects).resolve())
     model = args.model
     if args.train_from:
         model = screen.train_filter(args.train_from, args.runs_dir, weights=args.weights,

@@ -5,48 +5,49 @@ Built-in checks, no model needed, in this order (the first that fails names the 
 - unreadable; smaller than ``min_size`` (320x180);
 - on a 160x90 grey copy: black (mean brightness under 16 of 255); near-uniform (standard
   deviation under 4);
-- **mostly black**: at least half of the pixels near-black (<= 12 of 255), as when the
-  panorama is not drawn but the game's interface (status bar, compass, guess map, buttons)
-  is, so the mean brightness stays well above 16 (22-68 measured);
-- **blurred**: edges are compared at two scales. At full resolution every 4x4 block keeps
-  its largest step between neighbouring pixels; on a 4x smaller copy (block means) the
-  strongest edges are found (steps >= half the 99.5th percentile, at least 8 levels). A
-  sharp edge makes its whole step between two neighbouring pixels, so the fine step is as
-  large as the coarse one or larger (ratio 1-2); a blurred edge spreads over several pixels
-  and its fine step is a fraction of the coarse one. The median ratio over the strongest
-  edges is the edge sharpness; under 0.6 is blurred. It does not depend on noise or flat
-  areas: only the strongest edges count;
-- **loading screen**: its content (a logo, a spinner, a line of text) is confined to a small
-  part of a smooth background. Content = pixels of the 160x90 copy whose Laplacian is >= 6
-  levels; its extent = (share of rows with content) x (share of columns with content). With
-  an extent under 0.25 *and* under 30% of the 16x16 tiles textured (any step > 2 between
-  neighbours; a loading screen's flat or gradient background has none) the frame is a
-  loading screen. A street scene has a horizon across every column and a road or ground
-  over the lower rows (extent >= 0.53), and texture nearly everywhere;
-- **half-loaded**: at least 20% of the frame is one perfectly flat colour: 16x16 tiles with
-  no step over 2 levels between neighbours whose means are within 2 levels of one value
-  (connected or not, so scattered missing tiles count too). Camera images always carry
-  noise, so such areas are the grey (or black) of tiles that have not arrived; clipped
-  white (>= 250, an overexposed sky) is not counted;
+- **mostly black**: half of the 160x90 copy or more near-black (<= 12 of 255), as when the
+  panorama is not drawn but the game's interface (status bar, guess map, buttons) is: the
+  interface lifts the mean brightness above the black-frame check's 16;
+- **blurred**: edges compared at two scales. A 4x smaller copy (block means) finds the
+  edges (a step of 10 levels between neighbouring blocks, or half the 99.5th percentile
+  step in a very blurred frame); at full resolution each keeps the largest step between
+  neighbouring pixels around it. A sharp edge makes its whole change between two pixels,
+  so that step is as large as the coarse one or larger; a blurred edge spreads over several
+  pixels and its steps are a fraction of it. An edge under 0.6 of its coarse step is soft;
+  a frame with 20% soft edges or more is blurred. Counting edges rather than averaging
+  keeps a sharp interface drawn over a blurred panorama from hiding the blur, and noise or
+  flat areas do not enter: only edges count;
+- **loading screen**: content (a logo, a spinner, a line of text) confined to a small part
+  of a smooth background. Content = pixels of the 160x90 copy with a Laplacian of 6 levels
+  or more; its extent = (share of rows with content) x (share of columns with content).
+  An extent under 0.25 with under 15% of the 16x16 tiles textured (a step over 2 levels
+  between neighbours; a flat or gradient background has none) is a loading screen. A
+  street scene has a horizon across every column and ground over the lower rows;
+- **half-loaded**: 20% of the frame or more one perfectly flat colour: 16x16 tiles with no
+  step over 2 levels between neighbours, their means within 2 levels of one value
+  (connected or not, so that scattered missing tiles count), while at least half of the
+  rest of the frame is textured. A camera always adds noise, so such areas are tiles that
+  have not arrived; clipped white (>= 250, an overexposed sky) does not count, and a frame
+  smooth nearly everywhere (a drawing) is not called half-loaded;
 - very low detail (mean absolute difference between neighbouring pixels of the 160x90 copy
   under 0.5).
 
-How the thresholds were measured (2026-11-29, ``benchmarks/filter_quality.py`` and 16-40
-images per kind at 1600x900): edge sharpness of drawn scenes (``data synth``, normal and
-spread) 1.23-2.06; of three real photos (matplotlib's and scikit-learn's sample JPEGs, at
-their size) 1.13-1.93, 0.88-1.36 after a 1.2x bilinear resample (a renderer's softening),
-0.67-1.00 after a 2.5x bicubic upscale; of drawn scenes blurred with a Gaussian of radius 1:
-0.60-0.82, 1.5: 0.46-0.52, 2: 0.41-0.44, 3-20: 0.31-0.39; of the photos blurred with radius
-2: 0.42-0.45. Content extent: drawn scenes 0.57-0.78, photos 0.71-1.00, loading screens
-(logo, spinner, text; flat or gradient background) 0.00-0.12. One-colour share: drawn scenes
-and photos 0.00, the top or bottom quarter grey 0.23-0.25, half 0.48-0.50, a quarter of the
-256-pixel tiles grey 0.22-0.30. Near-black share: photos 0.02-0.11, a black panorama under a
-GeoGuessr-like interface 0.62-0.85. Scenes drawn *without* the grain ``data synth`` adds
-(paint-flat terrain and road) have a one-colour share of 0.12-0.30, as a half-loaded frame:
-they are not what a camera gives.
+Images 3200 pixels wide or more are first reduced by a whole factor to about 1600, so blur
+is judged at the scale of a 1600x900 screenshot.
 
-The checks cost about 10 ms per 1600x900 image beyond decoding it (one grey copy at full
-resolution, a 4x smaller one and a 160x90 one; OpenCV's morphology for the steps).
+Measured 2026-11-29 with ``benchmarks/filter_quality.py`` (1600x900; every range per kind
+is in benchmarks/RESULTS.md). Share of soft edges: 500 ``data synth`` scenes (normal and
+spread) 0.00; real photos (16:9 crops of matplotlib's and scikit-learn's sample JPEGs,
+resampled 1.0-1.3x as a renderer would, half saved again as JPEG) 0.00-0.10; scenes blurred
+with a Gaussian of radius 1: 0.21-0.38, 2: 0.55-0.73, 3-8: 0.65-1.00, radius 3 under a
+sharp interface 0.21-0.50; photos at radius 2: 0.52-0.57. Content extent: scenes
+0.47-0.78, photos 0.53-1.00, loading screens (badge, name, spinner, text; flat or gradient
+background) 0.00-0.14. One flat colour: scenes 0.00, scenes under an interface 0.03-0.04,
+photos 0.00-0.07; the top or bottom quarter grey 0.23-0.25, half 0.48-0.50, a quarter of
+the 256-pixel tiles grey 0.18-0.27 (2 of 13 kept). Near-black share: photos 0.01-0.08, a
+black panorama under the interface 0.62-0.85. The checks take 6.0 ms per decoded 1600x900
+image (the 160x90-only checks before them 4.5 ms); decoding the PNG takes 42 ms (2 cores,
+load average 2.9).
 
 The learned check is the reference's idea: a "valid screenshot" classifier trained with
 geoconvnet's own ``train`` on a two-class root the user fills (``train/valid/``,

@@ -52,3 +52,17 @@ def test_undo_removes_the_folders_the_move_created_and_nothing_else(tmp_path):
     assert undo(mine) == (1, [])
     assert sorted(p.name for p in mine.iterdir()) == ["keep", "moves.csv.undone", "notes.txt"]
     assert (root / "train" / "A" / "0.png").read_bytes() == b"train/A/0.png"
+
+
+def test_filter_refuses_a_move_folder_inside_a_split_before_any_work(tmp_path, capsys):
+    from geoconvnet.cli import main
+
+    root = tmp_path / "root"
+    (root / "train" / "A").mkdir(parents=True)
+    (root / "train" / "A" / "0.png").write_bytes(b"not an image: a reject")
+    assert main(["data", "filter", str(root), "--move-rejects", str(root / "train" /
+                                                                     "Rejects")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "inside the dataset root" in err
+    assert not (root / "filter-report.csv").exists()  # refused before the checks ran
+    assert sorted(p.name for p in (root / "train").iterdir()) == ["A"]
