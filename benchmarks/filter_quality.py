@@ -13,7 +13,8 @@ Bad frames (1600x900, drawn here):
 
 Clean frames: ``data synth`` scenes (normal and ``spread``), the same with the interface on
 top, and real photos (matplotlib's and scikit-learn's sample JPEGs: random 16:9 crops,
-resampled 1.0-1.3x as a renderer would, some saved again as JPEG).
+resampled 1.0-1.3x as a renderer would, some saved again as JPEG), also with a smooth
+overcast sky painted over their top quarter to half (a gradient of 2-15 levels).
 
     python benchmarks/filter_quality.py [--clean 500] [--per-kind 40] [--speed 40]
 """
@@ -149,6 +150,19 @@ def photo_variant(photo: Image.Image, rng: np.random.Generator) -> Image.Image:
     return jpeg(crop, int(rng.integers(75, 96))) if rng.random() < 0.5 else crop
 
 
+def overcast(image: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """The top 25-45% of ``image`` replaced by a smooth grey sky: a gradient of 2-15 levels,
+    noiseless or with a little noise, half of them saved as JPEG (an overcast day)."""
+    pixels = np.asarray(image, dtype=float).copy()
+    rows = int(pixels.shape[0] * rng.uniform(0.25, 0.45))
+    top = rng.uniform(170, 230)
+    sky = top + np.linspace(0, rng.integers(2, 16), rows)[:, None, None]
+    noise = rng.choice([0.0, 0.5, 1.0])
+    pixels[:rows] = sky + (rng.normal(0, noise, (rows, pixels.shape[1], 1)) if noise else 0)
+    sky_image = Image.fromarray(np.clip(pixels, 0, 255).round().astype(np.uint8))
+    return jpeg(sky_image, int(rng.integers(80, 96))) if rng.random() < 0.5 else sky_image
+
+
 @functools.lru_cache(maxsize=1)
 def photos() -> list[Image.Image]:
     from matplotlib import cbook
@@ -174,6 +188,7 @@ def make(job) -> tuple[str, str, str | None, dict]:
         image = interface(image, rng) if "interface" in row else image
     elif row.startswith("real photo"):
         image = photo_variant(photos()[seed % 3], rng)
+        image = overcast(image, rng) if "overcast" in row else image
         image = image.filter(ImageFilter.GaussianBlur(params)) if params else image
     elif row.startswith("blurred"):
         image = scene(seed, spread=seed % 2 == 1).filter(ImageFilter.GaussianBlur(params))
@@ -194,7 +209,8 @@ def jobs(clean: int, per_kind: int) -> list[tuple]:
     plan = [("clean (synth)", "clean", None, clean // 2),
             ("clean (synth, spread)", "clean", None, clean - clean // 2),
             ("clean + interface", "clean", None, per_kind),
-            ("real photo (crop, 1.0-1.3x)", "clean", 0, per_kind)]
+            ("real photo (crop, 1.0-1.3x)", "clean", 0, per_kind),
+            ("real photo, overcast sky", "clean", 0, per_kind)]
     plan += [(f"blurred r={r}", "blurred", r, per_kind) for r in (1, 2, 3, 5, 8)]
     plan += [("blurred r=3 + interface", "blurred", 3, per_kind),
              ("real photo blurred r=2", "blurred", 2, per_kind // 2),

@@ -240,14 +240,16 @@ def build_parser() -> argparse.ArgumentParser:
     dd = data.add_parser("dedup", help="exact and near duplicates, and train/test leakage "
                          "(by content, or by place where the manifest knows it)")
     dd.add_argument("root")
-    dd.add_argument("--max-distance", type=int, help="perceptual-hash bits two images may "
-                    "differ by and still count as copies (default 5, measured: see curate/dedup.py)")
+    dd.add_argument("--max-distance", type=int, help="perceptual-hash bits within which two "
+                    "images are compared pixel by pixel (default 6, 0-16; see docs/dedup.md)")
     dd.add_argument("--spot-m", type=float, help="images taken this close (metres) are the "
                     "same spot (default 50; 0: off)")
-    dd.add_argument("--move", help="move all but one image of each group here (train kept); "
-                    "nothing moves without it")
+    dd.add_argument("--move", help="move every copy but the best (largest, sharpest; train "
+                    "when equal) here; label conflicts stay; nothing moves without it")
     dd.add_argument("--undo", metavar="DIR", help="put back what an earlier --move DIR moved")
-    dd.add_argument("--workers", type=int, help="hashing processes (default: all cores)")
+    dd.add_argument("--cache", metavar="DIR", help="decode the training cache made by `data "
+                    "prepare ROOT --out DIR` where it is up to date (several times faster)")
+    dd.add_argument("--workers", type=int, help="processes (default: all cores)")
     fl = data.add_parser("filter", help="report (and move aside) bad screenshots: unreadable, "
                          "too small, black, uniform, blurred, loading screens, half-loaded, "
                          "or a learned filter")
@@ -395,6 +397,8 @@ def _table(title: str, columns: list[str], rows: list[list], right_from: int = 1
 
 
 def cmd_data(args) -> int:
+    if getattr(args, "workers", None) is not None and args.workers < 1:
+        raise GeoconvnetError(f"--workers must be at least 1, got {args.workers}")
     return {"synth": data_synth, "prepare": data_prepare, "verify": data_verify,
             "download": data_download, "scan": data_scan,
             "dedup": data_dedup, "split": data_split,
@@ -437,25 +441,34 @@ def data_dedup(args) -> int:
     if args.undo:
         return _print_undo(moves.undo(args.undo), args.undo)
     options = {k: v for k, v in (("max_distance", args.max_distance), ("spot_m", args.spot_m),
-                                 ("workers", args.workers)) if v is not None}
+                                 ("workers", args.workers), ("cache", args.cache))
+               if v is not None}
     result = dedup.find_duplicates(args.root, **options)
     console.print(_table(f"Duplicates in {result.root} ({result.images} images)",
                          ["measure", "count"],
                          [["groups of exact copies", result.count("exact")],
                           ["groups of near copies", result.count("near")],
                           ["groups taken at the same spot", result.count("spot")],
-                          ["copies beyond the first of each group (--move takes these)",
+                          ["copies beyond the best of each group (--move takes these)",
                            result.extra_copies],
                           ["groups in both train and test (leakage)", len(result.leakage)],
+                          ["label conflicts (one image under two countries)",
+                           len(result.conflicts)],
                           ["unreadable images (no perceptual hash)", len(result.unreadable)]]))
     for group in result.leakage[:10]:
         console.print(f"leakage ({'+'.join(sorted(group.links))}): {', '.join(group.files)}",
                       markup=False)
+    for group in result.conflicts[:10]:
+        console.print(f"label conflict ({' vs '.join(sorted(group.countries))}): "
+                      f"{', '.join(group.files)}", markup=False)
     console.print(f"Every group: {result.root / dedup.REPORT}")
     if args.move:
         moved = dedup.move_duplicates(result, args.move)
         console.print(f"{moved} image(s) moved to {args.move}; put them back with "
                       f"`geoconvnet data dedup {args.root} --undo {args.move}`")
+        if result.conflicts:
+            console.print(f"{len(result.conflicts)} label conflict(s) not moved: decide which "
+                          "country is right, then move or delete the wrong copy yourself")
     return 0
 
 
@@ -488,6 +501,7 @@ def data_filter(args) -> int:
     console.print(f"Every rejected file and why: {Path(args.root) / screen.REPORT}")
     if args.move_rejects and rejected:
         moved = moves.move_files(Path(args.root), [r.file for r in rejected], args.move_rejects)
+        (Path(args.root) / screen.REPORT).touch()  # it describes the data after its moves
         console.print(f"{moved} image(s) moved to {args.move_rejects}; put them back with "
                       f"`geoconvnet data filter --undo {args.move_rejects}`")
     return 0
@@ -548,6 +562,9 @@ def data_import(args) -> int:
     if not args.src:
         raise GeoconvnetError(f"data import {args.kind} needs SRC, the folder to import from")
     run = importers.import_folders if args.kind == "folders" else importers.import_osv5m
+    if args.min_per_country < 1:
+        raise GeoconvnetError(f"--min-per-country must be at least 1, got "
+                              f"{args.min_per_country}")
     r = run(args.src, args.out, args.all_countries, args.min_per_country)
     rows = [[c, r.imported[c], r.already[c]] for c in sorted(set(r.imported) | set(r.already))]
     console.print(_table(f"Imported into {args.out}", ["country", "new", "already there"], rows))
@@ -568,6 +585,10 @@ def data_import(args) -> int:
                       "image file ("
                       + ", ".join(f"{split} {n}" for split, n in r.missing.items())
                       + f"), e.g. ids {', '.join(r.missing_ids)}", soft_wrap=True)
+    if r.unreadable:
+        console.print(f"{len(r.unreadable)} image(s) unreadable in their zip archive (e.g. ids "
+                      f"{', '.join(r.unreadable[:5])}): download the archives again",
+                      soft_wrap=True)
     if r.copied:
         console.print(f"{r.copied} file(s) copied (hard links were not possible)")
     return 0
@@ -606,6 +627,7 @@ def data_manifest(args) -> int:
     if not done and (r.set_aside or r.added):
         console.print(f"Write the repaired manifest with `geoconvnet data manifest {args.root} "
                       "--rebuild`")
+        return 1  # something to repair: a script can tell
     return 0
 
 

@@ -7,6 +7,7 @@ and too many skips in a row end the run with the reason, rather than a night of 
 
 from __future__ import annotations
 
+import math
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -130,7 +131,7 @@ def _check_settings(out, countries: list[Country], per_country: int, split: str,
                           "'Norway,Japan') or take the reference's 85 with --all")
     if per_country < 1:
         raise ConfigError(f"--per-country must be at least 1, got {per_country}")
-    if delay < 0:
+    if not (math.isfinite(delay) and delay >= 0):
         raise ConfigError(f"--delay must be 0 or more seconds, got {delay}")
     if max_misses < 1:
         raise ConfigError(f"--max-misses must be at least 1, got {max_misses}")

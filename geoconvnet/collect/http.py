@@ -106,16 +106,22 @@ class Client:
         """An image's bytes, checked (see :func:`checked_image`); None when it is gone
         (expired link, deleted image). With ``refused``, a 401/403 raises :class:`Refused`
         instead of counting as gone. A body that is not a usable image is fetched again
-        (``retries`` times, with backoff), then :class:`Unusable` says why."""
+        (``retries`` times, with backoff), then :class:`Unusable` says why; so does a
+        connection or a server error that outlasted its retries: one bad image is skipped,
+        and the collector stops when every place is skipped (an outage)."""
         for attempt in range(self.retries + 1):
             if attempt:
                 self._pause(attempt)
-            response = self._get(url, params, {})
-            if refused and response.status_code in REFUSED_STATUS:
-                raise Refused(f"HTTP {response.status_code}: {self.redact(_detail(response))}")
-            if response.status_code in GONE_STATUS:
-                return None
-            self._check(response)
+            try:
+                response = self._get(url, params, {})
+                if refused and response.status_code in REFUSED_STATUS:
+                    raise Refused(f"HTTP {response.status_code}: "
+                                  f"{self.redact(_detail(response))}")
+                if response.status_code in GONE_STATUS:
+                    return None
+                self._check(response)
+            except CollectError as exc:
+                raise Unusable(str(exc).removeprefix(f"{self.source}: ")) from None
             problem = _image_problem(response)
             if problem is None:
                 return response.content

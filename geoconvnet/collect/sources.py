@@ -3,6 +3,7 @@ function."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from ..data.countries import REFERENCE_COUNTRIES, resolve
@@ -26,9 +27,10 @@ def collect_from(source: str, out: str | Path, countries: list[str] | None, per_
     if source not in SOURCES:
         raise ConfigError(f"unknown source {source!r}; choose one of {', '.join(SOURCES)}")
     for flag in ("backoff", "max_wait", "round_timeout", "settle"):
-        if options.get(flag) is not None and options[flag] < 0:
-            raise ConfigError(f"--{flag.replace('_', '-')} must be 0 or more seconds, got "
-                              f"{options[flag]}")
+        value, least = options.get(flag), 0 if flag != "round_timeout" else 1
+        if value is not None and not (math.isfinite(value) and value >= least):
+            raise ConfigError(f"--{flag.replace('_', '-')} must be {least} or more seconds, "
+                              f"got {value}")
     names = REFERENCE_COUNTRIES if countries is None else \
         [name.strip() for name in countries if name.strip()]
     if not names:  # an empty list must never mean "all 85" against a billed API

@@ -20,6 +20,7 @@ from .http import Client, CollectError, Refused, Unusable
 
 API_URL = "https://maps.googleapis.com/maps/api/streetview"
 MAX_SIDE = 640  # the largest image side the API serves without a premium plan
+MIN_SIDE = 16  # smaller images are refused as error images when downloaded
 DEFAULT_SIZE = (640, 360)  # 16:9 like a GeoGuessr screenshot, the largest such size
 FATAL = {"REQUEST_DENIED": "the API key was refused",
          "OVER_QUERY_LIMIT": "the quota is used up (raise it in the Google Cloud console's "
@@ -48,8 +49,9 @@ class StreetView:
         if not key:
             raise CollectError("streetview needs a Google Maps API key: --key KEY or the "
                                "GOOGLE_MAPS_API_KEY environment variable")
-        if max(size) > MAX_SIDE or min(size) < 1:
-            raise CollectError(f"--size {size[0]}x{size[1]}: each side must be 1..{MAX_SIDE}")
+        if max(size) > MAX_SIDE or min(size) < MIN_SIDE:
+            raise CollectError(f"--size {size[0]}x{size[1]}: each side must be "
+                               f"{MIN_SIDE}..{MAX_SIDE}")
         if radius_m < 1:
             raise CollectError(f"--radius {radius_m}: metres around a random place, at least 1")
         if not 10 <= fov <= 120:

@@ -1,40 +1,43 @@
-"""Duplicates and leakage in a dataset root, within and across splits.
+"""Copies and leakage in a dataset root, within and across splits.
 
-Two images are linked when they are byte-identical (SHA-256), look the same (perceptual
-hashes within ``max_distance`` bits) or, where the manifest knows where they were taken,
-were taken within ``spot_m`` metres of each other. Linked images form groups; a group with
-members in both train and test is leakage: the test split would score a copy of a training
-image. Nothing is deleted: ``--move`` moves all but one image of each group (a train image
-is kept) and records the moves, which :func:`.moves.undo` puts back; images linked only by
-place are different pictures and are never moved (``data split`` keeps them on one side).
+Two images are copies when they are byte-identical (SHA-256), or when a candidate pair
+passes the pixel check of :mod:`.nearcopy` (resized, re-encoded, brightened, cut by up to
+about 12% at one edge, a small overlay; never a mirror). Images are also linked when the
+manifest places them within ``spot_m`` metres of each other: different pictures of the same
+place, which ``data split`` keeps on one side but ``--move`` never touches.
 
-Defaults, measured on the sample data (pHash of 64 drawn 480x270 scenes, 2026-11-27):
-re-encoded (JPEG 75) and half-size copies differ by at most 2 bits, copies cropped by 2% by
-2 (median) to 6, by 5% by 2 to 8; two different scenes by at least 6 (none of 2,016 pairs
-at 5 or less). ``max_distance`` 5 takes every re-encoded and resized copy and most slight
-crops, and no different scene; the sample scenes are drawn from few parts and look more
-alike than real screenshots, so real data may allow more (check the report).
-``spot_m`` 50: Street View panoramas are about 10 m apart and phone positions (Mapillary)
-are off by 5-10 m; within 50 m the same road, buildings and signs are in view.
+Candidates come from the pHashes of :mod:`.hashes`: an image's whole-frame hash against the
+whole-frame and 16 crop hashes of the others (within ``max_distance`` bits: a one-edge cut
+of up to 12% lands within 1.5% of one of the crops), and each half against the same half of
+the others (within ``HALF_DISTANCE`` bits: an overlay leaves a half unchanged). Near
+neighbours come from an index, not from all pairs: bit-sampling LSH (each table keyed by 16
+random bits, as many tables as it takes for a pair within the radius to share a key in one
+of them with probability 99.5%: 27 at 6 bits), then the exact distance of the pairs that
+share a key. Identical hashes are collapsed first (a thousand black frames cost a thousand
+pairs, not half a million), and an image keeps at most ``MAX_CANDIDATES`` candidates.
 
-A pHash match is confirmed by the dHash (at most ``MAX_DHASH`` = 10 bits): on 3,000
-generated scenes (``benchmarks/dedup_speed.py``'s) copies stayed within 10 dHash bits,
-while the one pair of different scenes within 5 pHash bits (of 4.5 million) was 13 dHash
-bits apart; without it, 100,000 such scenes gave about 2,500 false pairs.
+Copy groups are stars, never chains: in each set of linked images the best copy (below) is
+the centre and every member is checked against it; what does not pass starts another star
+with the best of the rest. ``--move`` moves every member but the centre. The best copy:
+readable; sharp (``detail`` at least ``SHARP`` of the sharpest in the set: a blurred frame
+or a stretched thumbnail is not); then the largest (within 5%); then train over test; then
+the sharpest. The same image filed under two countries is a label conflict: reported, and
+never moved, since only a person can tell which label is right.
 
-Near neighbours are found with an index, not by comparing all pairs: bit-sampling LSH (32
-tables keyed by 16 random bits of the hash: a pair within 5 bits shares a key in some
-table with probability above 99.9%), then the exact distance of each candidate pair. On 100,000
-random hashes with 1,000 planted pairs this found 991 of the 994 pairs within 6 bits (a
-brute-force check) in 0.3 s, against 42 s for all pairs. Pairs are checked bucket by
-bucket, so a crowd of similar images (5,000 hashes within 2 bits of each other) costs time
-(14 s) but keeps only the close pairs in memory.
+``groups``, what leakage and ``data split`` use, are the connected sets of every verified
+copy link and every same-spot link: what shares content or place stays on one side.
+
+Measured (``benchmarks/dedup_speed.py``, 2026-11-29): see ``docs/dedup.md``.
 """
 
 from __future__ import annotations
 
-from collections import Counter
-from dataclasses import dataclass, field
+import math
+import os
+from collections import defaultdict
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -47,28 +50,47 @@ from ..data.manifest import NAME as MANIFEST
 from ..data.manifest import open_manifest
 from ..utils.errors import ConfigError
 from ..utils.io import write_csv
-from .hashes import hash_files
+from ..utils.progress import add_task, progress_bar
+from . import nearcopy
+from .hashes import Features, Source, hash_files, read_frame, save_cache, single_threaded, \
+    training_cache_sources
 from .moves import move_files
 
-DEFAULT_MAX_DISTANCE = 5
-MAX_DHASH = 10
+DEFAULT_MAX_DISTANCE = 6
+MAX_MAX_DISTANCE = 16
+HALF_DISTANCE = 4
+MAX_CANDIDATES = 64
+SHARP = 0.7
 SPOT_M = 50.0
 EARTH_RADIUS_M = 6_371_000.0
 REPORT = DEDUP_REPORT
+REPORT_COLUMNS = ["group", "file", "split", "links", "leakage", "country", "copy_group",
+                  "kept", "conflict"]
+BATCH = 256  # pairs per stage-1 batch (about 45 MB)
 
 
 @dataclass
 class Group:
     files: list[str]  # relative to the root, train before test
     links: set[str] = field(default_factory=set)  # exact, near, spot
+    kept: str | None = None  # a copy group's best copy: what --move keeps
 
     @property
     def splits(self) -> set[str]:
         return {f.split("/", 1)[0] for f in self.files}
 
     @property
+    def countries(self) -> set[str]:
+        return {f.split("/")[1] for f in self.files}
+
+    @property
     def leakage(self) -> bool:
         return len(self.splits) > 1
+
+    @property
+    def conflict(self) -> bool:
+        """The same image under two countries (copy groups only)."""
+        return self.kept is not None and len(self.countries) > 1
 
 
 @dataclass
@@ -77,7 +99,8 @@ class DedupResult:
     images: int
     groups: list[Group]  # linked by content or place: what leakage and `data split` use
     unreadable: list[str]
-    _copies: list[Group] = field(default_factory=list, repr=False)
+    copy_groups: list[Group] = field(default_factory=list)  # stars: what --move uses
+    work: dict[str, int] = field(default_factory=dict)  # pairs checked at each stage
 
     def count(self, link: str) -> int:
         return sum(1 for g in self.groups if link in g.links)
@@ -87,42 +110,105 @@ class DedupResult:
         return [g for g in self.groups if g.leakage]
 
     @property
-    def copy_groups(self) -> list[Group]:
-        """Groups of copies (exact or near); images linked only by place are different
-        pictures, kept apart here so that --move never takes them."""
-        return self._copies
+    def conflicts(self) -> list[Group]:
+        return [g for g in self.copy_groups if g.conflict]
 
     @property
     def extra_copies(self) -> int:
-        return sum(len(g.files) - 1 for g in self.copy_groups)
+        """What --move takes: every copy but the kept one, label conflicts left alone."""
+        return sum(len(g.files) - 1 for g in self.copy_groups if not g.conflict)
+
+    def renamed(self, moves: dict[str, str]) -> DedupResult:
+        """The same findings after files moved (``{old: new}`` relative paths), e.g. by
+        ``data split``, for :func:`write_report`."""
+
+        def move(group: Group) -> Group:
+            files = _in_split_order([moves.get(f, f) for f in group.files])
+            return replace(group, files=files,
+                           kept=moves.get(group.kept, group.kept) if group.kept else None)
+
+        return replace(self, groups=[move(g) for g in self.groups],
+                       copy_groups=[move(g) for g in self.copy_groups],
+                       unreadable=[moves.get(f, f) for f in self.unreadable])
+
+
+def check_options(max_distance: int, spot_m: float) -> None:
+    if isinstance(max_distance, bool) or not isinstance(max_distance, int) or \
+            not 0 <= max_distance <= MAX_MAX_DISTANCE:
+        raise ConfigError(f"--max-distance must be a whole number of bits from 0 to "
+                          f"{MAX_MAX_DISTANCE}, got {max_distance}")
+    if not (isinstance(spot_m, (int, float)) and math.isfinite(spot_m) and spot_m >= 0):
+        raise ConfigError(f"--spot-m must be a distance in metres, 0 or more (0: off), got "
+                          f"{spot_m}")
 
 
 def find_duplicates(root: str | Path, max_distance: int = DEFAULT_MAX_DISTANCE,
-                    spot_m: float = SPOT_M, workers: int | None = None) -> DedupResult:
-    """Group a root's images by content and place; writes ``ROOT/dedup-report.csv``."""
+                    spot_m: float = SPOT_M, workers: int | None = None,
+                    cache: str | Path | None = None, report: bool = True) -> DedupResult:
+    """Group a root's images by content and place; writes ``ROOT/dedup-report.csv`` unless
+    ``report`` is False. ``cache``: a training cache of the root to decode instead of the
+    originals (see :mod:`.hashes`)."""
     root = Path(root)
-    if not 0 <= max_distance < 32:
-        raise ConfigError(f"--max-distance must be 0..31 bits, got {max_distance}")
+    check_options(max_distance, spot_m)
     files = [f for paths in split_files(root).values() for f in paths]
-    hashes = hash_files(root, files, workers)
+    features = hash_files(root, files, workers, cache)
     relative = [Path(f).relative_to(root).as_posix() for f in files]
-    pairs = [_exact_pairs([hashes[f]["sha256"] for f in files]),
-             _near_pairs([hashes[f]["phash"] for f in files],
-                         [hashes[f]["dhash"] for f in files], max_distance),
-             _spot_pairs(root, relative, spot_m)]
-    groups = _groups(relative, pairs)
-    unreadable = [r for r, f in zip(relative, files) if hashes[f]["phash"] is None]
-    result = DedupResult(root, len(files), groups, unreadable, _groups(relative, pairs[:2]))
-    write_csv(root / REPORT, ["group", "file", "split", "links", "leakage"],
-              [[i, f, f.split("/", 1)[0], "+".join(sorted(g.links)), g.leakage]
-               for i, g in enumerate(groups) for f in g.files])
+    checker = _Checker(features, training_cache_sources(root, cache, files), workers)
+    exact = _exact_pairs(features.sha256)
+    candidates = _candidate_pairs(features, max_distance)
+    verified = candidates[checker.check(candidates)]
+    stars, star_edges = _stars(features, relative, np.concatenate([exact, verified]), checker)
+    if checker.new_verdicts:
+        save_cache(root, features)
+    near = np.concatenate([verified, star_edges])
+    groups = _groups(relative, {"exact": exact, "near": near,
+                                "spot": _spot_pairs(root, relative, spot_m)})
+    copy_groups = [Group(_in_split_order([relative[i] for i in star]),
+                         _links_within(star, exact, near), relative[star[0]])
+                   for star in stars]
+    unreadable = [r for r, ok in zip(relative, features.readable) if not ok]
+    result = DedupResult(root, len(files), groups, unreadable, copy_groups,
+                         {"candidate pairs": len(candidates), **checker.work})
+    if report:
+        write_report(root, groups, copy_groups)
     return result
+
+
+def write_report(root: str | Path, groups: list[Group], copy_groups: list[Group] = ()
+                 ) -> Path:
+    """``ROOT/dedup-report.csv``: a row per image in a group (its first two columns,
+    ``group,file``, are what scripts read). After files moved, ``data split`` writes it
+    again from ``result.renamed(moves)``'s groups, so that it shows where they are now."""
+    star_of = {f: (i, g) for i, g in enumerate(copy_groups) for f in g.files}
+    rows = []
+    for i, group in enumerate(groups):
+        for file in group.files:
+            star, copy = star_of.get(file, ("", None))
+            rows.append([i, file, file.split("/", 1)[0], "+".join(sorted(group.links)),
+                         group.leakage, file.split("/")[1], star,
+                         "" if copy is None else ("yes" if file == copy.kept else "no"),
+                         "|".join(sorted(copy.countries)) if copy and copy.conflict else ""])
+    path = Path(root) / REPORT
+    write_csv(path, REPORT_COLUMNS, rows)
+    return path
+
+
+def move_duplicates(result: DedupResult, move_dir: str | Path) -> int:
+    """Move every copy but the kept one of each copy group to ``move_dir`` (recorded for
+    :func:`.moves.undo`); groups with a label conflict are left for a person to decide."""
+    return move_files(result.root, [f for g in result.copy_groups if not g.conflict
+                                    for f in g.files if f != g.kept], move_dir)
+
+
+# ---------------------------------------------------------------- candidates
 
 
 def _exact_pairs(digests: list[str]) -> np.ndarray:
     first: dict[str, int] = {}
     pairs = []
     for i, digest in enumerate(digests):
+        if not digest:
+            continue
         if digest in first:
             pairs.append((first[digest], i))
         else:
@@ -130,65 +216,267 @@ def _exact_pairs(digests: list[str]) -> np.ndarray:
     return np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
 
 
-def _near_pairs(phashes: list[str | None], dhashes: list[str | None], max_distance: int,
-                tables: int = 32, bits: int = 16, seed: int = 0) -> np.ndarray:
-    """Pairs of images whose pHashes differ by at most ``max_distance`` bits and dHashes by
-    at most ``MAX_DHASH`` (see the module doc for the index). Identical pHashes are
-    collapsed first, so a thousand black frames cost one lookup, not half a million pairs."""
-    readable = np.array([i for i, h in enumerate(phashes) if h is not None], dtype=np.int64)
+def _candidate_pairs(features: Features, max_distance: int) -> np.ndarray:
+    """Pairs (i < j) worth a pixel check, byte-identical ones left out (already copies)."""
+    readable = np.flatnonzero(features.readable)
     if len(readable) < 2:
-        return np.empty((0, 2), dtype=np.int64)
-    values = np.array([int(phashes[i], 16) for i in readable], dtype=np.uint64)
-    unique, inverse = np.unique(values, return_inverse=True)
-    order = np.argsort(inverse, kind="stable")
-    first = np.flatnonzero(np.r_[True, np.diff(inverse[order]) != 0])  # one per unique value
-    representative = readable[order][first]  # an image for each unique hash
-    same = np.stack([representative[inverse], readable], axis=1)
-    pairs = [same[same[:, 0] != same[:, 1]]]
-    close = _lsh_close_pairs(unique, max_distance, tables, bits, seed)
-    if len(close):
-        pairs.append(representative[close])
-    linked = np.concatenate(pairs)
-    second = np.array([int(h, 16) if h else 0 for h in dhashes], dtype=np.uint64)
-    agree = np.bitwise_count(second[linked[:, 0]] ^ second[linked[:, 1]]) <= MAX_DHASH
-    return linked[agree]
+        return np.empty((0, 2), np.int64)
+    found = [_whole_pairs(features.phash[readable], max_distance)]
+    for half in range(features.halves.shape[1]):
+        found.append(_close_pairs(features.halves[readable, half], None, HALF_DISTANCE))
+    pairs = readable[np.concatenate(found)]
+    pairs = np.unique(np.sort(pairs, axis=1), axis=0)
+    digests = np.array(features.sha256)
+    return pairs[digests[pairs[:, 0]] != digests[pairs[:, 1]]]
 
 
-def _lsh_close_pairs(values: np.ndarray, max_distance: int, tables: int, bits: int,
-                     seed: int, block: int = 256) -> np.ndarray:
-    """Index pairs of ``values`` that share the key of some table and are within
-    ``max_distance`` bits. Pairs are checked bucket by bucket and only close ones kept, so
-    a crowded bucket (similar-looking images) costs time, not memory; buckets larger than
-    ``block`` are compared in blocks of rows."""
+def _whole_pairs(hashes: np.ndarray, max_distance: int) -> np.ndarray:
+    """Rows whose whole-frame hash is within ``max_distance`` of another row's whole-frame
+    or crop hash."""
+    n, variants = hashes.shape
+    owners = np.repeat(np.arange(n), variants)
+    return _close_pairs(hashes[:, 0], (hashes.ravel(), owners), max_distance)
+
+
+def _close_pairs(queries: np.ndarray, index: tuple[np.ndarray, np.ndarray] | None,
+                 radius: int, seed: int = 0) -> np.ndarray:
+    """Pairs (query row, index owner) within ``radius`` bits; ``index`` (values, owner
+    rows) defaults to the queries themselves. Identical query values are collapsed to one
+    representative (linked to the others directly), and each row keeps its
+    ``MAX_CANDIDATES`` nearest."""
+    unique, first, inverse = np.unique(queries, return_index=True, return_inverse=True)
+    representative = first[inverse]
+    pairs = [np.stack([representative, np.arange(len(queries))], 1)]
+    keep_rows = np.zeros(len(queries), bool)
+    keep_rows[first] = True
+    values, owners = index if index is not None else (queries, np.arange(len(queries)))
+    useful = keep_rows[owners]  # members of an identical group are reached via its first
+    values, owners = values[useful], owners[useful]
+    q_rows = first
+    bits, tables = _lsh_shape(radius)
     rng = np.random.default_rng(seed)
-    all_bits = ((values[:, None] >> np.arange(64, dtype=np.uint64)) & np.uint64(1)).astype(bool)
+    q_bits, v_bits = _bit_matrix(queries[q_rows]), _bit_matrix(values)
     found = []
     for _ in range(tables):
         chosen = rng.choice(64, bits, replace=False)
-        keys = np.ascontiguousarray(np.packbits(all_bits[:, chosen], axis=1)).view(">u2").ravel()
-        order = np.argsort(keys, kind="stable")
-        starts = np.flatnonzero(np.r_[True, np.diff(keys[order].astype(np.int64)) != 0])
-        sizes = np.diff(np.r_[starts, len(keys)])
-        for size in np.unique(sizes[(sizes > 1) & (sizes <= block)]):  # same-size buckets
-            members = order[starts[sizes == size][:, None] + np.arange(size)]
-            i, j = np.triu_indices(size, 1)
-            found.append(_close(values, members[:, i].ravel(), members[:, j].ravel(),
-                                max_distance))
-        for start, size in zip(starts[sizes > block], sizes[sizes > block]):
-            members = order[start:start + size]
-            for row in range(0, size, block):
-                a = np.repeat(members[row:row + block], size)
-                b = np.tile(members, len(members[row:row + block]))
-                keep = a < b
-                found.append(_close(values, a[keep], b[keep], max_distance))
-    if not found:
-        return np.empty((0, 2), dtype=np.int64)
-    return np.unique(np.sort(np.concatenate(found), axis=1), axis=0)
+        q_keys, v_keys = _keys(q_bits, chosen), _keys(v_bits, chosen)
+        order = np.argsort(v_keys, kind="stable")
+        low = np.searchsorted(v_keys[order], q_keys, "left")
+        counts = np.searchsorted(v_keys[order], q_keys, "right") - low
+        q = np.repeat(np.arange(len(q_rows)), counts)
+        v = order[np.repeat(low, counts) + np.arange(counts.sum())
+                  - np.repeat(np.cumsum(counts) - counts, counts)]
+        distance = np.bitwise_count(queries[q_rows][q] ^ values[v])
+        close = (distance <= radius) & (q_rows[q] != owners[v])
+        found.append(np.stack([q_rows[q][close], owners[v][close], distance[close]], 1))
+    near = np.unique(np.concatenate(found), axis=0) if found else np.empty((0, 3), np.int64)
+    pairs.append(_nearest(near)[:, :2])
+    pairs = np.concatenate(pairs).astype(np.int64)
+    return pairs[pairs[:, 0] != pairs[:, 1]]
 
 
-def _close(values: np.ndarray, a: np.ndarray, b: np.ndarray, max_distance: int) -> np.ndarray:
-    near = np.bitwise_count(values[a] ^ values[b]) <= max_distance
-    return np.stack([a[near], b[near]], axis=1)
+def _nearest(near: np.ndarray) -> np.ndarray:
+    """At most MAX_CANDIDATES pairs per query row, the closest (rows: query, owner, bits);
+    the same owner found through several crop hashes counts once."""
+    if not len(near):
+        return near
+    near = near[np.lexsort((near[:, 2], near[:, 1], near[:, 0]))]
+    first = np.r_[True, (np.diff(near[:, 0]) != 0) | (np.diff(near[:, 1]) != 0)]
+    near = near[first]  # the closest hash of each (query, owner)
+    near = near[np.lexsort((near[:, 2], near[:, 0]))]
+    start = np.r_[0, np.flatnonzero(np.diff(near[:, 0])) + 1]
+    rank = np.arange(len(near)) - np.repeat(start, np.diff(np.r_[start, len(near)]))
+    return near[rank < MAX_CANDIDATES]
+
+
+@lru_cache(maxsize=None)
+def _lsh_shape(radius: int, recall: float = 0.995) -> tuple[int, int]:
+    """(key bits, tables) so that two hashes ``radius`` bits apart share a key with
+    probability ``recall``; shorter keys for larger radii keep the tables few."""
+    bits = max(8, 16 - max(0, radius - 6))
+    share = math.prod((64 - radius - k) / (64 - k) for k in range(bits))
+    if share >= 1:
+        return bits, 1
+    return bits, min(128, math.ceil(math.log(1 - recall) / math.log(1 - share)))
+
+
+def _bit_matrix(values: np.ndarray) -> np.ndarray:
+    return ((values[:, None] >> np.arange(64, dtype=np.uint64)) & np.uint64(1)).astype(bool)
+
+
+def _keys(bits: np.ndarray, chosen: np.ndarray) -> np.ndarray:
+    packed = np.packbits(bits[:, chosen], axis=1)
+    return packed.astype(np.int64) @ (256 ** np.arange(packed.shape[1] - 1, -1, -1))
+
+
+# ---------------------------------------------------------------- checking pairs
+
+
+class _Checker:
+    """The pixel check (:mod:`.nearcopy`) of pairs of rows, with its verdicts cached by
+    content (``features.verdicts``, saved in the hash cache)."""
+
+    def __init__(self, features: Features, sources: dict[str, Source], workers: int | None):
+        self.features, self.workers = features, workers
+        self.sources = [sources[f] for f in features.files]
+        self.new_verdicts = 0
+        self.work = {"thumbnail checks": 0, "pixel checks": 0, "cached verdicts": 0}
+
+    def _key(self, i: int, j: int) -> str:
+        a, b = sorted((self.features.sha256[i], self.features.sha256[j]))
+        return f"{a}:{b}"
+
+    def check(self, pairs: np.ndarray) -> np.ndarray:
+        """Whether each pair (rows) is a copy."""
+        f = self.features
+        if not len(pairs):
+            return np.zeros(0, bool)
+        keys = [self._key(i, j) for i, j in pairs.tolist()]
+        readable = f.readable[pairs[:, 0]] & f.readable[pairs[:, 1]]
+        known = [f.verdicts.get(k) for k in keys]
+        todo = np.array([r for r in np.flatnonzero(readable) if known[r] is None or
+                         (known[r][0] <= nearcopy.COARSE_MAX and not known[r][2])], np.int64)
+        hypotheses = {}
+        with progress_bar(transient=True) as bar:
+            task = add_task(bar, "Checking candidate pairs", len(todo), unit="pair")
+            for start in range(0, len(todo), BATCH):
+                rows = todo[start:start + BATCH]
+                errors, found = nearcopy.coarse(f.thumb[pairs[rows, 0]],
+                                                f.thumb[pairs[rows, 1]])
+                for r, error, hypothesis in zip(rows.tolist(), errors.tolist(), found):
+                    f.verdicts[keys[r]] = (error, float("nan"), False)
+                    hypotheses[r] = hypothesis
+                bar.advance(task, len(rows))
+        need = [r for r in hypotheses if f.verdicts[keys[r]][0] <= nearcopy.COARSE_MAX]
+        for r, texture in zip(need, self._fine(pairs[need], [hypotheses[r] for r in need])):
+            f.verdicts[keys[r]] = (f.verdicts[keys[r]][0], texture, True)
+        self.new_verdicts += len(todo)
+        self.work["thumbnail checks"] += len(todo)
+        self.work["pixel checks"] += len(need)
+        self.work["cached verdicts"] += int(readable.sum()) - len(todo)
+        return np.array([ok and nearcopy.is_copy(*f.verdicts[k][:2])
+                         for ok, k in zip(readable.tolist(), keys)], bool)
+
+    def _fine(self, pairs: np.ndarray, hypotheses: list) -> list[float]:
+        if not len(pairs):
+            return []
+        pairs = np.asarray(pairs).reshape(-1, 2)
+        f = self.features
+        order = np.lexsort((pairs[:, 1], pairs[:, 0]))  # one image's pairs together
+        jobs = [(self.sources[i], self.sources[j], tuple(f.size[i]), tuple(f.size[j]),
+                 hypotheses[k]) for k, (i, j) in ((k, pairs[k]) for k in order)]
+        chunks = [jobs[s:s + 16] for s in range(0, len(jobs), 16)]
+        values = []
+        with progress_bar(transient=True) as bar:
+            task = add_task(bar, "Comparing pixels", len(jobs), unit="pair")
+            if len(chunks) == 1 or self.workers == 1:
+                results = map(_fine_chunk, chunks)
+                for chunk in results:
+                    values.extend(chunk)
+                    bar.advance(task, len(chunk))
+            else:
+                with ProcessPoolExecutor(self.workers or os.cpu_count(),
+                                         initializer=single_threaded) as pool:
+                    for chunk in pool.map(_fine_chunk, chunks):
+                        values.extend(chunk)
+                        bar.advance(task, len(chunk))
+        out = [0.0] * len(pairs)
+        for k, value in zip(order, values):
+            out[k] = value
+        return out
+
+
+@lru_cache(maxsize=64)
+def _frame(source: Source) -> np.ndarray | None:
+    try:
+        return read_frame(source)[0]
+    except Exception:  # unreadable since it was hashed: not a copy of anything
+        return None
+
+
+def _fine_chunk(jobs: list) -> list[float]:
+    """Worker: stage 2 for a few pairs (frames cached, the pairs sorted by first image)."""
+    out = []
+    for source_a, source_b, size_a, size_b, hypothesis in jobs:
+        a, b = _frame(source_a), _frame(source_b)
+        out.append(-1.0 if a is None or b is None else
+                   nearcopy.fine(a, b, size_a, size_b, hypothesis))
+    return out
+
+
+# ---------------------------------------------------------------- groups
+
+
+def _rank(features: Features, relative: list[str], members: list[int]) -> list[int]:
+    """``members`` best copy first (see the module doc)."""
+    detail = features.detail
+    sharpest = max(float(detail[i]) for i in members)
+    split_order = {s: k for k, s in enumerate(SPLITS)}
+
+    def key(i: int):
+        width, height = (int(v) for v in features.size[i])
+        area = math.log(max(width * height, 1)) / math.log(1.05)  # within 5%: the same size
+        return (not features.readable[i], not detail[i] >= SHARP * sharpest, -round(area),
+                split_order[relative[i].split("/", 1)[0]], -float(detail[i]), relative[i])
+
+    return sorted(members, key=key)
+
+
+def _stars(features: Features, relative: list[str], edges: np.ndarray,
+           checker: _Checker) -> tuple[list[list[int]], np.ndarray]:
+    """Copy groups as stars (centre first), and the centre-member pairs that had to be
+    checked on the way (members linked to the centre only through another image)."""
+    n = len(relative)
+    neighbours: dict[int, set[int]] = defaultdict(set)
+    for a, b in edges.tolist():
+        neighbours[a].add(b)
+        neighbours[b].add(a)
+    pending = [_rank(features, relative, c) for c in _components(n, edges)]
+    stars, checked = [], []
+    while pending:
+        asks = [(c[0], v) for c in pending for v in c[1:] if v not in neighbours[c[0]]]
+        passed = checker.check(np.asarray(asks, np.int64).reshape(-1, 2))
+        for (a, b), ok in zip(asks, passed):
+            if ok:
+                neighbours[a].add(b)
+                neighbours[b].add(a)
+                checked.append((a, b))
+        still = []
+        for members in pending:
+            centre, rest = members[0], members[1:]
+            star = [centre] + [v for v in rest if v in neighbours[centre]]
+            if len(star) > 1:
+                stars.append(star)
+            left = [v for v in rest if v not in neighbours[centre]]
+            if len(left) > 1:
+                still.append(left)  # already in rank order
+        pending = still
+    return stars, np.asarray(checked, np.int64).reshape(-1, 2)
+
+
+def _components(n: int, edges: np.ndarray) -> list[list[int]]:
+    if not len(edges):
+        return []
+    graph = coo_matrix((np.ones(len(edges)), (edges[:, 0], edges[:, 1])), shape=(n, n))
+    _, label = connected_components(graph, directed=False)
+    members: dict[int, list[int]] = defaultdict(list)
+    for i, component in enumerate(label.tolist()):
+        members[component].append(i)
+    return [m for m in members.values() if len(m) > 1]
+
+
+def _links_within(members: list[int], exact: np.ndarray, near: np.ndarray) -> set[str]:
+    inside = set(members)
+    links = set()
+    for kind, pairs in (("exact", exact), ("near", near)):
+        if any(a in inside and b in inside for a, b in pairs.tolist()):
+            links.add(kind)
+    return links
+
+
+def _in_split_order(files: list[str]) -> list[str]:
+    order = {s: k for k, s in enumerate(SPLITS)}
+    return sorted(files, key=lambda f: (order.get(f.split("/", 1)[0], len(order)), f))
 
 
 def _spot_pairs(root: Path, relative: list[str], spot_m: float) -> np.ndarray:
@@ -207,30 +495,15 @@ def _spot_pairs(root: Path, relative: list[str], spot_m: float) -> np.ndarray:
     return np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
 
 
-def _groups(relative: list[str], pairs: list[np.ndarray]) -> list[Group]:
-    n = len(relative)
-    linked = np.concatenate(pairs)
-    if not len(linked):
-        return []
-    graph = coo_matrix((np.ones(len(linked)), (linked[:, 0], linked[:, 1])), shape=(n, n))
-    _, label = connected_components(graph, directed=False)
-    sizes = Counter(label.tolist())
-    members: dict[int, list[str]] = {}
-    for i, component in enumerate(label.tolist()):
-        if sizes[component] > 1:
-            members.setdefault(component, []).append(relative[i])
-    links: dict[int, set[str]] = {}
-    for kind, kind_pairs in zip(("exact", "near", "spot"), pairs):  # spot may be absent
-        for a in kind_pairs[:, 0].tolist():
-            links.setdefault(label[a], set()).add(kind)
-    order = {s: k for k, s in enumerate(SPLITS)}
-    return [Group(sorted(files, key=lambda f: (order[f.split("/", 1)[0]], f)),
-                  links.get(component, set()))
-            for component, files in sorted(members.items(), key=lambda kv: sorted(kv[1])[0])]
-
-
-def move_duplicates(result: DedupResult, move_dir: str | Path) -> int:
-    """Move all but the first image of each group of copies (a train image where the
-    group has one) to ``move_dir``, recorded for :func:`.moves.undo`."""
-    return move_files(result.root, [f for g in result.copy_groups for f in g.files[1:]],
-                      move_dir)
+def _groups(relative: list[str], links: dict[str, np.ndarray]) -> list[Group]:
+    """Connected sets over every kind of link, each with the kinds inside it."""
+    edges = np.concatenate(list(links.values()))
+    components = _components(len(relative), edges)
+    label = {i: k for k, members in enumerate(components) for i in members}
+    kinds: dict[int, set[str]] = defaultdict(set)
+    for kind, pairs in links.items():
+        for a in pairs[:, 0].tolist():
+            kinds[label[a]].add(kind)
+    groups = [Group(_in_split_order([relative[i] for i in members]), kinds[k])
+              for k, members in enumerate(components)]
+    return sorted(groups, key=lambda g: sorted(g.files)[0])

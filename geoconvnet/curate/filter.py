@@ -24,11 +24,14 @@ Built-in checks, no model needed, in this order (the first that fails names the 
   between neighbours; a flat or gradient background has none) is a loading screen. A
   street scene has a horizon across every column and ground over the lower rows;
 - **half-loaded**: 20% of the frame or more one perfectly flat colour: 16x16 tiles with no
-  step over 2 levels between neighbours, their means within 2 levels of one value
-  (connected or not, so that scattered missing tiles count), while at least half of the
-  rest of the frame is textured. A camera always adds noise, so such areas are tiles that
-  have not arrived; clipped white (>= 250, an overexposed sky) does not count, and a frame
-  smooth nearly everywhere (a drawing) is not called half-loaded;
+  step at all between neighbours, all of the same mean level (connected or not, so that
+  scattered missing tiles count), while at least half of the rest of the frame is
+  textured. A camera always adds noise and a sky has a gradient, so such areas are tiles
+  that have not arrived; clipped white (>= 250, an overexposed sky) does not count, and a
+  frame smooth nearly everywhere (a drawing) is not called half-loaded. Exactly flat, not
+  nearly: an overcast sky over a third of a photo (a gradient of 3 to 15 levels, as PNG or
+  JPEG 85/95) was called half-loaded when tiles within 2 levels counted, and is not now
+  (2026-11-29, two sample photos of scikit-learn with such skies painted in);
 - very low detail (mean absolute difference between neighbouring pixels of the 160x90 copy
   under 0.5).
 
@@ -82,7 +85,8 @@ BLACK, UNIFORM, LOW_DETAIL = 16.0, 4.0, 0.5
 NEAR_BLACK, MOSTLY_BLACK = 12, 0.5  # a pixel's level; share of such pixels
 SOFT_EDGE, SOFT_SHARE, EDGE_LEVEL = 0.6, 0.2, 10.0  # blurred: ratio, share of edges, levels
 CONTENT, CONTENT_LEVEL, TEXTURED = 0.25, 6.0, 0.15  # loading screen: extent, Laplacian, tiles
-FLAT_SHARE, FLAT_STEP, FLAT_SPREAD, CLIPPED = 0.2, 2, 2, 250  # half-loaded
+FLAT_STEP = 2  # a tile with no larger step between neighbours is smooth (not textured)
+FLAT_SHARE, CLIPPED = 0.2, 250  # half-loaded: share of exactly flat tiles; clipped white
 TEXTURED_REST = 0.5  # half-loaded: least share of the rest of the frame that is textured
 TILE, COARSE = 16, 4  # pixels of a flatness tile; scale of the coarse copy
 WORK_WIDTH = 1600  # wider images are reduced by a whole factor to about this first
@@ -152,7 +156,8 @@ def measure_frame(image: Image.Image) -> FrameMeasures:
     smooth = _block_max(block_step, TILE // COARSE) <= FLAT_STEP  # per 16x16 tile
     coarse = _block_mean(pixels, COARSE)
     thumb = _thumbnail(coarse)
-    flat, level = _flat_share(smooth, _block_mean(coarse, TILE // COARSE))
+    exact = _block_max(block_step, TILE // COARSE) == 0  # not a step in the whole tile
+    flat, level = _flat_share(exact, _block_mean(coarse, TILE // COARSE))
     return FrameMeasures(*_brightness(thumb), _soft_edge_share(block_step, coarse),
                          _content_extent(thumb), float(1 - smooth.mean()), flat, level)
 
@@ -246,16 +251,15 @@ def _content_extent(thumb: np.ndarray) -> float:
     return float(rows * cols)
 
 
-def _flat_share(smooth: np.ndarray, tile_mean: np.ndarray) -> tuple[float, int]:
-    """The largest share of tiles that are smooth and within FLAT_SPREAD levels of one grey
-    level (clipped white aside), and that level."""
-    levels = tile_mean[smooth & (tile_mean < CLIPPED)].astype(int)
+def _flat_share(exact: np.ndarray, tile_mean: np.ndarray) -> tuple[float, int]:
+    """The largest share of tiles that are exactly flat and of one grey level (clipped
+    white aside), and that level."""
+    levels = np.rint(tile_mean[exact & (tile_mean < CLIPPED)]).astype(int)
     if levels.size == 0:
         return 0.0, 0
-    counts = np.convolve(np.bincount(levels, minlength=256),
-                         np.ones(2 * FLAT_SPREAD + 1, int), "same")
+    counts = np.bincount(levels, minlength=256)
     level = int(counts.argmax())
-    return float(counts[level] / smooth.size), level
+    return float(counts[level] / exact.size), level
 
 
 def _check(job) -> str | None:

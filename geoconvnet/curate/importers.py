@@ -24,6 +24,7 @@ from __future__ import annotations
 import csv
 import filecmp
 import functools
+import math
 import os
 import shutil
 import zipfile
@@ -53,6 +54,7 @@ class ImportResult:
     copied: int = 0  # files copied because a hard link was not possible
     missing: Counter = field(default_factory=Counter)  # osv5m: split -> rows without image
     missing_ids: list[str] = field(default_factory=list)  # osv5m: the first of them
+    unreadable: list[str] = field(default_factory=list)  # osv5m: ids whose zip member is bad
     rows: int = 0  # osv5m: rows of kept countries
 
 
@@ -118,16 +120,19 @@ def import_folders(src: str | Path, out: str | Path, all_countries: bool = False
     try:
         manifest = open_manifest(out, ("folders",))
         seen = manifest.source_ids("folders")
+        recorded = {r.file: r.source_id for r in manifest.all_records}
         with progress_bar() as bar, manifest.batch():
             task = add_task(bar, "Importing", sum(len(files) for files in plan.values()))
             for (split, country), files in plan.items():
                 for path in files:
                     source_id = str(Path(path).resolve())  # two sources may share names
-                    if source_id in seen:
+                    relative = None if source_id in seen else \
+                        _place(path, out, split, country, result, recorded)
+                    if relative is None or relative in recorded:  # e.g. the source moved
                         result.already[country] += 1
                     else:
-                        relative = _place(path, out, split, country, result)
                         manifest.append(Record(relative, split, country, "folders", source_id))
+                        recorded[relative] = source_id
                         result.imported[country] += 1
                     bar.advance(task)
     finally:
@@ -168,15 +173,21 @@ def _plan(src: Path, result: ImportResult, all_countries: bool,
     return {key: files for key, files in plan.items() if key[1] not in result.too_few}
 
 
-def _place(path: str, out: Path, split: str, country: str, result: ImportResult) -> str:
-    """Hard-link (or copy) one file into ``out``; a name already taken gets a suffix."""
+def _place(path: str, out: Path, split: str, country: str, result: ImportResult,
+           recorded: dict[str, str]) -> str:
+    """Hard-link (or copy) one file into ``out``; a name already taken gets a suffix. A
+    file already there with the same content is taken as it is when no record holds it (a
+    run stopped before its record) or its record's source is gone (the source folder
+    moved): never linked or copied twice."""
     folder = out / split / country
     folder.mkdir(parents=True, exist_ok=True)
     name = Path(path).name
-    if (folder / name).exists() and os.path.samefile(path, folder / name):
-        return f"{split}/{country}/{name}"  # linked by a run that was stopped before its record
     stem, suffix, n = Path(name).stem, Path(name).suffix, 1
     while (folder / name).exists():
+        relative = f"{split}/{country}/{name}"
+        if (relative not in recorded or not Path(recorded[relative]).exists()) and \
+                _same_file(folder / name, Path(path)):
+            return relative
         name = f"{stem}-{n}{suffix}"
         n += 1
     try:
@@ -249,8 +260,11 @@ def _write_osv5m(images, found: dict[str, str], wanted: dict[str, dict], out: Pa
                 if image_id in seen:
                     result.already[row["folder"]] += 1
                 else:
-                    _save_osv5m(out, manifest, split, image_id, row, read, result)
-                    result.imported[row["folder"]] += 1
+                    try:
+                        _save_osv5m(out, manifest, split, image_id, row, read, result)
+                        result.imported[row["folder"]] += 1
+                    except (zipfile.BadZipFile, OSError):  # a member that fails its CRC
+                        result.unreadable.append(image_id)
                 bar.advance(task)
     finally:
         lock.close()
@@ -262,19 +276,28 @@ def _osv5m_rows(path: Path, result: ImportResult, all_countries: bool) -> dict[s
     mappings: dict[str, tuple] = {}  # ISO code -> _country(code)
     rows = {}
     with open(path, newline="", encoding="utf-8-sig") as f:
-        reader = csv.DictReader(f)
-        _check_columns(path, reader.fieldnames or [])
-        for row in reader:
-            code = next((row[c].strip() for c in OSV5M_COUNTRY_COLUMNS if row.get(c)), "")
-            if code not in mappings:
-                mappings[code] = _country(code, all_countries)
-            folder = _keep(mappings[code], 1, result)
-            if folder is not None:  # only what the manifest keeps: ~30 columns x 5M rows
-                rows[row["id"]] = {"folder": folder, "latitude": row.get("latitude"),
-                                   "longitude": row.get("longitude"),
-                                   "captured_at": row.get("captured_at"),
-                                   "creator_username": row.get("creator_username")}
+        try:
+            reader = csv.DictReader(f)
+            _check_columns(path, reader.fieldnames or [])
+            for row in reader:
+                _keep_row(row, mappings, rows, result, all_countries)
+        except (UnicodeDecodeError, csv.Error) as exc:
+            raise DataError(f"{path}: not a readable UTF-8 CSV ({type(exc).__name__}, line "
+                            f"{reader.line_num}); save it as UTF-8 CSV") from None
     return rows
+
+
+def _keep_row(row: dict, mappings: dict, rows: dict, result: ImportResult,
+              all_countries: bool) -> None:
+    code = next((row[c].strip() for c in OSV5M_COUNTRY_COLUMNS if row.get(c)), "")
+    if code not in mappings:
+        mappings[code] = _country(code, all_countries)
+    folder = _keep(mappings[code], 1, result)
+    if folder is not None:  # only what the manifest keeps: ~30 columns x 5M rows
+        rows[row["id"]] = {"folder": folder, "latitude": row.get("latitude"),
+                           "longitude": row.get("longitude"),
+                           "captured_at": row.get("captured_at"),
+                           "creator_username": row.get("creator_username")}
 
 
 def _check_columns(path: Path, columns: list[str]) -> None:
@@ -374,7 +397,7 @@ def _save_osv5m(out: Path, manifest, split: str, image_id: str, row: dict, sourc
         else:
             write_bytes(target, source())
     manifest.append(Record(target.relative_to(out).as_posix(), split, row["folder"], "osv5m",
-                           image_id, _float(row.get("latitude")), _float(row.get("longitude")),
+                           image_id, *_position(row.get("latitude"), row.get("longitude")),
                            captured=row.get("captured_at") or None,
                            author=row.get("creator_username") or None, licence=OSV5M_LICENCE))
 
@@ -388,8 +411,14 @@ def _same_file(target: Path, source) -> bool:
     return target.read_bytes() == source()
 
 
-def _float(value) -> float | None:
+def _position(lat, lon) -> tuple[float | None, float | None]:
+    """(latitude, longitude) of a CSV row, or (None, None) unless both are real
+    coordinates: a NaN, an empty cell or 95 degrees is no position, never a wrong one."""
     try:
-        return float(value)
+        lat, lon = float(lat), float(lon)
     except (TypeError, ValueError):
-        return None
+        return None, None
+    if not (math.isfinite(lat) and math.isfinite(lon) and -90 <= lat <= 90
+            and -180 <= lon <= 180):
+        return None, None
+    return lat, lon

@@ -13,7 +13,7 @@ import shutil
 from pathlib import Path
 
 from ..data.layout import SPLITS, created_folders, remove_empty
-from ..data.manifest import lock_root
+from ..data.manifest import check_root_folder, lock_root
 from ..utils.errors import ConfigError
 from ..utils.io import read_csv, write_csv
 
@@ -50,12 +50,14 @@ def move_files(root: Path, files: list[str], move_dir: str | Path) -> int:
 
 
 def check_move_dir(root: Path, move_dir: Path) -> None:
-    """A move folder must be outside the root's split folders (and not the root itself)."""
+    """A move folder must be outside the root's split folders (and not the root itself), a
+    folder (not a file) and writable: checked before any work, with one line."""
     splits = [root / s for s in SPLITS]
     if move_dir == root or any(move_dir == s or s in move_dir.parents for s in splits):
         raise ConfigError(f"{move_dir}: inside the dataset root {root} (its images would become "
                           "a class, or move onto themselves); choose a folder outside "
                           f"{root}/train and {root}/test, e.g. {root.parent / (root.name + '-moved')}")
+    check_root_folder(move_dir, "move folder")
 
 
 def _record_folders(move_dir: Path, folders: list[Path]) -> None:

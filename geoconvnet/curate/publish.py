@@ -9,9 +9,9 @@ The files are written to a local folder first; with ``repo`` they are uploaded w
 huggingface_hub (the user's token: ``token``, ``HF_TOKEN`` or ``hf auth login``).
 
 Before any shard is built (hours for tens of GB): with ``repo``, the token, the connection and
-the right to write the repository are checked (the token's owner and role, then the repository
-is created or found); and every image is decoded in full, so that a file no one can read is
-never published: a publish with one refuses and lists them. Only shards this command wrote
+the right to write there are checked (the token's owner and role); and every image is decoded
+in full, so that a file no one can read is never published: a publish with one refuses and
+lists them. Only then is the repository created (or found). Only shards this command wrote
 (listed in ``FOLDER/.geoconvnet-publish.json``) are ever replaced in the folder."""
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from pathlib import Path
 
 from ..data.download import RECORD_COLUMNS
 from ..data.images import load_image
-from ..data.layout import split_files
-from ..data.manifest import open_manifest
+from ..data.layout import SPLITS, split_files
+from ..data.manifest import check_root_folder, open_manifest
 from ..utils.errors import ConfigError, DataError
 from ..utils.io import write_json, write_text
 from ..utils.progress import add_task, progress_bar
@@ -49,9 +49,12 @@ def publish(root: str | Path, folder: str | Path, repo: str | None = None,
                           "'geoconvnet[hf]'") from None
     root, folder = Path(root), Path(folder)
     files = split_files(root)
-    api = _check_access(repo, token, private, endpoint) if repo else None
+    check_root_folder(folder, "--to-folder")
+    api = _check_access(repo, token, endpoint) if repo else None
     old_shards = _our_shards(folder)
     _refuse_undecodable(root, [f for paths in files.values() for f in paths], workers)
+    if api is not None:  # only once the data is known to be good: no empty repository left
+        _create_repo(api, repo, private)
     names = sorted({Path(f).parent.name for paths in files.values() for f in paths})
     records = {r.file: r for r in open_manifest(root, repair=False).records}
     features = datasets.Features({
@@ -128,7 +131,7 @@ def _refuse_undecodable(root: Path, paths: list[str], workers: int | None) -> No
                         f"aside with `geoconvnet data filter {root} --move-rejects DIR`")
 
 
-def _check_access(repo: str, token: str | None, private: bool, endpoint: str | None):
+def _check_access(repo: str, token: str | None, endpoint: str | None):
     """The Hub API for ``repo`` once the token, the connection and the right to write
     there are known to be good: checked before any shard is built."""
     from huggingface_hub import HfApi  # lazy: only an upload needs it
@@ -148,13 +151,16 @@ def _check_access(repo: str, token: str | None, private: bool, endpoint: str | N
         why = "a read-only token" if role == "read" else \
             f"the token is {me.get('name')!r}'s, who may not write to {repo.split('/')[0]!r}"
         raise ConfigError(f"cannot publish to {repo}: {why}; use a token with write access")
+    return api
+
+
+def _create_repo(api, repo: str, private: bool) -> None:
     try:
         api.create_repo(repo, repo_type="dataset", private=private, exist_ok=True)
     except Exception as exc:  # hub and network errors come in many types
         raise ConfigError(f"cannot create or open the Hub dataset {repo} "
                           f"({_hub_problem(exc)}); check the name and your rights there") \
             from None
-    return api
 
 
 def _hub_problem(exc: Exception) -> str:
@@ -217,7 +223,8 @@ def _upload(api, folder: Path, repo: str) -> None:
     try:
         api.upload_folder(folder_path=str(folder), repo_id=repo, repo_type="dataset",
                           allow_patterns=["README.md", "data/*.parquet"],
-                          delete_patterns=["data/*.parquet"])  # no stale shards
+                          # stale shards of an earlier publish, and no other file
+                          delete_patterns=[f"data/{split}-*-of-*.parquet" for split in SPLITS])
     except Exception as exc:  # hub and network errors come in many types
         raise ConfigError(f"could not upload to the Hub dataset {repo} "
                           f"({_hub_problem(exc)}); run the command again to retry (with "

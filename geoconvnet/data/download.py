@@ -15,7 +15,7 @@ from ..utils.errors import GeoconvnetError
 from ..utils.io import write_bytes
 from ..utils.progress import add_task, progress_bar
 from .layout import IMAGE_EXTENSIONS
-from .manifest import Record, open_manifest
+from .manifest import Record, lock_root, open_manifest
 
 REFERENCE_REPO = "deboradum/GeoGuessr-countries"
 _MAGIC = {b"\x89PNG": ".png", b"\xff\xd8\xff": ".jpg", b"RIFF": ".webp"}
@@ -54,10 +54,17 @@ def export_splits(splits, out: str | Path, image_column: str = "image",
     (named by a ``file`` column where there is one, else by row number). Where the rows
     carry positions or credits (``RECORD_COLUMNS``), they go to the root's manifest.
     Returns the number of images per split."""
+    out = Path(out)
+    lock = lock_root(out)  # one writer at a time, as collect and the other imports
+    try:
+        return _export(splits, out, image_column, label_column)
+    finally:
+        lock.close()
+
+
+def _export(splits, out: Path, image_column: str, label_column: str) -> dict[str, int]:
     import datasets
 
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     manifest = open_manifest(out)
     recorded = {r.file for r in manifest.records}
     counts = {}

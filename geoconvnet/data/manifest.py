@@ -111,7 +111,13 @@ class Manifest:
         return f"{source}-{n:05d}"
 
     def append(self, record: Record) -> None:
-        """Add a record, on disk before this returns (inside :meth:`batch`: by its end)."""
+        """Add a record, on disk before this returns (inside :meth:`batch`: by its end). A
+        record the reader would refuse (a NaN, a position off the globe, a file outside the
+        layout) is refused here, so no writer can spoil a manifest."""
+        problem = _problem(record)
+        if problem:
+            raise DataError(f"{self.path}: refusing a bad record for {record.file!r} "
+                            f"({problem})")
         self._pending.append(json.dumps(asdict(record), ensure_ascii=False) + "\n")
         self.all_records.append(record)
         self._index(record)
@@ -171,15 +177,33 @@ def open_manifest(root: str | Path, sources: tuple[str, ...] = (),
     root = Path(root)
     path = root / NAME
     data = _read(path)
-    complete = data[:data.rfind(b"\n") + 1]
-    if repair and len(complete) < len(data):
-        os.truncate(path, len(complete))  # drop the cut-off line, keep every byte before it
+    complete = _complete_lines(path, data, repair)
     records = parse_lines(path, complete)
     if repair:
         root.mkdir(parents=True, exist_ok=True)
         _finish_saves(root, records, sources)
         _refuse_unrecorded(root, {r.file for r in records} | _split_moved(root), sources)
     return Manifest(root, records)
+
+
+def _complete_lines(path: Path, data: bytes, repair: bool) -> bytes:
+    """The manifest's lines without a cut-off last one (a killed append): with ``repair``
+    it is cut off in place, never rewriting the rest. A last line that is a whole record
+    but lacks its newline (an editor dropped it) is kept, and given its newline."""
+    complete = data[:data.rfind(b"\n") + 1]
+    tail = data[len(complete):]
+    if not tail.strip():
+        return data
+    try:
+        parse_record(tail)
+    except ValueError:
+        if repair:
+            os.truncate(path, len(complete))
+        return complete
+    if repair:
+        with open(path, "ab") as f:
+            f.write(b"\n")
+    return data + b"\n"
 
 
 def _read(path: Path) -> bytes:
@@ -234,6 +258,14 @@ def parse_record(raw: bytes) -> Record:
     return record
 
 
+def _problem(record: Record) -> str | None:
+    try:
+        parse_record(json.dumps(asdict(record), ensure_ascii=False).encode())
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
 def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and \
         math.isfinite(value)
@@ -257,7 +289,11 @@ def _split_moved(root: Path) -> set[str]:
     if not log.is_file():
         return set()
     with open(log, newline="") as f:
-        return {name for row in csv.DictReader(f) for name in (row["from"], row["to"])}
+        rows = list(csv.DictReader(f))
+    if rows and not {"from", "to"} <= set(rows[0]):
+        raise DataError(f"{log}: not a split's record of moves (no from,to columns); restore "
+                        "it, or move it away if no split is under way")
+    return {name for row in rows for name in (row["from"], row["to"])}
 
 
 # Folders of the operating system: a dataset root there would scatter train/ and test/
@@ -371,7 +407,7 @@ def rebuild_manifest(root: str | Path, dry_run: bool = False) -> RebuildResult:
     root = Path(root)
     if not any((root / s).is_dir() for s in SPLITS):
         raise DataError(f"{root}: no train/ or test/ folder; give the dataset root")
-    lock = lock_root(root)
+    lock = None if dry_run else lock_root(root)  # a check writes nothing, not even a lock
     try:
         path = root / NAME
         data = _read(path)
@@ -384,7 +420,8 @@ def rebuild_manifest(root: str | Path, dry_run: bool = False) -> RebuildResult:
             _write_rebuilt(root, records + new, bad)
         return RebuildResult(len(records), len(bad), len(new), missing)
     finally:
-        lock.close()
+        if lock is not None:
+            lock.close()
 
 
 def _record_from_path(relative: str) -> Record:

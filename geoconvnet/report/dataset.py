@@ -11,6 +11,7 @@ it is not."""
 from __future__ import annotations
 
 import base64
+import csv
 from collections import Counter
 import os
 from dataclasses import dataclass, field
@@ -84,19 +85,31 @@ def dataset_stats(root: str | Path, page: bool = True) -> DatasetStats:
         stats.licences.update(r.licence for r in records if r.licence)
         stats.places = [(r.lat, r.lon) for r in records if r.lat is not None]
     newest = _newest_change(root, files)
-    if (root / DEDUP_REPORT).is_file():
-        rows = read_csv(root / DEDUP_REPORT)
+    rows = _report_rows(root / DEDUP_REPORT, ("group", "file"))
+    if rows is not None:
         stats.duplicate_groups = len({r["group"] for r in rows})
         stats.leakage_groups = len({r["group"] for r in rows
                                     if str(r.get("leakage")).lower() == "true"})
         stats.findings["dedup"] = _finding(root, root / DEDUP_REPORT, rows, newest)
-    if (root / FILTER_REPORT).is_file():
-        rows = read_csv(root / FILTER_REPORT)
+    rows = _report_rows(root / FILTER_REPORT, ("file",))
+    if rows is not None:
         stats.rejected = len(rows)
         stats.findings["filter"] = _finding(root, root / FILTER_REPORT, [], newest)
     if page:
         stats.page = write_page(stats, root / "stats")
     return stats
+
+
+def _report_rows(path: Path, columns: tuple[str, ...]) -> list[dict] | None:
+    """A report's rows; None when there is none, or it is not one of ours (edited by hand,
+    cut short): a count from it would be a guess."""
+    try:
+        rows = read_csv(path)
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return None
+    if rows and not set(columns) <= set(rows[0]):
+        return None
+    return rows
 
 
 def _newest_change(root: Path, files: dict[str, list[str]]) -> int:

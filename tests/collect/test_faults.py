@@ -68,6 +68,25 @@ def test_a_place_that_never_gives_an_image_is_skipped_and_counted(tmp_path, caps
     assert service.requests["/"] == 6 + 3  # the bad place: one try and five retries
 
 
+def test_an_image_whose_body_is_always_cut_is_skipped_not_the_end_of_the_run(tmp_path):
+    bad = set()
+
+    def fault(n, pano):
+        bad.add(pano) if not bad else None
+        return "cut" if pano in bad else None
+
+    service = _serve(image_fault=fault)
+    try:
+        result = collect_from("streetview", tmp_path / "r", ["Norway"], 2, api_url=service.url,
+                              **OPTIONS)
+    finally:
+        service.close()
+    assert result.collected == 2
+    [(reason, n)] = result.countries[0].skipped.items()
+    assert n == 1 and "ChunkedEncodingError (IncompleteRead)" in reason
+    _decodes_in_full(tmp_path / "r")
+
+
 def test_a_service_that_answers_pages_for_every_image_stops_the_run_with_the_reason(tmp_path):
     service = _serve(image_fault=lambda n, pano: "truncated")
     try:
@@ -155,6 +174,9 @@ def test_mapillary_skips_an_html_thumbnail_and_stops_when_every_download_is_refu
     (["--countries", "Norway", "--backoff", "-2"], "--backoff must be 0 or more"),
     (["--countries", "Norway", "--radius", "-5"], "--radius -5"),
     (["--countries", "Norway", "--per-country", "0"], "--per-country must be at least 1"),
+    (["--countries", "Norway", "--delay", "nan"], "--delay must be 0 or more"),
+    (["--countries", "Norway", "--delay", "inf"], "--delay must be 0 or more"),
+    (["--countries", "Norway", "--size", "10x10"], "--size 10x10: each side must be 16..640"),
 ])
 def test_settings_that_cost_money_or_make_no_sense_are_one_line(tmp_path, capsys, args, message):
     service = _serve()
@@ -179,3 +201,11 @@ def test_an_unusable_out_folder_is_one_line(tmp_path, capsys):
         err = capsys.readouterr().err
         assert code == 2 and err.count("\n") == 1 and message in err, err
     assert not (tmp_path / "file").is_dir() and not (tmp_path / "file" / "root").exists()
+
+
+def test_a_round_timeout_of_zero_is_refused_it_would_wait_forever(tmp_path):
+    from geoconvnet.utils.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="--round-timeout must be 1 or more seconds"):
+        collect_from("geoguessr", tmp_path / "g", ["Peru"], 1, round_timeout=0)
+    assert not (tmp_path / "g").exists()

@@ -171,3 +171,27 @@ def test_a_learned_filter_separates_interface_overlays(tmp_path):
 def test_a_model_that_is_no_filter_is_refused(trained_run, tiny_data):
     with pytest.raises(Exception, match="a filter model has exactly 'valid' and 'invalid'"):
         screen.filter_root(tiny_data, trained_run, workers=1, min_size=(100, 100))
+
+
+def test_an_overcast_sky_is_not_a_half_loaded_frame():
+    """A smooth grey sky over a third of a photo (no noise, a gradient of a few levels, also
+    as JPEG) is kept; the same area exactly one colour, as tiles that have not arrived, is
+    not."""
+    import io
+
+    import numpy as np
+    from sklearn.datasets import load_sample_image
+
+    photo = np.asarray(Image.fromarray(load_sample_image("china.jpg")).resize((800, 450)))
+    for levels, quality in ((3, None), (7, 85), (15, 95)):
+        pixels = photo.astype(float).copy()
+        pixels[:160] = 200 + np.linspace(0, levels, 160)[:, None, None]
+        image = Image.fromarray(pixels.round().astype(np.uint8))
+        if quality:
+            buffer = io.BytesIO()
+            image.save(buffer, "JPEG", quality=quality)
+            image = Image.open(buffer).convert("RGB")
+        assert screen.frame_problem(image) is None, (levels, quality)
+    missing = photo.copy()
+    missing[:160] = 128
+    assert screen.frame_problem(Image.fromarray(missing)).startswith("half-loaded")

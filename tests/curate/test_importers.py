@@ -300,3 +300,55 @@ def test_osv5m_imports_of_nothing_are_one_line_errors(tmp_path, capsys):
                           str(tmp_path / "out"), "--all-countries", "--min-per-country", "2"],
                          capsys)
     assert code == 2 and "no country has --min-per-country 2 images: 'Chad' (1)" in err
+
+
+def test_osv5m_positions_that_are_not_on_the_globe_are_left_out(tmp_path):
+    from geoconvnet.curate.importers import import_osv5m
+
+    src = _osv5m_layout(tmp_path / "osv5m", "extracted")
+    lines = (src / "train.csv").read_text().splitlines()
+    lines[1] = lines[1].replace(",1.5,2.5,", ",nan,2.5,", 1)
+    lines[2] = lines[2].replace(",1.5,2.5,", ",95.0,2.5,", 1)
+    (src / "train.csv").write_text("\n".join(lines) + "\n")
+    import_osv5m(src, tmp_path / "out")
+    records = {r.source_id: (r.lat, r.lon) for r in open_manifest(tmp_path / "out").records}
+    assert records["101"] == records["102"] == (None, None) and records["201"] == (1.5, 2.5)
+    assert main(["data", "stats", str(tmp_path / "out"), "--no-page"]) == 0  # still readable
+
+
+def test_osv5m_bad_bytes_are_one_line_or_counted(tmp_path, capsys):
+    import zipfile
+
+    src = _osv5m_layout(tmp_path / "latin", "extracted")
+    (src / "train.csv").write_bytes((src / "train.csv").read_bytes().replace(
+        b",w,7", "Jos\u00e9".encode("latin-1") + b",7"))
+    assert main(["data", "import", "osv5m", str(src), "--out", str(tmp_path / "o1")]) == 2
+    assert "not a readable UTF-8 CSV" in capsys.readouterr().err
+    src = _osv5m_layout(tmp_path / "crc", "zips as shipped")
+    archive = src / "images" / "train" / "00.zip"
+    data = bytearray(archive.read_bytes())
+    with zipfile.ZipFile(archive) as z:
+        info = z.getinfo("train/101.jpg")
+    data[info.header_offset + 30 + len(info.filename) + 200] ^= 0xFF  # inside its bytes
+    archive.write_bytes(bytes(data))
+    assert main(["data", "import", "osv5m", str(src), "--out", str(tmp_path / "o2")]) == 0
+    assert "1 image(s) unreadable in their zip archive (e.g. ids 101)" in \
+        " ".join(capsys.readouterr().out.split())
+    assert not (tmp_path / "o2" / "train" / "Norway" / "101.jpg").exists()
+
+
+def test_an_import_stopped_mid_batch_or_from_a_moved_source_adds_nothing_twice(tmp_path,
+                                                                              monkeypatch):
+    src = tmp_path / "src"
+    _images(src / "Norway", 4)
+    monkeypatch.setattr(os, "link", lambda *a: (_ for _ in ()).throw(OSError("cross-device")))
+    out = tmp_path / "out"
+    assert sum(import_folders(src, out).imported.values()) == 4  # copies, not links
+    (out / "collect-manifest.jsonl").write_text("")  # killed before the batch was written
+    again = import_folders(src, out)
+    assert sum(again.imported.values()) == 4 and sorted(os.listdir(out / "train" / "Norway")) \
+        == ["img0.jpg", "img1.jpg", "img2.jpg", "img3.jpg"]
+    src.rename(tmp_path / "moved")
+    moved = import_folders(tmp_path / "moved", out)
+    assert not moved.imported and sum(moved.already.values()) == 4
+    assert len(open_manifest(out).all_records) == 4

@@ -66,3 +66,33 @@ def test_filter_refuses_a_move_folder_inside_a_split_before_any_work(tmp_path, c
     assert err.count("\n") == 1 and "inside the dataset root" in err
     assert not (root / "filter-report.csv").exists()  # refused before the checks ran
     assert sorted(p.name for p in (root / "train").iterdir()) == ["A"]
+
+
+def test_a_move_folder_that_is_a_file_is_refused_before_any_work(tmp_path, capsys):
+    from geoconvnet.cli import main
+
+    root = tmp_path / "root"
+    (root / "train" / "A").mkdir(parents=True)
+    (root / "train" / "A" / "0.png").write_bytes(b"not an image: a reject")
+    (tmp_path / "taken").write_text("a file")
+    assert main(["data", "filter", str(root), "--move-rejects", str(tmp_path / "taken")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is a file, not a folder" in err
+    assert not (root / "filter-report.csv").exists()
+
+
+def test_the_filter_report_is_current_after_its_own_moves(tmp_path, capsys):
+    from geoconvnet.cli import main
+    from geoconvnet.data.synth import synth
+    from geoconvnet.report.dataset import dataset_stats
+
+    root = synth(tmp_path / "d", classes=2, per_class=3, test_per_class=1, size=(320, 180),
+                 workers=1)
+    country = sorted(p.name for p in (root / "train").iterdir())[0]
+    (root / "train" / country / "broken.png").write_bytes(b"not an image")
+    assert main(["data", "filter", str(root), "--move-rejects", str(tmp_path / "rej"),
+                 "--workers", "1"]) == 0
+    stats = dataset_stats(root, page=False)
+    assert stats.rejected == 1 and not stats.findings["filter"].stale
+    (root / "dedup-report.csv").write_text("a,b\n1,2\n")  # not a report of ours
+    assert dataset_stats(root, page=False).duplicate_groups is None

@@ -147,3 +147,16 @@ def test_only_shards_it_wrote_are_replaced(tmp_path, capsys):
     assert "did not write (mine.parquet)" in capsys.readouterr().err
     assert (out / "data" / "mine.parquet").read_bytes() == b"a user's file"
     assert len(list((out / "data").glob("*.parquet"))) == 3
+
+
+def test_bad_settings_are_one_line_before_any_work(tmp_path, capsys):
+    root = _small_root(tmp_path)
+    (tmp_path / "a-file").write_text("x")
+    capsys.readouterr()
+    for args, message in ((["--to-folder", str(tmp_path / "a-file")], "is a file, not a folder"),
+                          (["--to-folder", str(tmp_path / "o"), "--workers", "-1"],
+                           "--workers must be at least 1")):
+        assert main(["data", "publish", str(root), *args]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and message in err, err
+    assert not (tmp_path / "o").exists()
