@@ -518,8 +518,8 @@ def data_stats(args) -> int:
 
     def known(value, how):
         if value is None:
-            return f"unknown (run `geoconvnet data {how} {args.root}`)"
-        return f"{value} ({s.findings[how].describe(how, s.root)})"
+            return f"unknown (run `geoconvnet data {how}`)"
+        return f"{value} (STALE)" if s.findings[how].stale else f"{value}"
 
     summary = [["sizes", ", ".join(f"{k} ({v})" for k, v in s.sizes.most_common(3))],
                ["formats", ", ".join(f"{k} ({v})" for k, v in s.formats.most_common())],
@@ -530,6 +530,9 @@ def data_stats(args) -> int:
                ["train/test leakage groups", known(s.leakage_groups, "dedup")],
                ["rejected by the filter", known(s.rejected, "filter")]]
     console.print(_table("Summary", ["measure", "value"], summary, right_from=2))
+    for how, finding in s.findings.items():
+        console.print(f"data {how} report: {finding.describe(how, s.root)}", markup=False,
+                      soft_wrap=True)
     if s.page:
         console.print(f"Page: [bold]{s.page}[/]")
     return 0

@@ -169,7 +169,8 @@ def test_a_bad_manifest_line_is_one_line_in_every_command_that_reads_it(tmp_path
     lines[1] = lines[1][:-1]  # the closing brace lost
     (root / NAME).write_text("\n".join(lines) + "\n")
     capsys.readouterr()
-    commands = [["data", "dedup", str(root), "--workers", "1"], ["data", "split", str(root)],
+    commands = [["data", "dedup", str(root), "--workers", "1"],
+                ["data", "split", str(root), "--test-fraction", "0.4"],
                 ["data", "stats", str(root), "--no-page"],
                 ["collect", "streetview", "--out", str(root), "--countries", "Japan",
                  "--per-country", "4", "--key", GOOD_KEY, "--api-url", streetview.url]]
