@@ -180,9 +180,9 @@ def score(result, scene_of: dict[str, int], planted) -> dict:
     found, missed = {}, []
     for kind, original, copy, across in planted:
         if kind == "mirrored":
-            hit = group_of.get(original) is not None and group_of.get(original) == group_of.get(copy)
+            hit = group_of.get(original, -1) == group_of.get(copy, -2)
         else:
-            hit = star_of.get(original) is not None and star_of.get(original) == star_of.get(copy)
+            hit = star_of.get(original, -1) == star_of.get(copy, -2)
         found.setdefault((kind, across), []).append(hit)
         if hit == (kind == "mirrored"):
             missed.append(copy)
@@ -251,8 +251,9 @@ def main() -> None:
             if kind == "mirrored":
                 cells.append(f"linked {sum(within) + sum(across)} of {len(within) + len(across)}")
             else:
+                share = (sum(within) + sum(across)) / (len(within) + len(across))
                 cells.append(f"{sum(within)}/{len(within)} within, {sum(across)}/{len(across)} "
-                             f"across: {(sum(within) + sum(across)) / (len(within) + len(across)):.0%}")
+                             f"across: {share:.0%}")
         table.append(f"| recall, {kind} | {cells[0]} | {cells[1]} |")
     for m_label, key in (("precision (links --move acts on)", None),):
         cells = [f"{m['true links']}/{m['links']} = {m['true links'] / max(m['links'], 1):.1%}"

@@ -11,29 +11,35 @@ its shape. Everything else comes from that frame:
   unchanged. These find the candidate pairs (:mod:`.dedup`).
 - a 32x18 colour thumbnail: the first, cheap check of a candidate pair (:mod:`.nearcopy`).
 - ``detail``: how sharp the image is for its content (the median over 32x32 blocks of the
-  energy of the Laplacian relative to that of a blurred copy): a blurred frame, or a
-  thumbnail stretched to the frame, scores far lower than its sharp source (about 0.1 of it
-  for a Gaussian blur of 2 pixels at 1600x900), a re-encoded or brightened copy about the same.
+  energy of the Laplacian relative to that of a blurred copy). Relative to a sharp
+  1600x900 sample scene (3 scenes, 2026-11-29): blurred by 1 pixel 0.45-0.62, by 2 pixels
+  0.18-0.28, a 400x225 copy 0.23-0.38, 160x90 0.06-0.09; an 800x450 copy 0.83-1.01; JPEG 75
+  or 20% darker 0.97-1.03. Brightness and a small overlay (a few of the 144 blocks) leave
+  it unchanged.
 
 The cache, ``ROOT/.geoconvnet-hashes.npz``, is keyed by path, size and modification time; a
 file whose stat changed but whose SHA-256 is known (moved by ``data split``) is not decoded
 again. A cache that cannot be read is rebuilt with a one-line warning; one made by another
 version (or the JSON cache of earlier versions, ``.geoconvnet-hashes.json``, which is left
 alone) is simply not used. The same file keeps the verdicts of pixel checks of pairs
-(:mod:`.nearcopy`), keyed by the two SHA-256s.
+(:mod:`.nearcopy`), keyed by the two SHA-256s, and drops them when the check changed
+(``nearcopy.VERSION``).
 
 ``--cache DIR`` (a training cache made by ``data prepare ROOT --out DIR``) decodes its
 half-size JPEGs instead of the originals where the cache entry's size and modification time
 match the original; SHA-256 still comes from the original bytes.
 
-Speed at 1600x900 (sample PNGs, 2 cores): see ``benchmarks/dedup_speed.py`` and
-``docs/dedup.md``.
+Speed at 1600x900 (sample PNGs, 2 processes on 2 cores, 2026-11-30): 35 images/s against
+45.5 for Pillow's plain decode of the same PNGs (the bound: the decode is 43 ms of the
+65 ms an image costs here); 112 images/s from a training cache
+(``benchmarks/dedup_speed.py``, ``docs/dedup.md``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import multiprocessing
 import os
 import warnings
 import zipfile
@@ -53,6 +59,7 @@ from ..data.images import DEFAULT_MAX_PIXELS
 from ..utils.errors import DataError
 from ..utils.io import atomic_write
 from ..utils.progress import add_task, err_console, progress_bar
+from . import nearcopy
 
 CACHE = ".geoconvnet-hashes.npz"
 FORMAT = 1  # of the .npz; another value is re-hashed, never read
@@ -79,6 +86,7 @@ class Features:
     thumb: np.ndarray  # (n, 18, 32, 3) uint8
     detail: np.ndarray
     from_cache: np.ndarray  # decoded from the training cache
+    nbytes: np.ndarray | None = None  # file sizes
     errors: dict[str, str] = field(default_factory=dict)  # path -> why unreadable
     # "sha:sha" -> (stage-1 error, stage-2 texture score, whether stage 2 ran): see .nearcopy
     verdicts: dict[str, tuple[float, float, bool]] = field(default_factory=dict)
@@ -140,7 +148,9 @@ def _decode_reduced(data: bytes, name: str) -> tuple[Image.Image, tuple[int, int
             factor = _factor(size)
             if image.format == "JPEG" and factor > 1:
                 image.draft("RGB", (size[0] // factor, size[1] // factor))  # DCT scaling
-            image = image.convert("RGB")
+            image.load()
+            if image.mode != "RGB":  # (converting an RGB image would copy it: 6 ms)
+                image = image.convert("RGB")
             factor = _factor(image.size)
             return (image.reduce(factor) if factor > 1 else image), size
     except DataError:
@@ -301,6 +311,8 @@ def load_cache(root: Path) -> tuple[dict[str, int], dict, dict[str, tuple]]:
                                 zip(data["verdict_coarse"].tolist(),
                                     data["verdict_texture"].tolist(),
                                     data["verdict_measured"].tolist())))
+            if "verifier" not in data.files or int(data["verifier"][0]) != nearcopy.VERSION:
+                verdicts = {}  # made by another pixel check: checked again
         if any(len(a) != len(files) for a in arrays.values()) or \
                 arrays["phash"].shape[1:] != (len(VARIANTS),):
             raise ValueError("inconsistent arrays")
@@ -322,7 +334,7 @@ def save_cache(root: Path, features: Features) -> None:
                   thumb=features.thumb, detail=features.detail, from_cache=features.from_cache)
     keys = sorted(features.verdicts)
     with atomic_write(root / CACHE, "wb") as f:
-        np.savez(f, format=np.array([FORMAT]),
+        np.savez(f, format=np.array([FORMAT]), verifier=np.array([nearcopy.VERSION]),
                  files=np.array([os.path.relpath(p, root) for p in features.files], dtype=str),
                  verdict_keys=np.array(keys, dtype=str),
                  verdict_coarse=np.array([features.verdicts[k][0] for k in keys], np.float32),
@@ -347,12 +359,21 @@ def training_cache_sources(root: Path, cache_dir: str | Path | None,
         entry = entries.get(os.path.relpath(path, root))
         stat = os.stat(path)
         if entry and (entry.get("size"), entry.get("mtime_ns")) == (stat.st_size,
-                                                                   stat.st_mtime_ns):
+                                                                   stat.st_mtime_ns) \
+                and _large_enough(entry, scale=manifest.get("scale", 1.0)):
             sources[path] = Source(path, str(Path(cache_dir) / entry["file"]),
                                    entry.get("sha256"))
-        else:  # changed since the cache was made: the original
+        else:  # changed since the cache was made (or too small a copy): the original
             sources[path] = Source(path)
     return sources
+
+
+def _large_enough(entry: dict, scale: float) -> bool:
+    """Whether a cache entry has every pixel the analysis frame takes from its original
+    (an 800x450 copy of a 1600x900 screenshot does; a 240x135 copy of 480x270 does not)."""
+    width, height = entry.get("width", 0), entry.get("height", 0)
+    return (width >= min(BASE[0], width / scale - 1) and
+            height >= min(BASE[1], height / scale - 1))
 
 
 def hash_files(root: Path, files: list[str], workers: int | None = None,
@@ -376,10 +397,9 @@ def hash_files(root: Path, files: list[str], workers: int | None = None,
         todo = _reuse_by_content(files, todo, new, old)
     if todo:
         sources = training_cache_sources(root, cache_dir, [files[i] for i in todo])
-        with progress_bar() as bar, ProcessPoolExecutor(workers or os.cpu_count(),
-                                                        initializer=single_threaded) as pool:
+        jobs = [sources[files[i]] for i in todo]
+        with progress_bar() as bar, worker_pool(workers, len(jobs)) as pool:
             task = add_task(bar, "Hashing images", len(todo))
-            jobs = [sources[files[i]] for i in todo]
             for i, (path, digest, result, error) in zip(
                     todo, pool.map(_features, jobs, chunksize=8)):
                 new["sha256"][i] = digest
@@ -390,10 +410,40 @@ def hash_files(root: Path, files: list[str], workers: int | None = None,
                 bar.advance(task)
     features = Features(list(files), [str(s) for s in new["sha256"]], new["size"],
                         new["readable"], new["phash"], new["halves"], new["thumb"],
-                        new["detail"], new["from_cache"], errors, verdicts)
+                        new["detail"], new["from_cache"],
+                        np.array([os.stat(f).st_size for f in files], np.int64), errors,
+                        verdicts)
     if todo or len(rows) != n:
         save_cache(root, features)
     return features
+
+
+class _InProcess:
+    """A pool of one: the work in this process (one worker, or too little to share)."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def map(self, function, jobs, chunksize=1):
+        return map(function, jobs)
+
+
+def worker_pool(workers: int | None, jobs: int):
+    """``workers`` processes (default: every core), or this process alone when one would do.
+
+    The processes come from a fork server, not from a fork of this process: a fork taken
+    while OpenCV's or BLAS's threads hold a lock hangs at its first call into them (seen
+    after a pixel check had run here, in this process)."""
+    workers = workers or os.cpu_count() or 1
+    if workers == 1 or jobs < 4:
+        return _InProcess()
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__])
+    return ProcessPoolExecutor(min(workers, jobs), mp_context=context,
+                               initializer=single_threaded)
 
 
 def _copy_row(new: dict, i: int, old: dict, row: int) -> None:

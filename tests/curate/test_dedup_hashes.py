@@ -1,0 +1,51 @@
+import io
+
+import cv2
+import imagehash
+import numpy as np
+from PIL import Image, ImageEnhance, ImageFilter
+
+from geoconvnet.curate import hashes
+from geoconvnet.data.synth import class_styles, draw_scene
+
+
+def _frame(image: Image.Image) -> np.ndarray:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return hashes.read_frame(hashes.Source("x"), buffer.getvalue())[0]
+
+
+def test_the_batched_phash_is_imagehash_phash_of_each_box():
+    scene = draw_scene(class_styles(3, 0)[1], (800, 450), seed=4)
+    grey = cv2.cvtColor(_frame(scene), cv2.COLOR_RGB2GRAY)
+    ours = hashes.phashes(grey)
+    small = cv2.resize(grey, hashes.HASH_FRAME, interpolation=cv2.INTER_AREA).astype(np.float32)
+    boxes = np.round(hashes.HASH_ROWS @ small @ hashes.HASH_COLS.transpose(0, 2, 1))
+    theirs = [int(str(imagehash.phash(Image.fromarray(b.astype(np.uint8)))), 16) for b in boxes]
+    assert [int(h) for h in ours] == theirs and len(set(theirs)) > 10
+
+
+def test_detail_tells_a_blurred_frame_and_a_stretched_thumbnail_from_their_source():
+    scene = draw_scene(class_styles(3, 0)[2], (1600, 900), seed=7)
+    sharp = hashes.frame_features(_frame(scene))["detail"]
+    blurred = hashes.frame_features(_frame(scene.filter(ImageFilter.GaussianBlur(2))))["detail"]
+    thumb = hashes.frame_features(_frame(scene.resize((160, 90))))["detail"]
+    darker = hashes.frame_features(_frame(ImageEnhance.Brightness(scene).enhance(0.8)))["detail"]
+    assert blurred < 0.5 * sharp and thumb < 0.5 * sharp
+    assert abs(darker - sharp) < 0.15 * sharp  # brightness is not sharpness
+
+
+def test_a_cache_of_another_format_is_hashed_again_silently(tmp_path, capsys):
+    root = tmp_path / "root"
+    (root / "train" / "A").mkdir(parents=True)
+    draw_scene(class_styles(2, 0)[0], (320, 180), seed=1).save(root / "train/A/0.png")
+    files = [str(root / "train/A/0.png")]
+    first = hashes.hash_files(root, files, workers=1)
+    with np.load(root / hashes.CACHE) as data:
+        arrays = dict(data)
+    arrays["format"] = np.array([hashes.FORMAT + 1])
+    arrays["phash"][:] = 0  # what a misread would return
+    np.savez(root / hashes.CACHE, **arrays)
+    again = hashes.hash_files(root, files, workers=1)
+    assert (again.phash == first.phash).all() and again.phash.any()
+    assert "warning" not in capsys.readouterr().err
