@@ -443,6 +443,8 @@ def data_dedup(args) -> int:
     options = {k: v for k, v in (("max_distance", args.max_distance), ("spot_m", args.spot_m),
                                  ("workers", args.workers), ("cache", args.cache))
                if v is not None}
+    if args.move:  # before the work: a bad folder should not surface after an hour
+        moves.check_move_dir(Path(args.root).resolve(), Path(args.move).resolve())
     result = dedup.find_duplicates(args.root, **options)
     console.print(_table(f"Duplicates in {result.root} ({result.images} images)",
                          ["measure", "count"],
@@ -528,6 +530,8 @@ def data_stats(args) -> int:
                ["places known", len(s.places)],
                ["duplicate groups", known(s.duplicate_groups, "dedup")],
                ["train/test leakage groups", known(s.leakage_groups, "dedup")],
+               ["label conflicts (an image under two countries)",
+                known(s.conflict_groups, "dedup")],
                ["rejected by the filter", known(s.rejected, "filter")]]
     console.print(_table("Summary", ["measure", "value"], summary, right_from=2))
     for how, finding in s.findings.items():

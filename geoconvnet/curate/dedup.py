@@ -136,6 +136,19 @@ class DedupResult:
                        unreadable=[moves.get(f, f) for f in self.unreadable])
 
 
+    def without(self, gone: set[str]) -> DedupResult:
+        """The findings once ``gone`` files left the root (moved by ``--move``): groups
+        left with one member are no groups any more."""
+
+        def keep(groups: list[Group]) -> list[Group]:
+            left = [replace(g, files=[f for f in g.files if f not in gone]) for g in groups]
+            return [g for g in left if len(g.files) > 1]
+
+        return replace(self, images=self.images - len(gone), groups=keep(self.groups),
+                       copy_groups=keep(self.copy_groups),
+                       unreadable=[f for f in self.unreadable if f not in gone])
+
+
 def check_options(max_distance: int, spot_m: float) -> None:
     if isinstance(max_distance, bool) or not isinstance(max_distance, int) or \
             not 0 <= max_distance <= MAX_MAX_DISTANCE:
@@ -199,9 +212,13 @@ def write_report(root: str | Path, groups: list[Group], copy_groups: list[Group]
 
 def move_duplicates(result: DedupResult, move_dir: str | Path) -> int:
     """Move every copy but the kept one of each copy group to ``move_dir`` (recorded for
-    :func:`.moves.undo`); groups with a label conflict are left for a person to decide."""
-    return move_files(result.root, [f for g in result.copy_groups if not g.conflict
-                                    for f in g.files if f != g.kept], move_dir)
+    :func:`.moves.undo`); groups with a label conflict are left for a person to decide.
+    The report is written again for what stays, so ``data stats`` is current."""
+    moved = [f for g in result.copy_groups if not g.conflict for f in g.files if f != g.kept]
+    count = move_files(result.root, moved, move_dir)
+    left = result.without(set(moved))
+    write_report(result.root, left.groups, left.copy_groups)
+    return count
 
 
 # ---------------------------------------------------------------- candidates

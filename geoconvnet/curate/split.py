@@ -22,7 +22,7 @@ from ..data.manifest import NAME as MANIFEST
 from ..data.manifest import Record, lock_root, open_manifest
 from ..utils.errors import ConfigError
 from ..utils.io import read_csv, write_text
-from .dedup import DEFAULT_MAX_DISTANCE, SPOT_M, Group, find_duplicates, write_report
+from .dedup import DEFAULT_MAX_DISTANCE, SPOT_M, find_duplicates, write_report
 
 MOVES = SPLIT_MOVES
 CREATED = ".split-created-folders.txt"  # folders the split made, removed again by --undo
@@ -59,7 +59,8 @@ def _split(root: Path, test_fraction: float, seed: int, max_distance: int,
     labels = [f.split("/")[1] for f in files]
     n_folds = max(2, round(1 / test_fraction))
     _check_enough(Counter(labels), n_folds, test_fraction)
-    groups = find_duplicates(root, max_distance, spot_m).groups
+    found = find_duplicates(root, max_distance, spot_m)
+    groups = found.groups
     group_of = {f: i for i, g in enumerate(groups) for f in g.files}
     group_ids = [group_of.get(f, len(groups) + i) for i, f in enumerate(files)]
     folds = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
@@ -70,7 +71,8 @@ def _split(root: Path, test_fraction: float, seed: int, max_distance: int,
     before = Counter((f.split("/")[1], f.split("/")[0]) for f in files)
     moves = _moves(root, files, target)
     _apply(root, moves)
-    _write_dedup_report(root, groups, dict(moves))
+    moved = found.renamed(dict(moves))  # the findings where the files are now:
+    write_report(root, moved.groups, moved.copy_groups)  # `data stats` is never stale
     after = Counter((f.split("/")[1], s) for f, s in zip(files, target))
     counts = {c: {s: (before[c, s], after[c, s]) for s in SPLITS} for c in sorted(set(labels))}
     return SplitResult(counts, len(moves), len(groups))
@@ -85,13 +87,6 @@ def _check_enough(counts: Counter, n_folds: int, test_fraction: float) -> None:
                           f"images than the {n_folds} folds of --test-fraction {test_fraction:g}"
                           f", so they cannot be in both train and test: {listed}; collect more "
                           "images of them or take them out of the root; nothing was moved")
-
-
-def _write_dedup_report(root: Path, groups: list, renamed: dict[str, str]) -> None:
-    """The dedup report again, with the files' new names: ``data stats`` must not show the
-    leakage this split just removed."""
-    moved = [Group([renamed.get(f, f) for f in g.files], set(g.links)) for g in groups]
-    write_report(root, moved)
 
 
 def _moves(root: Path, files: list[str], target: list[str]) -> list[tuple[str, str]]:

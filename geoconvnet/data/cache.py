@@ -126,7 +126,8 @@ def prepare(root: str | Path, out: str | Path, scale: float = DEFAULT_SCALE,
         raise DataError(f"{root} is already a cache; prepare from the original dataset folder")
     overlap = round(max_crop * scale)
     manifest = {"format": FORMAT, "scale": scale, "quality": quality, "chroma": chroma,
-                "tile_overlap": overlap, "source": str(root), "entries": {}, "bad_files": {}}
+                "tile_overlap": overlap, "source": str(root.resolve()), "entries": {},
+                "bad_files": {}}
     if old:
         settings = (old.get("scale"), old.get("quality"), old.get("chroma", DEFAULT_CHROMA),
                     old.get("tile_overlap", 0))

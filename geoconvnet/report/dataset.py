@@ -55,6 +55,7 @@ class DatasetStats:
     places: list[tuple[float, float]] = field(default_factory=list)
     duplicate_groups: int | None = None  # None: `data dedup` has not run
     leakage_groups: int | None = None
+    conflict_groups: int | None = None  # one image under two countries
     rejected: int | None = None  # None: `data filter` has not run
     findings: dict[str, "Finding"] = field(default_factory=dict)  # "dedup", "filter"
     page: Path | None = None
@@ -90,6 +91,7 @@ def dataset_stats(root: str | Path, page: bool = True) -> DatasetStats:
         stats.duplicate_groups = len({r["group"] for r in rows})
         stats.leakage_groups = len({r["group"] for r in rows
                                     if str(r.get("leakage")).lower() == "true"})
+        stats.conflict_groups = len({r["group"] for r in rows if r.get("conflict")})
         stats.findings["dedup"] = _finding(root, root / DEDUP_REPORT, rows, newest)
     rows = _report_rows(root / FILTER_REPORT, ("file",))
     if rows is not None:
