@@ -56,8 +56,9 @@ from ..utils.errors import ConfigError
 from ..utils.io import write_csv
 from ..utils.progress import add_task, progress_bar
 from . import nearcopy
-from .hashes import Features, Source, hash_files, read_frame, save_cache, \
-    training_cache_sources, worker_pool
+from ..utils.pool import worker_pool
+from .hashes import PRELOAD, Features, Source, hash_files, read_frame, save_cache, \
+    training_cache_sources
 from .moves import move_files
 
 DEFAULT_MAX_DISTANCE = 6
@@ -360,7 +361,7 @@ class _Checker:
         batches = [todo[s:s + BATCH] for s in range(0, len(todo), BATCH)]
         jobs = ((f.thumb[pairs[rows, 0]], f.thumb[pairs[rows, 1]]) for rows in batches)
         with progress_bar(transient=True) as bar, \
-                worker_pool(self.workers, len(batches)) as pool:
+                worker_pool(self.workers, len(batches), PRELOAD) as pool:
             task = add_task(bar, "Checking candidate pairs", len(todo), unit="pair")
             for rows, (errors, found) in zip(batches, pool.map(_coarse_batch, jobs)):
                 for r, error, tried in zip(rows.tolist(), errors.tolist(), found):
@@ -391,7 +392,7 @@ class _Checker:
         chunks = [jobs[s:s + 16] for s in range(0, len(jobs), 16)]
         values = []
         with progress_bar(transient=True) as bar, \
-                worker_pool(self.workers, len(chunks)) as pool:
+                worker_pool(self.workers, len(chunks), PRELOAD) as pool:
             task = add_task(bar, "Comparing pixels", len(jobs), unit="pair")
             for chunk in pool.map(_fine_chunk, chunks):
                 values.extend(chunk)

@@ -61,8 +61,6 @@ probability of being valid is under ``threshold`` (the reference kept sigmoid >=
 from __future__ import annotations
 
 import functools
-import os
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,6 +75,7 @@ from ..models.checkpoint import load_checkpoint
 from ..training.train import train
 from ..utils.errors import ConfigError, DataError
 from ..utils.io import write_csv
+from ..utils.pool import worker_pool
 from ..utils.progress import add_task, progress_bar
 
 REPORT = FILTER_REPORT
@@ -275,10 +274,7 @@ def filter_root(root: str | Path, model=None, threshold: float = THRESHOLD,
     rejected: dict[str, Rejection] = {}
     if model is not None:
         check_threshold(threshold, learned=True)
-    # One OpenCV thread per process: the processes already use every core.
-    with progress_bar() as bar, ProcessPoolExecutor(workers or os.cpu_count(),
-                                                    initializer=cv2.setNumThreads,
-                                                    initargs=(1,)) as pool:
+    with progress_bar() as bar, worker_pool(workers, len(files), (__name__,)) as pool:
         task = add_task(bar, "Checking images", len(files))
         jobs = [(f, min_size) for f in files]
         for path, reason in zip(files, pool.map(_check, jobs, chunksize=16)):

@@ -39,11 +39,9 @@ from __future__ import annotations
 
 import hashlib
 import io
-import multiprocessing
 import os
 import warnings
 import zipfile
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,13 +49,13 @@ import cv2
 import numpy as np
 import scipy.fft
 from PIL import Image
-from threadpoolctl import threadpool_limits
 
 from ..data.cache import load_manifest as load_cache_manifest
 from ..data.cachefile import read_cached
 from ..data.images import DEFAULT_MAX_PIXELS
 from ..utils.errors import DataError
 from ..utils.io import atomic_write
+from ..utils.pool import worker_pool
 from ..utils.progress import add_task, err_console, progress_bar
 from . import nearcopy
 
@@ -70,6 +68,7 @@ EDGES = ("left", "right", "top", "bottom")
 VARIANTS = (("full", 0.0),) + tuple((edge, f) for f in CROPS for edge in EDGES)
 HALVES = EDGES  # the half of the frame on that side
 DETAIL_BLOCK = 32
+PRELOAD = (__name__,)  # what the workers' fork server imports once
 
 
 @dataclass
@@ -264,14 +263,6 @@ def _features(source: Source) -> tuple[str, str, dict | None, str | None]:
                                  "from_cache": cached}, None
 
 
-def single_threaded() -> None:
-    """Worker initializer: one thread each for BLAS and OpenCV. Their thread pools only add
-    overhead on images this small, and the processes already use every core (with them,
-    hashing one frame took 6 ms instead of 1.6)."""
-    threadpool_limits(1)
-    cv2.setNumThreads(1)
-
-
 def _sha256(path: str) -> str:
     try:
         return hashlib.sha256(Path(path).read_bytes()).hexdigest()
@@ -398,7 +389,7 @@ def hash_files(root: Path, files: list[str], workers: int | None = None,
     if todo:
         sources = training_cache_sources(root, cache_dir, [files[i] for i in todo])
         jobs = [sources[files[i]] for i in todo]
-        with progress_bar() as bar, worker_pool(workers, len(jobs)) as pool:
+        with progress_bar() as bar, worker_pool(workers, len(jobs), PRELOAD) as pool:
             task = add_task(bar, "Hashing images", len(todo))
             for i, (path, digest, result, error) in zip(
                     todo, pool.map(_features, jobs, chunksize=8)):
@@ -416,34 +407,6 @@ def hash_files(root: Path, files: list[str], workers: int | None = None,
     if todo or len(rows) != n:
         save_cache(root, features)
     return features
-
-
-class _InProcess:
-    """A pool of one: the work in this process (one worker, or too little to share)."""
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-    def map(self, function, jobs, chunksize=1):
-        return map(function, jobs)
-
-
-def worker_pool(workers: int | None, jobs: int):
-    """``workers`` processes (default: every core), or this process alone when one would do.
-
-    The processes come from a fork server, not from a fork of this process: a fork taken
-    while OpenCV's or BLAS's threads hold a lock hangs at its first call into them (seen
-    after a pixel check had run here, in this process)."""
-    workers = workers or os.cpu_count() or 1
-    if workers == 1 or jobs < 4:
-        return _InProcess()
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload([__name__])
-    return ProcessPoolExecutor(min(workers, jobs), mp_context=context,
-                               initializer=single_threaded)
 
 
 def _copy_row(new: dict, i: int, old: dict, row: int) -> None:

@@ -18,10 +18,8 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import tempfile
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from ..data.download import RECORD_COLUMNS
@@ -30,6 +28,7 @@ from ..data.layout import SPLITS, split_files
 from ..data.manifest import check_root_folder, open_manifest
 from ..utils.errors import ConfigError, DataError
 from ..utils.io import write_json, write_text
+from ..utils.pool import worker_pool
 from ..utils.progress import add_task, progress_bar
 
 SHARD_IMAGES = 2_000  # about 1 GB of 1600x900 PNG screenshots per shard
@@ -119,7 +118,7 @@ def _decodes(path: str) -> str | None:
 def _refuse_undecodable(root: Path, paths: list[str], workers: int | None) -> None:
     """Decode every image in full (in parallel); a DataError lists those that fail."""
     bad = []
-    with progress_bar() as bar, ProcessPoolExecutor(workers or os.cpu_count()) as pool:
+    with progress_bar() as bar, worker_pool(workers, len(paths), (__name__,)) as pool:
         task = add_task(bar, "Checking images", len(paths))
         for path, problem in zip(paths, pool.map(_decodes, paths, chunksize=16)):
             if problem:
