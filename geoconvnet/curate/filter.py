@@ -70,9 +70,6 @@ from PIL import Image
 
 from ..data.images import load_image
 from ..data.layout import FILTER_REPORT, split_files
-from ..inference.core import infer
-from ..models.checkpoint import load_checkpoint
-from ..training.train import train
 from ..utils.errors import ConfigError, DataError
 from ..utils.io import write_csv
 from ..utils.pool import worker_pool
@@ -294,6 +291,10 @@ def filter_root(root: str | Path, model=None, threshold: float = THRESHOLD,
 
 
 def _learned(model, files: list[str], threshold: float, device) -> list[tuple[str, float]]:
+    # The check workers import this module: torch with it costs seconds before the first image.
+    from ..inference.core import infer  # lazy: see above
+    from ..models.checkpoint import load_checkpoint  # lazy: see above
+
     loaded = load_checkpoint(model, device or "cpu")
     if sorted(loaded.class_names) != [INVALID, VALID]:
         raise ConfigError(f"--model {model}: its classes are {loaded.class_names}; a filter "
@@ -316,6 +317,8 @@ def train_filter(labelled_root: str | Path, runs_dir: str | Path = "runs",
                           f"(found {classes or 'no train/ folder'})")
     # The whole image is judged: interface overlays sit at the edges, where a centre crop
     # would not look.
+    from ..training.train import train  # lazy: see _learned
+
     settings = {"arch": "resnet18", "epochs": 5, "eval_view": "full", **options}
     return train(data=str(labelled_root), runs_dir=str(runs_dir), name=name, **settings)
 
