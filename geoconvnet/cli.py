@@ -119,8 +119,12 @@ def _add_tune_parser(sub) -> None:
     p.add_argument("--timeout", type=float, help="seconds after which this worker starts no new trial")
     p.add_argument("--study", default="geoconvnet", help="study name (default: geoconvnet)")
     p.add_argument("--studies-dir", default="studies", help="folder holding study folders")
-    p.add_argument("--storage", help="database URL shared by workers, e.g. postgresql://user:pw@"
-                   "host/db (default: SQLite file in the study folder)")
+    p.add_argument("--storage", default=os.environ.get("GEOCONVNET_STORAGE"),
+                   help="database URL shared by workers, e.g. postgresql://user:pw@host/db "
+                   "(default: $GEOCONVNET_STORAGE, else a SQLite file in the study folder). "
+                   "Command-line flags are visible to every user of the machine in the process "
+                   "list: put a URL with a password in $GEOCONVNET_STORAGE instead; write "
+                   "@ / : %% # in the password as %%40 %%2F %%3A %%25 %%23")
     p.add_argument("--space", help="YAML search space (default: the reference's)")
     p.add_argument("--archs", help="also search the architecture, e.g. resnet34,resnet50")
     p.add_argument("--objective", default="val_loss", choices=["val_loss", "val_top1"])
@@ -164,8 +168,10 @@ def _add_collect_parser(sub) -> None:
     p.add_argument("--backoff", type=float,
                    help="first wait in seconds before a retry; it doubles each time (1)")
     api = p.add_argument_group("streetview and mapillary")
-    api.add_argument("--key", help="Google Maps API key (default: $GOOGLE_MAPS_API_KEY)")
-    api.add_argument("--token", help="Mapillary client token (default: $MAPILLARY_TOKEN)")
+    api.add_argument("--key", help="Google Maps API key (default: $GOOGLE_MAPS_API_KEY; "
+                     "prefer it: flags are visible to every user in the process list)")
+    api.add_argument("--token", help="Mapillary client token (default: $MAPILLARY_TOKEN; "
+                     "prefer it: flags are visible to every user in the process list)")
     api.add_argument("--api-url", help="API base URL (default: the service's own)")
     api.add_argument("--size", help="streetview image size, at most 640 a side (640x360)")
     api.add_argument("--fov", type=float, help="streetview field of view in degrees (100)")
@@ -198,6 +204,17 @@ def _add_serve_parser(sub) -> None:
     sv.add_argument("--threads", type=int, default=1, help="model calls at once per process "
                     "(one already uses every core of a CPU)")
     sv.add_argument("--max-upload-mb", type=float, default=25.0, help="larger uploads get 413")
+    sv.add_argument("--max-queue", type=int, default=16, help="screenshots that may wait for "
+                    "the model per process; more get 503 with Retry-After at once (16)")
+    sv.add_argument("--client-timeout", type=float, default=15.0, help="seconds a client may "
+                    "take to send a request's head, or pause in its body, before the "
+                    "connection is closed (15)")
+    sv.add_argument("--max-connections", type=int, default=64, help="open connections per "
+                    "process; requests beyond get 503 (64)")
+    sv.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
+                    help="a web origin (https://example.org) whose pages may call the API; "
+                    "repeat for several, * for any. Without it only this server's own page "
+                    "and non-browser clients (curl, scripts) may")
     sv.add_argument("--top-k", type=int, default=5)
     sv.add_argument("--device", default="auto")
 
@@ -274,7 +291,8 @@ def build_parser() -> argparse.ArgumentParser:
     pb.add_argument("--repo", help="Hub dataset to upload to, USER/NAME")
     pb.add_argument("--to-folder", help="write the files here (default: a temporary folder "
                     "when uploading)")
-    pb.add_argument("--token", help="Hub token (default: $HF_TOKEN or your login)")
+    pb.add_argument("--token", help="Hub token (default: $HF_TOKEN or your login; prefer "
+                    "those: flags are visible to every user in the process list)")
     pb.add_argument("--private", action="store_true", help="create the Hub dataset private")
     pb.add_argument("--workers", type=int, help="processes decoding every image first "
                     "(default: all cores)")
@@ -309,7 +327,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="folders, osv5m: keep every country, not only the reference's 85")
     im.add_argument("--min-per-country", type=int, default=1,
                     help="folders, osv5m: leave out countries with fewer images")
-    im.add_argument("--token", help="hf: access token (default: $HF_TOKEN or your login)")
+    im.add_argument("--token", help="hf: access token (default: $HF_TOKEN or your login; prefer those: "
+                    "flags are visible to every user in the process list)")
     dl = data.add_parser("download", help="fetch the reference dataset (Hugging Face) into "
                                           "the folder layout; needs the [hf] extra "
                                           "(the same as `data import hf`)")
@@ -836,7 +855,8 @@ def cmd_serve(args) -> int:
     from .app.serve import serve  # lazy: see the module doc
 
     serve(args.checkpoint, args.host, args.port, args.workers, args.threads, args.max_upload_mb,
-          args.device, args.top_k)
+          args.device, args.top_k, max_queue=args.max_queue, client_timeout=args.client_timeout,
+          max_connections=args.max_connections, allow_origins=args.allow_origin)
     return 0
 
 

@@ -21,4 +21,13 @@ if ! "$BIN/pg_isready" -q -h 127.0.0.1 -p "$PORT"; then
     "${AS[@]}" "$BIN/pg_ctl" -D "$DIR" -l "$DIR/server.log" -w \
         -o "-p $PORT -k $DIR -c listen_addresses=127.0.0.1" start >/dev/null
 fi
+# Tests of passwords log in as geoconvnet_pw, whose password the server really checks
+# (everyone else is trusted): the first matching line of pg_hba.conf wins.
+if ! grep -q geoconvnet_pw "$DIR/pg_hba.conf"; then
+    { echo "host all geoconvnet_pw 127.0.0.1/32 scram-sha-256"; cat "$DIR/pg_hba.conf"; } \
+        > "$DIR/pg_hba.conf.new"
+    mv "$DIR/pg_hba.conf.new" "$DIR/pg_hba.conf"
+    if [ "$(id -u)" = 0 ]; then chown postgres "$DIR/pg_hba.conf"; fi
+    "${AS[@]}" "$BIN/pg_ctl" -D "$DIR" reload >/dev/null
+fi
 echo "postgresql://postgres@127.0.0.1:$PORT/postgres"

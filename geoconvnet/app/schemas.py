@@ -12,6 +12,7 @@ class Error(BaseModel):
 
 class Guess(BaseModel):
     country: str = Field(description="class name")
+    name: str = Field(description="the country as people write it, e.g. 'South Africa'")
     code: str | None = Field(description="ISO 3166 alpha-3 code; null when not a country")
     probability: float = Field(description="calibrated when the model has a temperature")
 
@@ -47,6 +48,10 @@ class Health(BaseModel):
     status: str
     model: str
     in_flight: int = Field(description="requests waiting for or using the model")
+    waiting: int = Field(description="requests waiting for a model thread")
+    max_queue: int = Field(description="requests that may wait; more get 503 (serve --max-queue)")
+    answered: int = Field(description="model calls (predictions, heat maps) since the start")
+    refused_busy: int = Field(description="requests refused with 503 since the start")
     uptime_s: float
 
 
@@ -56,6 +61,7 @@ class ModelInfo(BaseModel):
     format: str = Field(description="pytorch or onnx")
     class_names: list[str]
     codes: dict[str, str | None]
+    names: dict[str, str] = Field(description="class name -> the country as people write it")
     preprocessing: dict
     temperature: float
     calibrated: bool

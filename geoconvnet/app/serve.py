@@ -9,17 +9,21 @@ import math
 import os
 import socket
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from ..models.checkpoint import resolve_checkpoint
 from ..utils.errors import ConfigError
 from ..utils.progress import console
 from .guards import LOOPBACK_HOSTS
-from .server import DEFAULT_MAX_UPLOAD_MB, create_app
+from .server import (DEFAULT_CLIENT_TIMEOUT, DEFAULT_MAX_QUEUE, DEFAULT_MAX_UPLOAD_MB,
+                     create_app)
 from .service import Service
 
 SETTINGS_ENV = "GEOCONVNET_SERVE_SETTINGS"
+DEFAULT_MAX_CONNECTIONS = 64  # open connections; requests beyond get 503 from uvicorn
 
 
 @dataclass
@@ -32,6 +36,10 @@ class Settings:
     max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB
     device: str | None = None
     top_k: int = 5
+    max_queue: int = DEFAULT_MAX_QUEUE
+    client_timeout: float = DEFAULT_CLIENT_TIMEOUT
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
+    allow_origins: list[str] = field(default_factory=list)
 
 
 def build_app(settings: Settings):
@@ -41,7 +49,9 @@ def build_app(settings: Settings):
     service = Service(settings.model, settings.device, settings.top_k)
     service.warm_up()
     hosts = LOOPBACK_HOSTS if _is_loopback(settings.host) else None
-    return create_app(service, settings.max_upload_mb, settings.threads, hosts)
+    return create_app(service, settings.max_upload_mb, settings.threads, hosts,
+                      settings.max_queue, settings.client_timeout,
+                      tuple(settings.allow_origins))
 
 
 def app_from_env():
@@ -51,12 +61,21 @@ def app_from_env():
 
 def serve(model: str | Path, host: str = "127.0.0.1", port: int = 8000, workers: int = 1,
           threads: int = 1, max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB,
-          device: str | None = None, top_k: int = 5) -> None:
-    """Serve ``model`` (checkpoint, run folder or ``.onnx``) until interrupted."""
+          device: str | None = None, top_k: int = 5, **limits) -> None:
+    """Serve ``model`` (checkpoint, run folder or ``.onnx``) until interrupted. ``limits``:
+    the other fields of :class:`Settings` (max_queue, client_timeout, max_connections,
+    allow_origins)."""
     import uvicorn  # lazy: only this command runs a server
 
-    settings = Settings(str(model), host, port, workers, threads, max_upload_mb, device, top_k)
+    settings = Settings(str(model), host, port, workers, threads, max_upload_mb, device, top_k,
+                        **limits)
     _check(settings)
+    from .protocol import DeadlineH11Protocol  # lazy: imports uvicorn
+
+    server_options = {"host": host, "port": port, "log_level": "info",
+                      "limit_concurrency": settings.max_connections,
+                      "http": partial(DeadlineH11Protocol,
+                                      header_timeout=settings.client_timeout)}
     if not _is_loopback(host):
         console.print(f"[yellow]Listening on {host}: other machines can reach the app, and it "
                       "has no authentication.[/]")
@@ -65,15 +84,15 @@ def serve(model: str | Path, host: str = "127.0.0.1", port: int = 8000, workers:
     if workers == 1:
         app = build_app(settings)
         console.print(announce)
-        uvicorn.run(app, host=host, port=port, log_level="info")
+        uvicorn.run(app, **server_options)
     else:
         # A model that cannot load fails here, once, with its one-line error; inside the
         # workers it would be a traceback per process, restarted for ever.
         Service(settings.model, settings.device, settings.top_k)
         console.print(announce)
         os.environ[SETTINGS_ENV] = json.dumps(asdict(settings))
-        uvicorn.run("geoconvnet.app.serve:app_from_env", factory=True, host=host, port=port,
-                    workers=workers, log_level="info")
+        uvicorn.run("geoconvnet.app.serve:app_from_env", factory=True, workers=workers,
+                    **server_options)
 
 
 def wait_until_healthy(url: str, timeout: float = 120.0, process=None) -> bool:
@@ -98,16 +117,31 @@ def _check(settings: Settings) -> None:
         resolve_checkpoint(settings.model)  # a clear error before any worker starts
     elif not Path(settings.model).is_file():
         raise ConfigError(f"{settings.model}: no such ONNX file")
-    for name in ("workers", "threads", "top_k"):
+    for name in ("workers", "threads", "top_k", "max_connections"):
         if getattr(settings, name) < 1:
             raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, "
                               f"got {getattr(settings, name)}")
-    if not (math.isfinite(settings.max_upload_mb) and settings.max_upload_mb > 0):
-        raise ConfigError(f"--max-upload-mb must be a positive number, got "
-                          f"{settings.max_upload_mb}")
+    if settings.max_queue < 0:
+        raise ConfigError(f"--max-queue must be 0 or more, got {settings.max_queue}")
+    for name in ("max_upload_mb", "client_timeout"):
+        value = getattr(settings, name)
+        if not (math.isfinite(value) and value > 0):
+            raise ConfigError(f"--{name.replace('_', '-')} must be a positive number, "
+                              f"got {value}")
+    for origin in settings.allow_origins:
+        _check_origin(origin)
     if not 0 <= settings.port <= 65535:
         raise ConfigError(f"--port must be 0-65535, got {settings.port}")
     _check_port_free(settings.host, settings.port)
+
+
+def _check_origin(origin: str) -> None:
+    """``*`` or ``scheme://host[:port]``, as browsers send it in ``Origin``."""
+    parts = urlsplit(origin)
+    if origin != "*" and not (parts.scheme in ("http", "https") and parts.hostname
+                              and parts.path in ("", "/") and not parts.query):
+        raise ConfigError(f"--allow-origin {origin!r}: give an origin as browsers send it, "
+                          "e.g. https://example.org or http://localhost:3000 (or * for any)")
 
 
 def _check_port_free(host: str, port: int) -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from ..data.countries import iso3
+from ..data.countries import display_name, iso3, split_camel
 from ..data.images import decode_image
 from ..inference.core import infer
 from ..inference.explain import explain
@@ -37,6 +37,7 @@ HEAT_MAP_WIDTH = 1280  # overlays wider than this are scaled down (a page shows 
 HEAT_MAP_PIXELS = 1600 * 900
 APP_MAX_PIXELS = 16_000_000  # a 5K screenshot (5120x2880) is 14.7 million
 MAX_ASPECT = 8  # a screenshot is at most 32:9 (3.6); a 1x40,000,000 strip is not one
+MIN_SIDE = 64  # pixels; an icon or a 1x1 tracking pixel is no screenshot to guess from
 
 
 class UnknownClassError(GeoconvnetError):
@@ -58,6 +59,9 @@ class Service:
         self.top_k = max(1, min(top_k, len(self.model.class_names)))
         self.max_pixels, self.keep = max_pixels, keep
         self.codes = {name: iso3(name) for name in self.model.class_names}
+        # How a player writes them: "South Africa" for the class SouthAfrica.
+        self.names = {name: display_name(code) if code else split_camel(name)
+                      for name, code in self.codes.items()}
         self.land = Land() if all(self.codes.values()) else None
         self._heat_maps: OrderedDict[tuple[str, int], bytes] = OrderedDict()
         self._lock = threading.Lock()
@@ -87,6 +91,7 @@ class Service:
         return {"name": self.name, "arch": meta["arch"],
                 "format": "onnx" if not self.can_explain else "pytorch",
                 "class_names": self.model.class_names, "codes": self.codes,
+                "names": self.names,
                 "preprocessing": meta["preprocessing"], "temperature": self.model.temperature,
                 "calibrated": "temperature" in meta, "metrics": meta.get("metrics", {}),
                 "geoconvnet_version": meta.get("geoconvnet_version"),
@@ -148,6 +153,10 @@ class Service:
 
     def _decode(self, data: bytes, filename: str) -> Image.Image:
         image = decode_image(data, filename, self.max_pixels)
+        if min(image.size) < MIN_SIDE:
+            raise DataError(f"{filename}: {image.width}x{image.height} is too small to be a "
+                            f"screenshot (at least {MIN_SIDE} pixels a side); send the whole "
+                            "screenshot")
         if max(image.size) > MAX_ASPECT * min(image.size):
             raise DataError(f"{filename}: {image.width}x{image.height} is not a screenshot "
                             f"(sides more than {MAX_ASPECT}:1); send the whole screenshot")
@@ -155,7 +164,8 @@ class Service:
 
     def _guess(self, cls: int, probability: float) -> dict:
         name = self.model.class_names[cls]
-        return {"country": name, "code": self.codes[name], "probability": round(probability, 6)}
+        return {"country": name, "name": self.names[name], "code": self.codes[name],
+                "probability": round(probability, 6)}
 
     def _pin(self, probabilities: dict[str, float]) -> dict | None:
         if self.land is None:  # class names that are not all countries: no map position

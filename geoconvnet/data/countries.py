@@ -125,7 +125,13 @@ HISTORIC_SPLITS = {"CSHH": AMBIGUOUS["Czechoslovakia"], "CSXX": AMBIGUOUS["Serbi
 FOLDER_NAMES = {"COG": "RepublicOfTheCongo", "COD": "DRCongo"}
 # How messages name countries whose ISO name reads badly ("Congo, The Democratic ...").
 DISPLAY_NAMES = {"COG": "Republic of the Congo", "COD": "DR Congo",
-                 "VGB": "British Virgin Islands", "VIR": "US Virgin Islands"}
+                 "VGB": "British Virgin Islands", "VIR": "US Virgin Islands",
+                 "RUS": "Russia", "BRN": "Brunei", "PSE": "Palestine", "FSM": "Micronesia",
+                 "VAT": "Vatican City", "FLK": "Falkland Islands", "SXM": "Sint Maarten",
+                 "MAF": "Saint Martin", "BES": "Caribbean Netherlands",
+                 "SHN": "Saint Helena", "CCK": "Cocos Islands",
+                 # Natural Earth's own codes for areas ISO 3166 does not list.
+                 "CYN": "Northern Cyprus", "SOL": "Somaliland"}
 # (lon, lat), roughly the centre, of the countries and territories too small for the 1:110m
 # outlines: every ISO 3166 country has a place on the map and in the pin's land.
 SMALL_COUNTRIES = {

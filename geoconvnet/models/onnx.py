@@ -9,6 +9,7 @@ height and width are dynamic: every eval view (``full`` included) runs.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import torch
@@ -64,14 +65,34 @@ class OnnxNet(nn.Module):
         return torch.from_numpy(logits)
 
 
-def load_onnx(path: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
-    """An exported model, ready for the inference core (onnxruntime on the CPU)."""
+def session_options(onnxruntime, threads: int | None = None, spin: bool = False):
+    """ONNX Runtime's options for one process: ``threads`` for one operator (default: the
+    threads torch uses here, which `serve --workers` sets to the process's share of the
+    cores), operators one after another, and no spinning. By default ORT's idle threads
+    spin for a while after each operator, waiting for the next: that gains a little on an
+    idle machine and loses a lot when other processes want the cores (the spinning threads
+    take their time slices)."""
+    options = onnxruntime.SessionOptions()
+    spin = spin or os.environ.get("GEOCONVNET_ORT_SPIN") == "1"  # a machine of its own
+    options.intra_op_num_threads = threads or torch.get_num_threads()
+    options.inter_op_num_threads = 1
+    options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
+    return options
+
+
+def load_onnx(path: str | Path, device: str | torch.device = "cpu", threads: int | None = None,
+              spin: bool = False) -> LoadedModel:
+    """An exported model, ready for the inference core (onnxruntime on the CPU); ``threads``
+    and ``spin``: see :func:`session_options`."""
     _, onnxruntime = _onnx_modules()
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such ONNX file")
     try:
-        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        session = onnxruntime.InferenceSession(str(path), session_options(onnxruntime, threads,
+                                                                          spin),
+                                               providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own error types for bad files
         raise CheckpointError(f"{path}: not a readable ONNX model ({str(exc)[:200]})") from None
     meta = session.get_modelmeta().custom_metadata_map.get(META_KEY)

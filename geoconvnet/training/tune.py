@@ -18,7 +18,6 @@ import csv
 import json
 import math
 import os
-import re
 import socket
 import time
 import warnings
@@ -34,6 +33,7 @@ from ..inference.evaluate import evaluate
 from ..utils.errors import ConfigError
 from ..utils.io import write_csv, write_json, write_text
 from ..utils.progress import console, log
+from ..utils.urls import check_storage_url, scrubbed, shown_url
 from .config import TrainConfig, coerce, load_yaml, resolve_config
 from .train import LAST_NAME, STATE_NAME, train
 
@@ -140,6 +140,7 @@ def storage_url(storage: str | None, study_dir: Path) -> str:
     """Default: SQLite in the study folder. ``postgresql://`` uses psycopg (version 3)."""
     if storage is None:
         return f"sqlite:///{(study_dir / DB_NAME).resolve()}"
+    check_storage_url(storage)
     if storage.startswith("postgresql://") or storage.startswith("postgres://"):
         return "postgresql+psycopg://" + storage.split("://", 1)[1]
     return storage
@@ -171,21 +172,10 @@ def _connect(storage: str, heartbeat: int, attempts: int = 5) -> optuna.storages
                                   "for PostgreSQL: pip install 'geoconvnet[postgres]'") from exc
             except Exception as exc:  # sqlalchemy errors: unreachable server, races, ...
                 if attempt == attempts - 1:
-                    raise ConfigError(f"cannot open the study storage {redact_url(storage)}: "
-                                      f"{str(exc).splitlines()[0]}") from exc
+                    reason = scrubbed(str(exc).splitlines()[0], storage)
+                    raise ConfigError(f"cannot open the study storage {shown_url(storage)}: "
+                                      f"{reason}") from None
                 time.sleep(0.5 + attempt)
-
-
-def redact_url(url: str) -> str:
-    """A storage URL without its password (in the user part or a ``password=`` parameter),
-    for messages and files."""
-    head, sep, rest = url.partition("://")
-    netloc, slash, path = rest.partition("/")
-    user, at, host = netloc.rpartition("@")  # the host follows the last @
-    if at and ":" in user:
-        user = user.split(":", 1)[0] + ":***"
-    path = re.sub(r"(?i)(password=)[^&]*", r"\1***", path)
-    return head + sep + user + at + host + slash + path
 
 
 def make_pruner(name: str, warmup_epochs: int = 1, startup_trials: int = 5):
@@ -371,7 +361,7 @@ def run_worker(study: optuna.Study, run_trial, n_trials: int, timeout: float | N
 
 
 def _save_settings(study_dir, base, params, objective, url, trials) -> None:
-    settings = {"objective": objective, "trials": trials, "storage": redact_url(url),
+    settings = {"objective": objective, "trials": trials, "storage": shown_url(url),
                 "base_config": base.to_dict(),
                 "space": {p.name: {k: v for k, v in vars(p).items() if v not in (None, [], {})}
                           for p in params}}
@@ -381,7 +371,7 @@ def _save_settings(study_dir, base, params, objective, url, trials) -> None:
 def _print_start(study, study_dir, url, trials) -> None:
     state = counts(study)
     finished = sum(state[s] for s in FINISHED)
-    log(f"Study [bold]{study.study_name}[/] in {study_dir} (storage {redact_url(url)}): "
+    log(f"Study [bold]{study.study_name}[/] in {study_dir} (storage {shown_url(url)}): "
         f"{finished}/{trials} trials finished, {state[TrialState.RUNNING]} running, "
         f"{state[TrialState.FAIL]} failed")
 
@@ -476,7 +466,7 @@ def summary_markdown(summary: dict, rows: list[dict]) -> str:
 
 def dashboard_hint(study_dir: Path, storage: str | None) -> str:
     """How to browse a study; a storage URL's password is never shown (put yours back in)."""
-    url = redact_url(storage) if storage else f"sqlite:///{study_dir / DB_NAME}"
+    url = shown_url(storage) if storage else f"sqlite:///{study_dir / DB_NAME}"
     return (f"Browse the study: pip install optuna-dashboard && optuna-dashboard {url}\n"
             f"Per-trial curves: tensorboard --logdir {study_dir}")
 
@@ -526,7 +516,7 @@ def finalize(study: str = "geoconvnet", studies_dir: str = "studies", storage: s
     try:
         handle = optuna.load_study(study_name=study, storage=_connect(url, heartbeat=60))
     except KeyError as exc:  # optuna's way of saying the storage has no such study
-        raise ConfigError(f"no study {study!r} in {redact_url(url)}; check --study and "
+        raise ConfigError(f"no study {study!r} in {shown_url(url)}; check --study and "
                           "--storage") from exc
     if not counts(handle)[TrialState.COMPLETE]:
         raise ConfigError(f"study {study!r} has no complete trial yet; nothing to finalize")

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 from served import free_port, png_bytes, screenshots, start_server, stop_server
 
-from geoconvnet.app.server import create_app
+from geoconvnet.app.server import DEFAULT_MAX_QUEUE, create_app
 from geoconvnet.app.service import Service
 from geoconvnet.models.onnx import export_onnx
 
@@ -121,19 +121,21 @@ def test_a_streamed_upload_over_the_limit_is_refused(server):
 
 def test_the_upload_limit_is_configurable(trained_run):
     client = TestClient(create_app(Service(trained_run, "cpu"), max_upload_mb=0.05))  # any Host
-    small, large = png_bytes(Image.new("RGB", (64, 36))), screenshots(1, size=(200, 200))[0]
+    small, large = png_bytes(Image.new("RGB", (128, 72))), screenshots(1, size=(200, 200))[0]
     assert client.post("/api/predict", files={"file": ("s.png", small)}).status_code == 200
     refused = client.post("/api/predict", files={"file": ("l.png", large)})
     assert refused.status_code == 413 and "limit of 0.05 MB" in refused.json()["detail"]
 
 
-def test_20_concurrent_requests_are_all_answered_correctly(server, trained_run):
-    images = screenshots(20, seed=1)
+def test_as_many_concurrent_requests_as_the_queue_holds_are_all_answered_correctly(
+        server, trained_run):
+    n = DEFAULT_MAX_QUEUE + 1  # one model thread and a full queue (the excess: test_guards)
+    images = screenshots(n, seed=1)
     expected = [Service(trained_run, "cpu").analyse(data, f"{i}.png")["top"]
                 for i, data in enumerate(images)]
-    with ThreadPoolExecutor(20) as pool:
-        answers = list(pool.map(lambda i: post(server, images[i], f"{i}.png"), range(20)))
-    assert [a.status_code for a in answers] == [200] * 20
+    with ThreadPoolExecutor(n) as pool:
+        answers = list(pool.map(lambda i: post(server, images[i], f"{i}.png"), range(n)))
+    assert [a.status_code for a in answers] == [200] * n
     for answer, top in zip(answers, expected):
         got = answer.json()["top"]
         assert [g["country"] for g in got] == [g["country"] for g in top]

@@ -5,7 +5,13 @@
 
 const NORTH = 84;  // the map's top latitude (equirectangular, 1 unit = 1 degree, down to 58 S)
 const SVG_NS = "http://www.w3.org/2000/svg";
-const state = { model: null, world: null, queue: null, ready: null };
+const state = { model: null, world: null, names: {}, queue: null, ready: null };
+const MAX_CARDS = 12;  // older cards go, and their images' memory with them
+// What the model looked at, in a player's words (the checkpoint's eval view).
+const VIEW_WORDS = {
+  full: "the whole screenshot", grid: "the whole screenshot, tile by tile",
+  center: "the middle of the screenshot", random: "a random part of the screenshot",
+};
 // Files given before the model's description has arrived wait for it.
 state.queue = new Promise((resolve) => { state.ready = resolve; });
 
@@ -21,9 +27,11 @@ async function getJSON(url) {
 
 async function start() {
   wireInputs();
-  const [model, world] = await Promise.all([getJSON("/api/model"), getJSON("/api/world")]);
+  const [model, world, names] = await Promise.all(
+    [getJSON("/api/model"), getJSON("/api/world"), getJSON("/api/countries")]);
   state.model = model;
-  state.world = Object.entries(world).map(([code, rings]) => [code, ringsToPath(rings)]);
+  state.names = names;
+  state.world = Object.entries(world).map(([code, rings]) => [code, ringsToPath(rings), extent(rings)]);
   const calibration = model.calibrated ? `calibrated (T=${model.temperature.toFixed(2)})`
                                        : "not calibrated";
   const classes = `${model.class_names.length} ${model.pin ? "countries" : "classes"}`;
@@ -59,15 +67,32 @@ function addFiles(files) {
   for (const file of files) {
     const card = newCard(file);
     // One request at a time: the server answers them in turn anyway, and cards fill in order.
-    state.queue = state.queue.then(() => analyse(file, card));
+    state.queue = state.queue.then(() => (card.removed ? null : analyse(file, card)));
   }
 }
 
 function newCard(file) {
   const card = $("#card").content.firstElementChild.cloneNode(true);
+  card.urls = [];  // object URLs this card made: revoked when it goes
   $(".filename", card).textContent = file.name || "pasted image";
-  $("#results").prepend(card);
+  $(".close", card).addEventListener("click", () => removeCard(card));
+  const results = $("#results");
+  results.prepend(card);
+  while (results.children.length > MAX_CARDS) removeCard(results.lastElementChild);
   return card;
+}
+
+function removeCard(card) {
+  card.removed = true;
+  for (const url of card.urls) URL.revokeObjectURL(url);
+  card.urls = [];
+  card.remove();
+}
+
+function objectURL(card, blob) {
+  const url = URL.createObjectURL(blob);
+  if (card.removed) URL.revokeObjectURL(url); else card.urls.push(url);
+  return url;
 }
 
 async function analyse(file, card) {
@@ -78,8 +103,7 @@ async function analyse(file, card) {
     const response = await fetch("/api/predict", { method: "POST", body: form });
     const body = await response.json().catch(() => ({}));
     if (!response.ok) throw new Error(body.detail || `HTTP ${response.status}`);
-    status.textContent = `${body.image.width}x${body.image.height}, view "${body.view}", ` +
-      `${body.timings_ms.predict} ms + pin ${body.timings_ms.pin} ms`;
+    status.textContent = statusLine(body);
     show(card, file, body);
   } catch (error) {
     status.textContent = `Could not analyse this file: ${error.message}`;
@@ -87,10 +111,18 @@ async function analyse(file, card) {
   }
 }
 
+function statusLine(result) {
+  const looked = VIEW_WORDS[result.view] || "the screenshot";
+  const ms = Math.round(result.timings_ms.predict + (result.timings_ms.pin || 0));
+  return `Looked at ${looked} (${result.image.width} × ${result.image.height} pixels) ` +
+    `in ${ms} ms.`;
+}
+
 function show(card, file, result) {
   $(".body", card).hidden = false;
   showGuesses(card, result.top);
   drawMap($(".map", card), result);
+  drawInset($(".inset", card), $(".map", card), result);
   showPins($(".pins", card), result.pin);
   const meta = result.calibrated ? "calibrated probabilities" : "probabilities (not calibrated)";
   $(".meta", card).textContent = meta;
@@ -104,7 +136,7 @@ function showGuesses(card, top) {
     const bar = element("div", "bar");
     bar.style.width = `${Math.max(2, 100 * guess.probability / best)}%`;
     const item = element("li", "", element("span", "rank", `${i + 1}`),
-                         element("span", "", element("span", "name", guess.country), bar),
+                         element("span", "", element("span", "name", guess.name), bar),
                          element("span", "p", percent(guess.probability)));
     item.dataset.country = guess.country;
     list.append(item);
@@ -123,38 +155,112 @@ function shade(probability, highest) {
   return `rgb(${mix(247, 8)},${mix(251, 81)},${mix(255, 156)})`;
 }
 
+// A country this small (largest side in degrees) is a speck at this scale: it gets a dot.
+const SPECK = 4;
+
+function extent(rings) {
+  // [west, south, east, north] of a country's largest ring (islands far away don't count).
+  let best = null, bestArea = -1;
+  for (const ring of rings) {
+    const xs = ring.map((p) => p[0]), ys = ring.map((p) => p[1]);
+    const box = [Math.min(...xs), Math.min(...ys), Math.max(...xs), Math.max(...ys)];
+    const area = (box[2] - box[0]) * (box[3] - box[1]);
+    if (area > bestArea) { best = box; bestArea = area; }
+  }
+  return best;
+}
+
+function label(code, guess) {
+  if (guess) return `${guess.name}: ${percent(guess.probability)}`;
+  return `${state.names[code] || code}: not among this model's countries`;
+}
+
 function drawMap(svg, result) {
   const byCode = new Map(result.probabilities.filter((g) => g.code).map((g) => [g.code, g]));
   const highest = result.top[0].probability || 1;
-  const tooltip = $("#tooltip");
-  for (const [code, d] of state.world) {
+  const specks = [];
+  for (const [code, d, box] of state.world) {
     const path = document.createElementNS(SVG_NS, "path");
     path.setAttribute("d", d);
     const guess = byCode.get(code);
-    if (guess) {
-      path.style.fill = shade(guess.probability, highest);
-      path.dataset.label = `${guess.country}: ${percent(guess.probability)}`;
-    } else {
-      path.classList.add("other");
-      path.dataset.label = `${code}: not one of the model's countries`;
-    }
+    if (guess) path.style.fill = shade(guess.probability, highest);
+    else path.classList.add("other");
+    path.dataset.label = label(code, guess);
     path.dataset.code = code;
     svg.append(path);
+    if (guess && visible(guess.probability, highest) &&
+        Math.max(box[2] - box[0], box[3] - box[1]) < SPECK) specks.push([guess, box]);
   }
+  // Small countries with a visible probability get a dot that grows with it, drawn over
+  // their neighbours: Malta at 78% must not vanish next to Kazakhstan at 19%.
+  specks.sort((a, b) => a[0].probability - b[0].probability);
+  for (const [guess, box] of specks) {
+    const dot = svgElement("circle", { cx: (box[0] + box[2]) / 2 + 180,
+      cy: NORTH - (box[1] + box[3]) / 2, r: 2 + 4 * Math.sqrt(guess.probability / highest),
+      class: "speck" });
+    dot.style.fill = shade(guess.probability, highest);
+    dot.dataset.label = label(guess.code, guess);
+    dot.dataset.code = guess.code;
+    svg.append(dot);
+  }
+  if (result.pin) {
+    drawPin(svg, result.pin.naive, "pin-naive", 2.6, "centre of the top country");
+    drawPin(svg, result.pin.suggested, "pin-suggested", 2, "suggested pin");
+  }
+  withTooltip(svg);
+}
+
+function visible(probability, highest) {
+  return Math.sqrt(probability / highest) >= 0.1;  // shade() is then clearly not white
+}
+
+function svgElement(tag, attributes) {
+  const node = document.createElementNS(SVG_NS, tag);
+  Object.entries(attributes).forEach(([k, v]) => node.setAttribute(k, v));
+  return node;
+}
+
+function withTooltip(svg) {
+  const tooltip = $("#tooltip");
   svg.addEventListener("mousemove", (e) => {
-    const label = e.target.dataset && e.target.dataset.label;
-    tooltip.hidden = !label;
-    if (label) {
-      tooltip.textContent = label;
+    const text = e.target.dataset && e.target.dataset.label;
+    tooltip.hidden = !text;
+    if (text) {
+      tooltip.textContent = text;
       tooltip.style.left = `${e.clientX + 12}px`;
       tooltip.style.top = `${e.clientY + 12}px`;
     }
   });
   svg.addEventListener("mouseleave", () => { tooltip.hidden = true; });
-  if (result.pin) {
-    drawPin(svg, result.pin.naive, "pin-naive", 2.6, "centre of the top country");
-    drawPin(svg, result.pin.suggested, "pin-suggested", 2, "suggested pin");
+}
+
+function drawInset(inset, map, result) {
+  // The same map zoomed on the likely countries and the pin: where small countries and
+  // the pin's exact place can be seen.
+  const boxes = new Map(state.world.map(([code, , box]) => [code, box]));
+  const highest = result.top[0].probability || 1;
+  const points = [];
+  for (const guess of result.top) {
+    const box = guess.code && boxes.get(guess.code);
+    if (box && guess.probability >= 0.25 * highest) points.push([box[0], box[1]], [box[2], box[3]]);
   }
+  if (result.pin) points.push([result.pin.suggested.lon, result.pin.suggested.lat]);
+  if (!points.length) { inset.closest("figure").hidden = true; return; }
+  const lons = points.map((p) => p[0]), lats = points.map((p) => p[1]);
+  let [x0, x1] = [Math.min(...lons) + 180, Math.max(...lons) + 180];
+  let [y0, y1] = [NORTH - Math.max(...lats), NORTH - Math.min(...lats)];
+  const aspect = 360 / 142;  // the main map's, so the inset keeps its shape
+  let width = Math.max(x1 - x0 + 8, (y1 - y0 + 8) * aspect, 16);
+  if (width > 240) { inset.closest("figure").hidden = true; return; }  // no zoom to speak of
+  const height = width / aspect, cx = (x0 + x1) / 2, cy = (y0 + y1) / 2;
+  inset.setAttribute("viewBox", `${cx - width / 2} ${cy - height / 2} ${width} ${height}`);
+  for (const node of map.children) {
+    const copy = node.cloneNode(true);
+    if (copy.classList.contains("speck")) continue;  // outlines are big enough here
+    if (copy.tagName === "circle") copy.setAttribute("r", width / (copy.classList.contains("pin-naive") ? 45 : 60));
+    inset.append(copy);
+  }
+  withTooltip(inset);
 }
 
 function drawPin(svg, pin, cls, radius, what) {
@@ -189,7 +295,17 @@ function element(tag, cls, ...children) {
 
 function showHeatMaps(card, file, result) {
   const img = $(".heatmap", card), buttons = $(".cam-buttons", card), note = $(".cam-status", card);
-  const original = URL.createObjectURL(file);
+  const original = objectURL(card, file);
+  if (!state.model.heat_maps) {
+    // The note stays: no handler below may clear it.
+    $(".cam-label", card).hidden = true;
+    note.textContent = "No heat maps: this server runs an ONNX model, which cannot show " +
+      "what drove a guess (serve the PyTorch checkpoint for them).";
+    img.addEventListener("load", () => Object.assign(img.dataset,
+      { state: "ready", shows: "screenshot" }), { once: true });
+    img.src = original;
+    return;
+  }
   const made = new Map();  // rank -> Promise of the object URL of its heat map, asked once
   let wanted = 0;  // the rank last asked for: only its image or failure may change the card
   const urlOf = async (rank) => (rank === 0 ? original : made.get(rank));
@@ -203,16 +319,12 @@ function showHeatMaps(card, file, result) {
     if (img.src === await urlOf(wanted)) ready(wanted);
   });
   img.src = original;
-  if (!state.model.heat_maps) {
-    note.textContent = "no heat maps for an ONNX model (serve the PyTorch checkpoint)";
-    return;
-  }
   const select = async (rank) => {
     wanted = rank;
     for (const b of buttons.children) b.setAttribute("aria-pressed", String(b.dataset.rank === String(rank)));
     Object.assign(img.dataset, { rank: String(rank), state: "loading" });
     if (rank > 0 && !made.has(rank)) {
-      made.set(rank, heatMap(file, result.top[rank - 1].country));
+      made.set(rank, heatMap(card, file, result.top[rank - 1].country));
       note.textContent = "computing…";
     }
     try {
@@ -226,12 +338,12 @@ function showHeatMaps(card, file, result) {
       note.textContent = `heat map failed: ${error.message}`;
     }
   };
-  result.top.forEach((guess, i) => buttons.append(button(`${i + 1}. ${guess.country}`, i + 1, select)));
+  result.top.forEach((guess, i) => buttons.append(button(`${i + 1}. ${guess.name}`, i + 1, select)));
   buttons.append(button("screenshot", 0, select));
   select(1);
 }
 
-async function heatMap(file, country) {
+async function heatMap(card, file, country) {
   // Stateless: the screenshot goes again with the guess, so any server process can answer.
   const form = new FormData();
   form.append("file", file, file.name || "pasted.png");
@@ -241,7 +353,7 @@ async function heatMap(file, country) {
     const body = await response.json().catch(() => ({}));
     throw new Error(body.detail || `HTTP ${response.status}`);
   }
-  return URL.createObjectURL(await response.blob());
+  return objectURL(card, await response.blob());
 }
 
 function button(text, rank, onClick) {
@@ -252,5 +364,8 @@ function button(text, rank, onClick) {
   b.addEventListener("click", () => onClick(rank));
   return b;
 }
+
+// Leaving the page frees every image it holds.
+window.addEventListener("pagehide", () => document.querySelectorAll(".card").forEach(removeCard));
 
 start().catch((error) => { $("#model").textContent = `Could not reach the model: ${error.message}`; });
