@@ -133,13 +133,15 @@ def latency_rows(work: Path, archs: list[str], classes: list[str], pngs: list[by
         for runtime, model, env in runtimes:
             url, proc = start(model, server_path, env)
             try:
-                for machine in ("idle", "busy"):
+                for row, machine in enumerate(("idle", "busy")):
+                    # Other screenshots in each row: none of its heat maps is in the cache.
+                    shots = pngs[2 * n * row:2 * n * (row + 1)]
                     busy = BusyCores() if machine == "busy" else None
                     if busy:
                         busy.__enter__()
                     try:
-                        p_med, p_90 = latencies(predict, url, pngs[:n])
-                        cam = (latencies(with_heat_map, url, pngs[n:2 * n])
+                        p_med, p_90 = latencies(predict, url, shots[:n])
+                        cam = (latencies(with_heat_map, url, shots[n:])
                                if runtime == "PyTorch" else None)
                     finally:
                         if busy:
@@ -185,6 +187,13 @@ def burst_rows(work: Path, classes: list[str], server_path: str | None,
     return table
 
 
+def _commit(path: str) -> str:
+    """Which code a server from ``path`` runs (never the path: it is this machine's)."""
+    head = subprocess.run(["git", "-C", path, "log", "-1", "--format=%h %s"],
+                          capture_output=True, text=True).stdout.strip()
+    return f"commit {head[:60]}" if head else "another checkout"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--requests", type=int, default=20, help="timed requests per row")
@@ -196,11 +205,14 @@ def main() -> None:
     parser.add_argument("--work")
     args = parser.parse_args()
     work = Path(args.work or tempfile.mkdtemp(prefix="geoconvnet-bench-"))
-    root = sample_data(work, test_per_class=max(6, (2 * args.requests + 8) // 8 + 1))
+    root = sample_data(work, test_per_class=max(6, (4 * args.requests + 4) // 8 + 1))
     classes = sorted(p.name for p in (root / "train").iterdir())
     pngs = [p.read_bytes() for p in sorted((root / "test").rglob("*.png"))]
+    if len(pngs) < 4 * (args.requests + 1):
+        parser.error(f"{root} holds {len(pngs)} test screenshots, fewer than the "
+                     f"{4 * (args.requests + 1)} needed: give another --work folder")
     load = os.getloadavg()[0]
-    version = f" (server from {args.server_path})" if args.server_path else ""
+    version = f" (server: {_commit(args.server_path)})" if args.server_path else ""
     if not args.bursts_only:
         table = latency_rows(work, args.archs.split(","), classes, pngs, args.requests,
                              args.onnx_spin, args.server_path)
@@ -215,7 +227,8 @@ def main() -> None:
     table = burst_rows(work, classes, args.server_path)
     record(f"serve_latency.py: server memory across bursts of 20 concurrent 20 MB uploads"
            f"{version}", table,
-           "resnet50, `serve` defaults (one process, one model thread, --max-queue 16); each "
+           f"resnet50, `serve` defaults (one process, one model thread"
+           f"{'' if args.server_path else ', --max-queue 16'}); each "
            "burst sends 20 different noise PNGs of about 20 MB (2582x2582) at once from 20 "
            "client threads on the same machine; RSS read from /proc one second after the "
            "burst.")

@@ -218,13 +218,17 @@ class BodyTimeout:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        state = {"timed_out": False, "started": False}
+        state = {"timed_out": False, "started": False, "body_done": False}
 
         async def timed_receive():
             if state["timed_out"]:
                 return {"type": "http.disconnect"}
+            if state["body_done"]:  # waiting for a disconnect, say, while a response streams
+                return await receive()
             try:
-                return await asyncio.wait_for(receive(), self.seconds)
+                message = await asyncio.wait_for(receive(), self.seconds)
+                state["body_done"] = not message.get("more_body", False)
+                return message
             except asyncio.TimeoutError:
                 state["timed_out"] = True
                 if not state["started"]:

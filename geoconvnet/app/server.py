@@ -22,11 +22,11 @@ from importlib import resources
 from urllib.parse import quote
 
 from fastapi import File, Form, Request, UploadFile
-from starlette.middleware.cors import CORSMiddleware
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
+from starlette.middleware.cors import CORSMiddleware
 
 from .. import __version__
 from ..data.countries import display_name, shapes_for_map
@@ -68,19 +68,8 @@ def create_app(service: Service, max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB,
     app = FastAPIOffline(title="geoconvnet", version=__version__, lifespan=lifespan,
                          description="Which country is this street-view screenshot from, why, "
                                      "and where to put the GeoGuessr pin.")
-    # The last added runs first: headers on every answer, then Host, body pace, Origin,
-    # CORS for --allow-origin, the queue's bound and the upload limit.
-    max_bytes = int(max_upload_mb * 1024 * 1024)
-    app.add_middleware(UploadLimit, max_bytes=max_bytes)
-    app.add_middleware(Admission, paths=MODEL_PATHS, load=load, drain_bytes=max_bytes)
-    if allow_origins:
-        app.add_middleware(CORSMiddleware, allow_origins=list(allow_origins),
-                           allow_methods=["GET", "POST"], expose_headers=["X-Country"])
-    app.add_middleware(OriginCheck, allowed=frozenset(allow_origins))
-    app.add_middleware(BodyTimeout, seconds=client_timeout)
-    if allowed_hosts is not None:
-        app.add_middleware(HostCheck, allowed=allowed_hosts)
-    app.add_middleware(SecurityHeaders)
+    _add_guards(app, load, int(max_upload_mb * 1024 * 1024), allowed_hosts, client_timeout,
+                allow_origins)
 
     async def off_loop(fn):
         """``fn()`` in the model's pool, or 503 when the queue is full (uploads that arrived
@@ -177,6 +166,23 @@ def create_app(service: Service, max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB,
 
     app.mount("/static", StaticFiles(packages=[("geoconvnet.app", "static")]), name="static")
     return app
+
+
+def _add_guards(app, load: Load, max_bytes: int, allowed_hosts: frozenset[str] | None,
+                client_timeout: float, allow_origins: tuple[str, ...]) -> None:
+    """The middlewares of :mod:`.guards`. The last added runs first: headers on every
+    answer, then Host, body pace, Origin, CORS for --allow-origin, the queue's bound and
+    the upload limit."""
+    app.add_middleware(UploadLimit, max_bytes=max_bytes)
+    app.add_middleware(Admission, paths=MODEL_PATHS, load=load, drain_bytes=max_bytes)
+    if allow_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=list(allow_origins),
+                           allow_methods=["GET", "POST"], expose_headers=["X-Country"])
+    app.add_middleware(OriginCheck, allowed=frozenset(allow_origins))
+    app.add_middleware(BodyTimeout, seconds=client_timeout)
+    if allowed_hosts is not None:
+        app.add_middleware(HostCheck, allowed=allowed_hosts)
+    app.add_middleware(SecurityHeaders)
 
 
 class BadRequestError(GeoconvnetError):
