@@ -45,10 +45,12 @@ demo: $(VENV)/.installed
 	@echo "    $(VENV)/bin/geoconvnet serve $(DEMO_RUN)   then open http://127.0.0.1:8000/"
 
 ## test: install the test extras and run the whole suite (starts a throwaway PostgreSQL on
-## 127.0.0.1 for the shared-study tests when PostgreSQL is installed; skipped otherwise)
+## 127.0.0.1 for the shared-study tests when PostgreSQL is installed; skipped otherwise).
+## Two pytest processes, a test file each at a time: much of the suite waits for servers,
+## browsers and subprocesses to start, and the other process uses that time.
 test: $(VENV)/.installed-test
 	GEOCONVNET_TEST_POSTGRES=$${GEOCONVNET_TEST_POSTGRES:-$$(scripts/test_postgres.sh || true)} \
-		$(PY) -m pytest
+		$(PY) -m pytest -n 2 --dist loadfile
 
 clean:
 	rm -rf $(DEMO_DIR) runs .pytest_cache

@@ -6,9 +6,17 @@ import os
 import shutil
 
 import pytest
+import torch
 
 from geoconvnet.data.synth import synth
 from geoconvnet.training.train import train
+
+# Under `make test` two pytest processes share the cores (pytest-xdist): one thread each
+# for torch and OpenMP, in them and in the servers and workers they start, so that they do
+# not fight over the cores.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ["OMP_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
 
 # Small images and crops keep every end-to-end test on a 2-core CPU in seconds; the crop is
 # the same share of the image as the reference's 448 of 1600.

@@ -10,7 +10,6 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sklearn.model_selection import train_test_split
 
 from ..utils.errors import DataError
 from ..utils.io import write_json, write_text
@@ -32,6 +31,9 @@ def split_train_val(samples: list[Sample], val_fraction: float, seed: int):
         raise DataError(f"too few training images ({len(samples)} for {len(counts)} classes) to "
                         f"carve a stratified validation split of {val_fraction:.0%}; every class "
                         "needs at least 2 images")
+    # lazy: sklearn takes 2.5 s to import, which commands that do not train need not pay
+    from sklearn.model_selection import train_test_split
+
     train, val = train_test_split(samples, test_size=n_val, stratify=labels, random_state=seed)
     return sorted(train), sorted(val)
 

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from sklearn.metrics import confusion_matrix
 
 from ..data.layout import Sample
 from ..data.root import DataRoot
@@ -82,6 +81,8 @@ def write_results(result: EvalResult, out_dir: Path) -> Path:
     md += [f"| {r['country']} | {r['precision']:.3f} | {r['recall']:.3f} | {r['f1']:.3f} | "
            f"{r['support']} |" for r in rows]
     write_text(out_dir / "per_class.md", "\n".join(md) + "\n")
+    from sklearn.metrics import confusion_matrix  # lazy: see data.index
+
     matrix = confusion_matrix(result.targets, result.probs.argmax(axis=1),
                               labels=list(range(len(names))))
     write_csv(out_dir / "confusion.csv", ["truth\\predicted"] + names,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as nnf
-from sklearn.metrics import precision_recall_fscore_support
 
 TOP_K = (1, 3, 5)
 
@@ -30,6 +29,8 @@ def summarize(logits: torch.Tensor, targets: torch.Tensor) -> dict:
 def per_class_table(probs: np.ndarray, targets: np.ndarray, class_names: list[str]) -> list[dict]:
     """scikit-learn's precision/recall/F1/support for every class (zero where undefined)."""
     labels = list(range(len(class_names)))
+    from sklearn.metrics import precision_recall_fscore_support  # lazy: see data.index
+
     p, r, f, s = precision_recall_fscore_support(targets, probs.argmax(axis=1), labels=labels,
                                                  zero_division=0)
     return [{"country": name, "precision": p[i], "recall": r[i], "f1": f[i], "support": int(s[i])}

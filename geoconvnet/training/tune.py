@@ -171,7 +171,8 @@ def _connect(storage: str, heartbeat: int, attempts: int = 5) -> optuna.storages
                 raise ConfigError(f"storage {storage.split('://')[0]}: driver missing ({exc}); "
                                   "for PostgreSQL: pip install 'geoconvnet[postgres]'") from exc
             except Exception as exc:  # sqlalchemy errors: unreachable server, races, ...
-                if attempt == attempts - 1:
+                # A refused login does not get better by asking again.
+                if attempt == attempts - 1 or "authentication failed" in str(exc):
                     reason = scrubbed(str(exc).splitlines()[0], storage)
                     raise ConfigError(f"cannot open the study storage {shown_url(storage)}: "
                                       f"{reason}") from None

@@ -4,9 +4,11 @@ screenshots to send it."""
 from __future__ import annotations
 
 import io
+import os
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -58,3 +60,12 @@ def screenshots(n: int, size=(1600, 900), seed: int = 0) -> list[bytes]:
     rng = np.random.default_rng(seed)
     return [png_bytes(Image.fromarray(rng.integers(0, 255, (size[1], size[0], 3), np.uint8)))
             for _ in range(n)]
+
+
+def keep(page, name: str) -> None:
+    """A screenshot of the page for people to look at, when GEOCONVNET_SCREENSHOTS names a
+    folder (`GEOCONVNET_SCREENSHOTS=shots pytest tests/app`)."""
+    folder = os.environ.get("GEOCONVNET_SCREENSHOTS")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=True)

@@ -11,7 +11,7 @@ import pytest
 import requests
 from fastapi.testclient import TestClient
 from PIL import Image
-from served import free_port, png_bytes, screenshots, start_server, stop_server
+from served import free_port, keep, png_bytes, screenshots, start_server, stop_server
 
 from geoconvnet.app.server import DEFAULT_MAX_QUEUE, create_app
 from geoconvnet.app.service import Service
@@ -244,7 +244,7 @@ def test_a_huge_screenshot_gets_a_bounded_heat_map(server):
 
 
 @pytest.mark.slow
-def test_an_onnx_model_is_served_without_heat_maps(trained_run, tiny_data, tmp_path):
+def test_an_onnx_model_is_served_without_heat_maps(trained_run, tiny_data, tmp_path, chromium):
     url, proc = start_server(export_onnx(trained_run, tmp_path / "tiny.onnx"))
     try:
         path = next((tiny_data / "test").rglob("*.png"))
@@ -252,5 +252,24 @@ def test_an_onnx_model_is_served_without_heat_maps(trained_run, tiny_data, tmp_p
         assert result.ok and requests.get(f"{url}/api/model").json()["format"] == "onnx"
         refused = heat_map(url, path.read_bytes(), result.json()["top"][0]["country"])
         assert refused.status_code == 409 and "PyTorch checkpoint" in refused.json()["detail"]
+        _the_page_says_why_there_are_no_heat_maps(url, path, chromium)
     finally:
         stop_server(proc)
+
+
+def _the_page_says_why_there_are_no_heat_maps(url, shot, chromium):
+    from playwright.sync_api import sync_playwright  # lazy: only with Chromium
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(url)
+        page.wait_for_selector("#model:has-text('onnx')")
+        page.set_input_files("#files", str(shot))
+        page.wait_for_selector(".heatmap[data-state='ready'][data-shows='screenshot']")
+        note = page.locator(".cam-status").inner_text()
+        assert "No heat maps" in note and "ONNX" in note  # still there after the image loaded
+        assert not page.locator(".cam-label").is_visible()
+        assert page.locator(".cam-buttons button").count() == 0
+        keep(page, "onnx-model")
+        browser.close()

@@ -57,13 +57,14 @@ def test_auto_picks_the_view_that_scores_best_on_validation(edge_data, tmp_path)
     assert meta["preprocessing"]["eval_view"] != "center"
     assert scores["center"]["top1"] < max(scores["grid"]["top1"], scores["full"]["top1"])
     assert summary["eval_view"] == meta["preprocessing"]["eval_view"]
-    assert evaluate(run, edge_data, write=False, num_workers=0).metrics["eval_view"] == \
-        summary["eval_view"]
+    metrics = evaluate(run, edge_data, write=False, num_workers=0).metrics
+    assert metrics["eval_view"] == summary["eval_view"]
+    assert metrics["top1"] > 1 / 3 + 0.2, metrics["top1"]  # full training from the PNGs works
 
 
 @pytest.mark.slow
-# Each view once, each source once (the auto test above also trains `full` from the PNGs).
-@pytest.mark.parametrize("source, view", [("pngs", "full"), ("cache", "grid")])
+# The auto test above trains `full` from the PNGs; this one `grid` from the cache.
+@pytest.mark.parametrize("source, view", [("cache", "grid")])
 def test_whole_image_training_beats_chance(edge_data, tmp_path, view, source):
     data = edge_data
     if source == "cache":
