@@ -47,3 +47,18 @@ def chromium():
     if os.environ.get("CI"):
         pytest.fail("Chromium is not installed; .ci/run installs Debian's chromium package")
     pytest.skip("no Chromium on this machine (apt-get install chromium)")
+
+
+# The longest files first: with two pytest processes taking a file at a time, a long file
+# started last would leave one process running alone at the end.
+LONGEST_FIRST = ("training/test_views.py", "training/test_tune.py", "inference/test_explain.py",
+                 "test_cli.py", "report/test_analysis.py", "app/test_server.py")
+
+
+def pytest_collection_modifyitems(items):
+    def rank(item) -> int:
+        path = item.nodeid.split("::")[0]
+        return next((i for i, name in enumerate(LONGEST_FIRST) if path.endswith(name)),
+                    len(LONGEST_FIRST))
+
+    items.sort(key=rank)  # stable: the order within a file is kept
