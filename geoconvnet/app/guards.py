@@ -277,22 +277,25 @@ class SecurityHeaders:
                 held["body"] += message.get("body", b"")
                 if message.get("more_body"):
                     return
-                return await self._send_page(send, held["start"], held["body"])
+                return await self._send_page(send, held["start"], held["body"],
+                                             scope["method"] == "HEAD")
             await send(message)
 
         await self.app(scope, receive, with_headers)
 
-    async def _send_page(self, send, start, body: bytes) -> None:
+    async def _send_page(self, send, start, body: bytes, head: bool = False) -> None:
         text = body.decode("utf-8", "replace")
         scripts = "".join(f" '{_hash(s)}'" for s in re.findall(
             r"<script(?![^>]*\bsrc=)[^>]*>(.*?)</script>", text, re.S | re.I))
         styles = "".join(f" '{_hash(s)}'" for s in re.findall(
             r"<style[^>]*>(.*?)</style>", text, re.S | re.I))
         policy = self.POLICY.format(scripts=scripts, styles=styles)
-        headers = [(k, v) for k, v in start["headers"] if k.lower() != b"content-length"]
-        headers += [(b"content-security-policy", policy.encode()),
-                    (b"x-frame-options", b"DENY"),
-                    (b"content-length", str(len(body)).encode())]
+        # A HEAD answer keeps the length of the page it has no body of.
+        headers = [(k, v) for k, v in start["headers"]
+                   if head or k.lower() != b"content-length"]
+        headers += [(b"content-security-policy", policy.encode()), (b"x-frame-options", b"DENY")]
+        if not head:
+            headers.append((b"content-length", str(len(body)).encode()))
         await send({**start, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 

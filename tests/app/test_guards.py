@@ -197,6 +197,8 @@ def test_refusals_carry_the_headers_too(server):
 
 
 def test_head_of_the_page_and_images_too_small_to_be_screenshots(server):
-    assert requests.head(server).status_code == 200
+    head, page = requests.head(server), requests.get(server)
+    assert head.status_code == 200 and head.headers["content-length"] == str(len(page.content))
+    assert "frame-ancestors 'none'" in head.headers["content-security-policy"]
     tiny = post(server, png_bytes(Image.new("RGB", (1, 1))))
     assert tiny.status_code == 415 and "too small to be a screenshot" in tiny.json()["detail"]
