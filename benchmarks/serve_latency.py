@@ -31,6 +31,7 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -136,16 +137,10 @@ def latency_rows(work: Path, archs: list[str], classes: list[str], pngs: list[by
                 for row, machine in enumerate(("idle", "busy")):
                     # Other screenshots in each row: none of its heat maps is in the cache.
                     shots = pngs[2 * n * row:2 * n * (row + 1)]
-                    busy = BusyCores() if machine == "busy" else None
-                    if busy:
-                        busy.__enter__()
-                    try:
+                    with BusyCores() if machine == "busy" else nullcontext():
                         p_med, p_90 = latencies(predict, url, shots[:n])
                         cam = (latencies(with_heat_map, url, shots[n:])
                                if runtime == "PyTorch" else None)
-                    finally:
-                        if busy:
-                            busy.__exit__()
                     cams = f"{cam[0]:.0f} | {cam[1]:.0f}" if cam else "n/a | n/a"
                     label = "idle" if machine == "idle" else \
                         f"{os.cpu_count()} busy processes"

@@ -113,16 +113,16 @@ def create_app(service: Service, max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB,
         """Architecture, class names (with ISO codes), preprocessing and calibration."""
         return service.info()
 
+    shapes = shapes_for_map()
     world = json.dumps({code: [[[round(x, 2), round(y, 2)] for x, y in ring] for ring in rings]
-                        for code, rings in shapes_for_map().items()}, separators=(",", ":"))
+                        for code, rings in shapes.items()}, separators=(",", ":"))
+    names = json.dumps({code: display_name(code) for code in shapes})
 
     @app.get("/api/world", tags=["service"])
     async def world_shapes() -> Response:
         """Country outlines ({ISO-3: [[[lon, lat], ...], ...]}, Natural Earth 1:110m)."""
         return Response(world, media_type="application/json",
                         headers={"Cache-Control": "max-age=86400"})
-
-    names = json.dumps({code: display_name(code) for code in shapes_for_map()})
 
     @app.get("/api/countries", tags=["service"])
     async def country_names() -> Response:

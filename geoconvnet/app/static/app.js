@@ -255,8 +255,8 @@ function drawInset(inset, map, result) {
   const height = width / aspect, cx = (x0 + x1) / 2, cy = (y0 + y1) / 2;
   inset.setAttribute("viewBox", `${cx - width / 2} ${cy - height / 2} ${width} ${height}`);
   for (const node of map.children) {
+    if (node.classList.contains("speck")) continue;  // outlines are big enough here
     const copy = node.cloneNode(true);
-    if (copy.classList.contains("speck")) continue;  // outlines are big enough here
     if (copy.tagName === "circle") copy.setAttribute("r", width / (copy.classList.contains("pin-naive") ? 45 : 60));
     inset.append(copy);
   }
