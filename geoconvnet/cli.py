@@ -63,6 +63,14 @@ TRAIN_HELP = {
     "hflip": "random horizontal flips (mirror the driving side); default: on for crop "
              "training only",
     "augment": f"augmentation: {', '.join(AUGMENTATIONS)}",
+    "pool": "how the backbone pools its feature map: avg, gem (generalised mean, learned "
+            "exponent), max, avgmax or attn (gated attention over positions)",
+    "view_pool": "how the crops of a view (grid training and the grid eval view) are "
+                 "combined: mean of logits, lse (log-sum-exp: a smooth max) or attn (gated "
+                 "attention over the crops' features)",
+    "progressive": "progressive resizing: the first epochs at this fraction of the training "
+                   "resolution (e.g. 0.5), rising to full resolution for the last fifth of "
+                   "the epochs; 0: off",
     "eval_view": f"view for validation and later evaluation: {', '.join(EVAL_VIEWS)}, or auto "
                  "(every view scored on validation after training, the best kept)",
     "layer_decay": "layer-wise learning-rate decay for timm ViTs, e.g. 0.75 (0: off)",
@@ -235,6 +243,8 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument("--spread", action="store_true", help="clues anywhere across the width, "
                        "as in real screenshots (tells the views and training modes apart)")
+    synth.add_argument("--clue-scale", type=float, default=1.0, help="size of the small clues "
+                       "(poles, signs, bollards), e.g. 0.5 for half (default 1)")
     scan = data.add_parser("scan", help="list unreadable images of a dataset folder")
     scan.add_argument("root")
     prep = data.add_parser("prepare", help="convert a dataset folder into a fast training cache "
@@ -430,7 +440,8 @@ def data_synth(args) -> int:
     from .data.synth import synth  # lazy: see the module doc
 
     root = synth(args.out, args.classes, args.per_class, args.test_per_class,
-                 _parse_size(args.size), args.seed, spread=args.spread)
+                 _parse_size(args.size), args.seed, spread=args.spread,
+                 clue_scale=args.clue_scale)
     console.print(f"Sample dataset written to [bold]{root}[/] ({args.classes} classes)")
     return 0
 

@@ -10,7 +10,9 @@ Output follows the reference layout: ``OUT/train/<Class>/<n>.png`` and ``OUT/tes
 ``spread=True`` draws scenes closer to real GeoGuessr screenshots, where the decisive clue
 (a bollard, a sign, a pole) can be anywhere across the width: roadside objects are placed
 uniformly across the whole image, and the global cues (sky, terrain) are less reliable, so
-a single centre crop often misses what decides the country.
+a single centre crop often misses what decides the country. ``clue_scale`` draws the
+small clues (poles, signs, bollards) smaller, e.g. 0.5 for half their size: the
+few-pixel plates and bollards a player squints at.
 """
 
 from __future__ import annotations
@@ -95,7 +97,8 @@ def _jitter(color, rng, amount=12):
 class _Scene:
     """Draws one image; coordinates are fractions of the width/height."""
 
-    def __init__(self, size, style: ClassStyle, rng: np.random.Generator, spread: bool = False):
+    def __init__(self, size, style: ClassStyle, rng: np.random.Generator, spread: bool = False,
+                 clue_scale: float = 1.0):
         self.w, self.h = size
         self.style, self.rng, self.spread = style, rng, spread
         self.img = Image.new("RGB", size)
@@ -103,6 +106,7 @@ class _Scene:
         self.horizon = int(self.h * rng.uniform(0.38, 0.55))
         self.vanish_x = int(self.w * rng.uniform(0.35, 0.65))
         self.s = self.h / 900  # scale of objects relative to a 1600x900 screenshot
+        self.clue = self.s * clue_scale  # scale of the small clues: poles, signs, bollards
 
     def road_x(self, y: int, frac: float) -> float:
         """x of a point across the road (-1 left edge, +1 right edge) at height y."""
@@ -179,8 +183,8 @@ class _Scene:
         if kind == "none" or self.rng.random() > 0.85:
             return
         for x, y, depth in self.roadside_points(int(self.rng.integers(1, 4)), near=False):
-            height = (120 + 500 * depth) * self.s
-            width = max(2, int((4 + 14 * depth) * self.s))
+            height = (120 + 500 * depth) * self.clue
+            width = max(2, int((4 + 14 * depth) * self.clue))
             top = y - height
             if kind == "wood":
                 self.draw.line([(x, y), (x, top)], fill=(110, 75, 40), width=width)
@@ -202,7 +206,7 @@ class _Scene:
         if kind == "none" or self.rng.random() > 0.8:
             return
         for x, y, depth in self.roadside_points(1, near=True):
-            r = (18 + 45 * depth) * self.s
+            r = (18 + 45 * depth) * self.clue
             cy = y - r * 3
             self.draw.line([(x, y), (x, cy)], fill=(90, 90, 90), width=max(2, int(r / 6)))
             if kind == "triangle":
@@ -251,7 +255,7 @@ class _Scene:
                   "red_white": ((245, 245, 245), (210, 30, 30)),
                   "yellow": ((240, 200, 30), (240, 200, 30))}[kind]
         for x, y, depth in self.roadside_points(int(self.rng.integers(1, 3)), near=True):
-            hgt, wid = (30 + 90 * depth) * self.s, (6 + 16 * depth) * self.s
+            hgt, wid = (30 + 90 * depth) * self.clue, (6 + 16 * depth) * self.clue
             self.draw.rectangle([x - wid / 2, y - hgt, x + wid / 2, y], fill=colors[0])
             self.draw.rectangle([x - wid / 2, y - hgt * 0.85, x + wid / 2, y - hgt * 0.7],
                                 fill=colors[1])
@@ -271,30 +275,33 @@ class _Scene:
 
 
 def draw_scene(style: ClassStyle, size=(1600, 900), seed: int = 0,
-               spread: bool = False) -> Image.Image:
+               spread: bool = False, clue_scale: float = 1.0) -> Image.Image:
     """One street scene of the given class style; the same seed draws the same image."""
-    return _Scene(size, style, np.random.default_rng(seed), spread).render()
+    return _Scene(size, style, np.random.default_rng(seed), spread, clue_scale).render()
 
 
 def _write_image(job) -> None:
-    path, style, size, seed, spread = job
+    path, style, size, seed, spread, clue_scale = job
     with atomic_write(path, "wb") as f:  # a killed run never leaves a half-written PNG behind
         # compress_level=1: fast; the grain keeps it ~2.5 MB like a real screenshot
-        draw_scene(style, size, seed, spread).save(f, format="PNG", compress_level=1)
+        draw_scene(style, size, seed, spread, clue_scale).save(f, format="PNG",
+                                                               compress_level=1)
 
 
 def synth(out: str | Path, classes: int = 10, per_class: int = 60, test_per_class: int | None = None,
           size: tuple[int, int] = (1600, 900), seed: int = 0, workers: int | None = None,
-          spread: bool = False) -> Path:
+          spread: bool = False, clue_scale: float = 1.0) -> Path:
     """Write a sample dataset in the reference layout and return its root.
 
     ``test_per_class`` defaults to a quarter of ``per_class`` (the reference's 240/60).
-    ``spread``: clues anywhere across the width (see the module doc).
-    Re-running with the same arguments rewrites identical images.
+    ``spread``: clues anywhere across the width; ``clue_scale``: the size of the small
+    clues (see the module doc). Re-running with the same arguments rewrites identical images.
     """
     out = Path(out)
     if per_class < 2:
         raise ConfigError(f"--per-class must be at least 2 (one for validation), got {per_class}")
+    if not 0.1 <= clue_scale <= 4:
+        raise ConfigError(f"--clue-scale must be between 0.1 and 4, got {clue_scale}")
     test_per_class = max(1, per_class // 4) if test_per_class is None else test_per_class
     names, styles = class_names(classes), class_styles(classes, seed)
     jobs = []
@@ -305,7 +312,8 @@ def synth(out: str | Path, classes: int = 10, per_class: int = 60, test_per_clas
             for i in range(count):
                 seq = np.random.SeedSequence([seed, int(split == "test"), c, i])
                 image_seed = int(seq.generate_state(1)[0])
-                jobs.append((folder / f"{i}.png", style, tuple(size), image_seed, spread))
+                jobs.append((folder / f"{i}.png", style, tuple(size), image_seed, spread,
+                             clue_scale))
     workers = workers or min(len(jobs), os.cpu_count() or 1)
     with progress_bar() as bar:
         task = add_task(bar, "Drawing sample images", len(jobs))

@@ -55,7 +55,7 @@ class Inference:
 def forward_views(net: torch.nn.Module, images, device: torch.device, pp: Preprocessing,
                   use_channels_last: bool = True) -> torch.Tensor:
     """Logits for a batch of uint8 ``[B, V, C, H, W]`` views (or a list of ``[V, C, H, W]`` of
-    mixed sizes), averaged over the V views of each image."""
+    mixed sizes): the model combines the V views of each image with its view pool."""
     if isinstance(images, list):
         return torch.cat([forward_views(net, img[None], device, pp, use_channels_last)
                           for img in images])
@@ -63,8 +63,8 @@ def forward_views(net: torch.nn.Module, images, device: torch.device, pp: Prepro
     flat = normalize(images.flatten(0, 1).to(device, non_blocking=True), pp)
     flat = channels_last(flat, device, use_channels_last)
     with autocast(device):
-        logits = net(flat)
-    return logits.float().view(b, v, -1).mean(dim=1)
+        logits = net(flat.view(b, v, *flat.shape[1:]))
+    return logits.float()
 
 
 def read_any(source) -> Image.Image:

@@ -49,11 +49,20 @@ class LoadedModel:
 
 
 def make_meta(arch: str, class_names: list[str], dropout: float, preprocessing: Preprocessing,
-              config: dict | None = None, metrics: dict | None = None) -> dict:
+              config: dict | None = None, metrics: dict | None = None, pool: str = "avg",
+              view_pool: str = "mean") -> dict:
     return {"format": FORMAT_VERSION, "geoconvnet_version": __version__, "arch": arch,
             "num_classes": len(class_names), "class_names": list(class_names), "dropout": dropout,
+            "pool": pool, "view_pool": view_pool,
             "preprocessing": preprocessing.to_dict(), "config": config or {},
             "metrics": metrics or {}}
+
+
+def model_options(meta: dict) -> dict:
+    """How to rebuild a checkpoint's model; checkpoints from before ``--pool`` pooled
+    with the average."""
+    return {"dropout": meta["dropout"], "pool": meta.get("pool", "avg"),
+            "view_pool": meta.get("view_pool", "mean")}
 
 
 def save_checkpoint(path: str | Path, state_dict: dict, meta: dict) -> Path:
@@ -100,7 +109,7 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Loa
         raise CheckpointError(f"{path}: a bare state dict does not describe its model; train with "
                               "--weights PATH to start from it")
     meta = read_meta(path)
-    net = build_model(meta["arch"], meta["num_classes"], weights="none", dropout=meta["dropout"])
+    net = build_model(meta["arch"], meta["num_classes"], weights="none", **model_options(meta))
     missing, unexpected = net.load_state_dict(read_state_dict(path), strict=False)
     if missing or unexpected:
         raise CheckpointError(f"{path}: weights do not match {meta['arch']} (missing "

@@ -2,8 +2,11 @@
 
 The exported file holds the same metadata as the checkpoint (architecture, class names,
 preprocessing, temperature...), in the ONNX model's ``metadata_props`` under
-``geoconvnet``, so ``predict`` and ``evaluate`` build the same eval transform from it. Batch,
-height and width are dynamic: every eval view (``full`` included) runs.
+``geoconvnet``, so ``predict`` and ``evaluate`` build the same eval transform from it. The
+input is ``[batch, views, 3, height, width]`` (the crops of a view, combined inside the
+graph by the model's view pool) with every dimension dynamic: every eval view (``full``
+included) runs. Files exported before the view pool took ``[batch, 3, height, width]``;
+they still load, their views averaged outside the graph.
 """
 
 from __future__ import annotations
@@ -35,13 +38,13 @@ def export_onnx(checkpoint, out: str | Path) -> Path:
     onnx, _ = _onnx_modules()
     model = load_checkpoint(checkpoint, "cpu")
     size = model.preprocessing.image_size
-    example = torch.zeros(2, 3, size, size)
+    example = torch.zeros(2, 3, 3, size, size)
     fixed = model.net.fixed_size is not None  # ViT: only its input size
-    dims = {} if fixed else {2: torch.export.Dim("height", min=32),
-                             3: torch.export.Dim("width", min=32)}
+    dims = {} if fixed else {3: torch.export.Dim("height", min=32),
+                             4: torch.export.Dim("width", min=32)}
+    shapes = {0: torch.export.Dim("batch"), 1: torch.export.Dim("views", max=256), **dims}
     program = torch.onnx.export(model.net, (example,), dynamo=True, input_names=["images"],
-                                output_names=["logits"],
-                                dynamic_shapes={"images": {0: torch.export.Dim("batch"), **dims}})
+                                output_names=["logits"], dynamic_shapes={"images": shapes})
     proto = program.model_proto
     entry = proto.metadata_props.add()
     entry.key, entry.value = META_KEY, json.dumps(model.meta)
@@ -58,9 +61,18 @@ class OnnxNet(nn.Module):
     def __init__(self, session, fixed_size: int | None):
         super().__init__()
         self.session, self.fixed_size = session, fixed_size
+        self.takes_views = len(session.get_inputs()[0].shape) == 5
         self._marker = nn.Parameter(torch.empty(0), requires_grad=False)  # says the device
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """``[N, 3, H, W]`` or ``[B, V, 3, H, W]``, as :class:`~.registry.GeoNet` takes them."""
+        views = images.dim() == 5
+        if views != self.takes_views:
+            if not views:  # one view per image
+                return self.forward(images[:, None])
+            # a file from before the view pool: the views' logits averaged, as then
+            b, v = images.shape[:2]
+            return self.forward(images.flatten(0, 1)).view(b, v, -1).mean(dim=1)
         logits = self.session.run(None, {"images": images.detach().cpu().float().numpy()})[0]
         return torch.from_numpy(logits)
 

@@ -3,7 +3,8 @@
 Every model is ``GeoNet(backbone, head)`` with head = Dropout + Linear (Xavier init, as in
 the reference), so the head learning-rate multiplier and checkpoints work the same for
 every architecture. Names: the torchvision models in :data:`REGISTRY` and any timm model
-as ``timm:<name>``.
+as ``timm:<name>``. The backbone's spatial pool (``pool``) and the pooling of a view's
+crops (``view_pool``) are chosen per model (:mod:`.pooling`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from torch import nn
 
 from ..data.preprocessing import IMAGENET_MEAN, IMAGENET_STD
 from ..utils.errors import ConfigError, WeightsUnavailableError
+from .choices import check_pool
+from .pooling import ViewPool, spatial_pool
 from .weights import load_backbone_weights
 
 
@@ -87,17 +90,47 @@ def available_architectures() -> list[str]:
     return sorted(REGISTRY) + ["timm:<name>"]
 
 
+def install_pool(module: nn.Module, kind: str, channels: int, arch: str) -> None:
+    """Replace the backbone's global average pool by ``kind`` (``avg`` keeps it as it is, so
+    checkpoints from before ``--pool`` load unchanged). torchvision CNNs pool in
+    ``avgpool``; timm models in ``global_pool`` (``head.global_pool`` where a norm follows
+    the pool, as in ConvNeXt), whose flattening the new pool copies."""
+    check_pool(kind)
+    if kind == "avg":
+        return
+    if isinstance(getattr(module, "avgpool", None), nn.AdaptiveAvgPool2d):  # torchvision
+        module.avgpool = spatial_pool(kind, channels, flatten=True)
+        return
+    for owner in (module, getattr(module, "head", None)):
+        old = getattr(owner, "global_pool", None)
+        if isinstance(old, nn.Module) and hasattr(old, "flatten"):  # timm's SelectAdaptivePool2d
+            owner.global_pool = spatial_pool(kind, channels,
+                                             flatten=isinstance(old.flatten, nn.Flatten))
+            return
+    raise ConfigError(f"--pool {kind}: {arch} has no spatial average pool to replace (a "
+                      "vision transformer pools its class token); use --pool avg")
+
+
 class GeoNet(nn.Module):
-    def __init__(self, backbone: Backbone, num_classes: int, dropout: float):
+    def __init__(self, backbone: Backbone, num_classes: int, dropout: float,
+                 view_pool: str = "mean"):
         super().__init__()
         self.backbone = backbone.module
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(backbone.num_features, num_classes))
         nn.init.xavier_uniform_(self.head[1].weight)
         nn.init.zeros_(self.head[1].bias)
+        self.view_pool = ViewPool(view_pool, backbone.num_features)
         self.mean, self.std, self.fixed_size = backbone.mean, backbone.std, backbone.fixed_size
         self.input_size, self.interpolation = backbone.input_size, backbone.interpolation
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """``[N, 3, H, W]`` -> logits per image, or ``[B, V, 3, H, W]`` (V crops of each of B
+        images) -> ``[B, K]`` logits, the crops combined by the view pool. One entry point
+        for both, so a DDP-wrapped or compiled model and the ONNX export see the same."""
+        if images.dim() == 5:
+            b, v = images.shape[:2]
+            features = self.backbone(images.flatten(0, 1))
+            return self.view_pool(features.view(b, v, -1), self.head)
         return self.head(self.backbone(images))
 
     def param_groups(self, lr: float, head_lr_mult: float, weight_decay: float,
@@ -105,8 +138,9 @@ class GeoNet(nn.Module):
         """The backbone at ``lr`` (with ``layer_decay``: each block of a timm model at
         ``lr * layer_decay ** depth-from-the-top``, timm's layer-wise decay), the head at
         ``lr * head_lr_mult``."""
-        head = {"params": list(self.head.parameters()), "lr": lr * head_lr_mult,
-                "weight_decay": weight_decay}
+        # The view pool's attention belongs with the head: new layers, trained from zero.
+        head = {"params": list(self.head.parameters()) + list(self.view_pool.parameters()),
+                "lr": lr * head_lr_mult, "weight_decay": weight_decay}
         if not layer_decay:
             return [{"params": list(self.backbone.parameters()), "lr": lr,
                      "weight_decay": weight_decay}, head]
@@ -174,13 +208,16 @@ def build_backbone(arch: str, pretrained: bool) -> Backbone:
 PRETRAINED = ("imagenet", "pretrained")
 
 
-def build_model(arch: str, num_classes: int, weights: str = "none", dropout: float = 0.4) -> GeoNet:
+def build_model(arch: str, num_classes: int, weights: str = "none", dropout: float = 0.4,
+                pool: str = "avg", view_pool: str = "mean") -> GeoNet:
     """``weights``: ``imagenet`` or its alias ``pretrained`` (the library's pretrained weights,
     downloaded and cached: ImageNet for torchvision, the model's tag for timm, e.g. OpenAI
-    CLIP for ``timm:vit_base_patch16_clip_224.openai``), ``none`` or a file path."""
+    CLIP for ``timm:vit_base_patch16_clip_224.openai``), ``none`` or a file path.
+    ``pool`` and ``view_pool``: see :mod:`.pooling`."""
     pretrained = weights in PRETRAINED
     backbone = build_backbone(arch, pretrained=pretrained)
-    model = GeoNet(backbone, num_classes, dropout)
+    install_pool(backbone.module, pool, backbone.num_features, arch)
+    model = GeoNet(backbone, num_classes, dropout, view_pool)
     if not pretrained and weights != "none":
         load_backbone_weights(model, Path(weights))
     return model

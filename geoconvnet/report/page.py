@@ -202,7 +202,11 @@ def view_rows(run: Path, split: str, config: dict | None = None) -> list[dict]:
         if view in scores or tested:
             rows.append({"view": view, "chosen": view == chosen,
                          "val_top1": scores.get(view, {}).get("top1"),
+                         "val_top1_se": scores.get(view, {}).get("top1_se"),
                          "val_loss": scores.get(view, {}).get("loss"),
+                         "val_loss_se": scores.get(view, {}).get("loss_se"),
+                         "val_n": scores.get(view, {}).get("n"),
+                         "chosen_by": meta.get("view_chosen_by"),
                          "test_top1": tested.get("top1"), "test_top3": tested.get("top3")})
     return rows
 

@@ -20,6 +20,7 @@ from ..data.preprocessing import (
     Preprocessing,
     check_choice,
 )
+from ..models.choices import check_pool, check_view_pool
 from ..utils.errors import ConfigError
 from ..utils.io import write_text
 
@@ -53,6 +54,9 @@ class TrainConfig:
     full_width: int = 0  # 0: 448 for --train-view full, else the image at the crop's scale
     hflip: bool | None = None  # None: on for crop training (the reference), off otherwise
     augment: str = Preprocessing.augment
+    pool: str = "avg"
+    view_pool: str = "mean"
+    progressive: float = 0.0  # 0: off; 0.5: the first epochs at half the resolution
     eval_view: str = "auto"
     layer_decay: float = 0.0
     ema_decay: float = 0.0
@@ -84,6 +88,15 @@ class TrainConfig:
             if not 0 <= getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be in [0, 1) (0 switches it off), got "
                                   f"{getattr(self, name)}")
+        check_pool(self.pool)
+        check_view_pool(self.view_pool)
+        if self.freeze_backbone and self.view_pool != "mean":
+            raise ConfigError(f"--view-pool {self.view_pool} is trained with the backbone's "
+                              "crops; --freeze-backbone embeds each image once with the mean: "
+                              "use --view-pool mean")
+        if not (self.progressive == 0 or 0.25 <= self.progressive <= 1):
+            raise ConfigError(f"progressive must be 0 (off) or a resolution fraction in "
+                              f"[0.25, 1], got {self.progressive}")
         if self.freeze_backbone and self.ema_decay:
             raise ConfigError("--ema-decay averages weights that change; with "
                               "--freeze-backbone only the head trains: drop one of them")

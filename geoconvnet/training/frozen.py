@@ -22,9 +22,9 @@ from safetensors.torch import load_file, save_file
 
 from ..data.loader import make_loader
 from ..data.root import DataRoot
-from ..data.transforms import eval_transform
-from ..inference.core import forward_views
+from ..data.transforms import eval_transform, normalize
 from ..models.checkpoint import LoadedModel
+from ..utils.device import autocast, channels_last
 from ..utils.io import atomic_path
 from ..utils.progress import add_task, progress_bar
 
@@ -72,9 +72,9 @@ class EmbeddingCache:
             for batch in loader:
                 if batch.failed:  # the bad-file scan ran before: a file broke since
                     raise RuntimeError(f"cannot embed {batch.failed[0].reason}")
-                # The inference core's view pooling, run on the backbone: the mean of an
-                # image's crop features, which for a linear head gives the mean of logits.
-                out.extend(forward_views(net.backbone, batch.images, device, pp).cpu())
+                # The mean of an image's crop features: for a linear head, the mean of the
+                # crops' logits (the only view pool a frozen backbone allows).
+                out.extend(_embed_views(net.backbone, batch.images, device, pp).cpu())
                 bar.advance(task, len(batch.labels))
         return out
 
@@ -93,6 +93,17 @@ class EmbeddingCache:
                        "keys": encoded}, str(tmp))
 
 
+def _embed_views(backbone: torch.nn.Module, images, device: torch.device, pp) -> torch.Tensor:
+    """``[B, V, 3, H, W]`` uint8 views (or a list of ``[V, 3, H, W]``) -> ``[B, features]``."""
+    if isinstance(images, list):
+        return torch.cat([_embed_views(backbone, img[None], device, pp) for img in images])
+    b, v = images.shape[:2]
+    flat = channels_last(normalize(images.flatten(0, 1).to(device), pp), device, True)
+    with autocast(device):
+        features = backbone(flat)
+    return features.float().view(b, v, -1).mean(dim=1)
+
+
 # The preprocessing that changes what an eval view shows the backbone (not training-only).
 VIEW_FIELDS = ("crop_size", "image_size", "mean", "std", "full_width", "interpolation")
 
@@ -104,7 +115,10 @@ def _backbone_key(model: LoadedModel, view: str, max_pixels: int | None) -> str:
         digest.update(name.encode())
         digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
     pp = {k: model.meta["preprocessing"].get(k) for k in VIEW_FIELDS}
-    digest.update(json.dumps([model.meta["arch"], pp, view, max_pixels], sort_keys=True).encode())
+    # The pool kind too: max and avgmax have no weights to tell them from the average.
+    pool = model.meta.get("pool", "avg")
+    digest.update(json.dumps([model.meta["arch"], pp, view, max_pixels]
+                             + ([pool] if pool != "avg" else []), sort_keys=True).encode())
     return f"{model.meta['arch'].replace(':', '-')}-{view}-{digest.hexdigest()[:16]}"
 
 

@@ -135,13 +135,15 @@ class Trainer:
         self.is_main = distributed.is_main()
         torch.manual_seed(cfg.seed)
         net = build_model(cfg.arch, len(index.classes),
-                          "none" if resume or cfg.init_from else cfg.weights, cfg.dropout)
+                          "none" if resume or cfg.init_from else cfg.weights, cfg.dropout,
+                          pool=cfg.pool, view_pool=cfg.view_pool)
         if cfg.init_from and not resume:
             load_all_weights(net, cfg.init_from, index.classes)
         pp = cfg.preprocessing(net.mean, net.std, net.input_size, net.interpolation)
         check_input_size(net, cfg.arch, pp.image_size, pp.eval_view)
         check_train_view(net, cfg.arch, pp.train_view)
-        meta = make_meta(cfg.arch, index.classes, cfg.dropout, pp, cfg.to_dict())
+        meta = make_meta(cfg.arch, index.classes, cfg.dropout, pp, cfg.to_dict(),
+                         pool=cfg.pool, view_pool=cfg.view_pool)
         self.model = LoadedModel(net.to(self.device), meta)
         if cfg.channels_last and self.device.type == "cuda":
             net.to(memory_format=torch.channels_last)
@@ -165,6 +167,7 @@ class Trainer:
                                                            lr_factor(cfg, self.steps_per_epoch))
         self.criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
         self.best, self.epoch, self.stale_epochs = BestWeights(), 0, 0
+        self.resolution = 1.0  # this epoch's share of the training resolution (--progressive)
         if resume:
             self.load_state()
 
@@ -219,6 +222,7 @@ class Trainer:
         cfg, net, device = self.cfg, self.model.net, self.device
         # Per-epoch seeds make a resumed run identical; ranks draw different dropout masks.
         torch.manual_seed(cfg.seed + epoch + 7919 * distributed.rank())
+        self.resolution = progressive_factor(cfg.progressive, epoch, cfg.epochs)
         loader = self.train_loader()
         loader.sampler.set_epoch(epoch)
         net.train()
@@ -257,21 +261,23 @@ class Trainer:
         # The backbone's learning rate (with --layer-decay, that of its top block).
         lr = cfg.lr * self.scheduler.lr_lambdas[0](self.scheduler.last_epoch)
         metrics = {"train_loss": loss_sum.item() / max(1, seen), "epoch_seconds": seconds,
-                   "train_images_per_s": seen / seconds, "lr": lr}
+                   "train_images_per_s": seen / seconds, "lr": lr,
+                   "resolution": self.resolution}
         metrics.update({f"train_top{k}": c.item() / max(1, seen) for k, c in zip(TOP_K, correct)})
         return metrics
 
     def train_logits(self, images) -> torch.Tensor:
         """Logits of a training batch: ``[B, 3, h, w]`` (crop, full), ``[B, K, 3, s, s]``
-        (grid: the K crops of an image pooled into one prediction; for a linear head,
-        averaging logits is averaging features) or a list of either (images of mixed sizes)."""
+        (grid: the K crops of an image, combined by the model's view pool into one
+        prediction) or a list of either (images of mixed sizes). With ``--progressive`` the
+        batch is shrunk to this epoch's resolution first."""
         if isinstance(images, list):
             return torch.cat([self.train_logits(image[None]) for image in images])
         device, views = self.device, images.dim() == 5
         flat = images.flatten(0, 1) if views else images
-        flat = normalize(flat.to(device, non_blocking=True), self.pp)
-        logits = self.train_net(channels_last(flat, device, self.cfg.channels_last))
-        return logits.view(images.shape[0], images.shape[1], -1).mean(dim=1) if views else logits
+        flat = shrink(normalize(flat.to(device, non_blocking=True), self.pp), self.resolution)
+        flat = channels_last(flat, device, self.cfg.channels_last)
+        return self.train_net(flat.view(*images.shape[:2], *flat.shape[1:]) if views else flat)
 
     def validate(self) -> dict:
         result = evaluate(self.evaluated, self.index.data, split="val", samples=self.index.val,
@@ -385,6 +391,32 @@ class Trainer:
         return summary
 
 
+def progressive_factor(start: float, epoch: int, epochs: int) -> float:
+    """The share of the training resolution in ``epoch`` (1-based) with progressive resizing
+    from ``start`` (0 or 1: off): rising linearly from ``start`` in the first epoch to full
+    resolution, which the last fifth of the epochs (at least one) train at -- low
+    resolution first, the full one last, as FFCV's ResNet recipes do."""
+    if not start or start >= 1 or epochs < 2:
+        return 1.0
+    full_from = epochs - max(1, round(0.2 * epochs)) + 1  # the first full-resolution epoch
+    if epoch >= full_from:
+        return 1.0
+    return start + (1 - start) * (epoch - 1) / max(1, full_from - 1)
+
+
+def shrink(images: torch.Tensor, factor: float, multiple: int = 8) -> torch.Tensor:
+    """``[N, 3, H, W]`` float images resized by ``factor`` (sides rounded to ``multiple``
+    pixels, at least 16); unchanged at factor 1."""
+    if factor >= 1:
+        return images
+    h, w = images.shape[-2:]
+    size = [max(16, round(side * factor / multiple) * multiple) for side in (h, w)]
+    if size == [h, w]:
+        return images
+    return nn.functional.interpolate(images, size=size, mode="bilinear", antialias=True,
+                                     align_corners=False)
+
+
 def _ema_with_warmup(decay: float):
     """EMA whose decay grows to ``decay`` as (1 + n) / (10 + n) over the first updates, so
     the average is not mostly the initial weights after a short run (as in timm's EMA)."""
@@ -428,9 +460,11 @@ def _truncate_metrics(path: Path, last_epoch: int) -> None:
 
 
 def _log_epoch(row: dict) -> None:
+    resolution = row.get("resolution", 1.0)
     log(f"epoch {row['epoch']}: train loss {row['train_loss']:.3f} top1 {row['train_top1']:.1%} "
         f"| val loss {row['val_loss']:.3f} top1 {row['val_top1']:.1%} top3 {row['val_top3']:.1%} "
-        f"| {row['train_images_per_s']:.1f} img/s")
+        f"| {row['train_images_per_s']:.1f} img/s"
+        + (f" | {resolution:.0%} resolution" if resolution < 1 else ""))
 
 
 def train(config: TrainConfig | None = None, *, config_file: str | Path | None = None,
@@ -503,6 +537,10 @@ def _train_here(cfg: TrainConfig, resume: bool, on_epoch, run_dir_made: bool = F
 
 
 def _log_views(chosen: dict) -> None:
-    cells = ", ".join(f"{view} {s['top1']:.1%}" for view, s in chosen["view_scores"].items())
-    log(f"Views on validation (top-1): {cells} -> [bold]{chosen['eval_view']}[/] is the "
-        "checkpoint's view from now on")
+    cells = ", ".join(f"{view} {s['top1']:.1%} ± {s.get('top1_se', 0):.1%} / loss "
+                      f"{s['loss']:.3f} ± {s.get('loss_se', 0):.3f}"
+                      for view, s in chosen["view_scores"].items())
+    why = ("the lowest loss" if chosen.get("chosen_by", "loss") == "loss"
+           else "a top-1 lead beyond twice its standard error")
+    log(f"Views on validation (top-1 / loss, ± standard error): {cells} -> "
+        f"[bold]{chosen['eval_view']}[/] ({why}) is the checkpoint's view from now on")
