@@ -19,8 +19,6 @@ ONNX with dynamic sizes.
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
@@ -110,8 +108,10 @@ class ViewPool(nn.Module):
     def forward(self, features: torch.Tensor, head: nn.Module) -> torch.Tensor:
         if self.attention is not None:
             return head(self.attention(features))
-        logits = head(features)  # [B, V, K]
+        logits = head(features).float()  # [B, V, K]
         if self.kind == "lse":
-            # log(mean(exp)): a smooth maximum that equals the logit when all crops agree
-            return torch.logsumexp(logits.float(), dim=1) - math.log(logits.shape[1])
-        return logits.float().mean(dim=1)
+            # log(mean(exp)): a smooth maximum that equals the logit when all crops agree.
+            # Written with mean(), not logsumexp - log(V): V stays a dynamic size in ONNX.
+            top = logits.amax(dim=1, keepdim=True)
+            return (top + (logits - top).exp().mean(dim=1, keepdim=True).log()).squeeze(1)
+        return logits.mean(dim=1)

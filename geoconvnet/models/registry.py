@@ -130,7 +130,7 @@ class GeoNet(nn.Module):
         if images.dim() == 5:
             b, v = images.shape[:2]
             features = self.backbone(images.flatten(0, 1))
-            return self.view_pool(features.view(b, v, -1), self.head)
+            return self.view_pool(features.reshape(b, v, features.shape[-1]), self.head)
         return self.head(self.backbone(images))
 
     def param_groups(self, lr: float, head_lr_mult: float, weight_decay: float,
