@@ -55,3 +55,19 @@ def test_classes_look_different():
     within = np.abs(np.mean(same, 0) - np.mean(same[:4], 0)).sum()
     between = np.abs(np.mean(same, 0) - np.mean(other, 0)).sum()
     assert between > within
+
+
+def test_clue_scale_draws_the_small_clues_smaller():
+    # a class with signs and bollards: their pixels differ, the scene around them does not
+    style = next(s for s in S.class_styles(16, 0) if s["sign"] and s["bollard"])
+
+    def draw(**options):
+        return np.asarray(S.draw_scene(style, (480, 270), seed=3, spread=True, **options),
+                          np.int16)
+
+    big, small = draw(), draw(clue_scale=0.5)
+    assert np.array_equal(big, draw())  # repeatable
+    changed = np.abs(big - small).sum(axis=2) > 60
+    assert 0 < changed.mean() < 0.2
+    with pytest.raises(ConfigError, match="--clue-scale"):
+        S.synth("unused", clue_scale=0.01)
