@@ -59,6 +59,8 @@ class ModelInfo(BaseModel):
     name: str
     arch: str
     format: str = Field(description="pytorch or onnx")
+    pool: str = Field(description="the backbone's spatial pool: avg, gem, max, avgmax or attn")
+    view_pool: str = Field(description="how the crops of a view are combined: mean, lse or attn")
     class_names: list[str]
     codes: dict[str, str | None]
     names: dict[str, str] = Field(description="class name -> the country as people write it")

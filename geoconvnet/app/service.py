@@ -90,6 +90,7 @@ class Service:
         meta = self.model.meta
         return {"name": self.name, "arch": meta["arch"],
                 "format": "onnx" if not self.can_explain else "pytorch",
+                "pool": meta.get("pool", "avg"), "view_pool": meta.get("view_pool", "mean"),
                 "class_names": self.model.class_names, "codes": self.codes,
                 "names": self.names,
                 "preprocessing": meta["preprocessing"], "temperature": self.model.temperature,

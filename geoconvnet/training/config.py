@@ -94,6 +94,10 @@ class TrainConfig:
             raise ConfigError(f"--view-pool {self.view_pool} is trained with the backbone's "
                               "crops; --freeze-backbone embeds each image once with the mean: "
                               "use --view-pool mean")
+        if self.view_pool == "attn" and self.train_view != "grid":
+            raise ConfigError("--view-pool attn learns which crops to trust from grid training "
+                              f"(--train-view grid); with --train-view {self.train_view} it "
+                              "would never train. Use --view-pool mean or lse")
         if not (self.progressive == 0 or 0.25 <= self.progressive <= 1):
             raise ConfigError(f"progressive must be 0 (off) or a resolution fraction in "
                               f"[0.25, 1], got {self.progressive}")

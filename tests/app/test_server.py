@@ -15,6 +15,7 @@ from served import free_port, keep, png_bytes, screenshots, start_server, stop_s
 
 from geoconvnet.app.server import DEFAULT_MAX_QUEUE, create_app
 from geoconvnet.app.service import Service
+from geoconvnet.models.checkpoint import read_meta
 from geoconvnet.models.onnx import export_onnx
 
 
@@ -36,6 +37,8 @@ def test_health_model_and_openapi(server, trained_run):
     model = requests.get(f"{server}/api/model").json()
     assert model["arch"] == "resnet18" and len(model["class_names"]) == 4
     assert model["preprocessing"]["image_size"] == 64
+    assert (model["pool"], model["view_pool"]) == (read_meta(trained_run).get("pool", "avg"),
+                                                   read_meta(trained_run).get("view_pool", "mean"))
     spec = requests.get(f"{server}/openapi.json").json()
     assert {"/api/predict", "/api/heatmap", "/api/health", "/api/model"} <= set(spec["paths"])
     assert "multipart/form-data" in spec["paths"]["/api/predict"]["post"]["requestBody"]["content"]

@@ -52,7 +52,9 @@ def test_pooling_options_are_checked_before_a_run_starts():
     with pytest.raises(ConfigError, match="unknown --view-pool 'max'"):
         TrainConfig(view_pool="max")
     with pytest.raises(ConfigError, match="--freeze-backbone .* use --view-pool mean"):
-        TrainConfig(view_pool="attn", freeze_backbone=True)
+        TrainConfig(view_pool="lse", freeze_backbone=True)
+    with pytest.raises(ConfigError, match="--view-pool attn learns .* --train-view crop"):
+        TrainConfig(view_pool="attn")
     with pytest.raises(ConfigError, match="progressive must be 0"):
         TrainConfig(progressive=0.1)
 
