@@ -117,15 +117,23 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Loa
     return LoadedModel(net.to(device).eval(), meta)
 
 
-def load_all_weights(net: GeoNet, path: str | Path, class_names: list[str]) -> None:
+def load_all_weights(net: GeoNet, path: str | Path, class_names: list[str],
+                     pool: str = "avg") -> None:
     """Every weight of a checkpoint (file or run folder), head included, into ``net``: to
-    go on training from it, e.g. fine-tuning after a linear probe (``--init-from``)."""
+    go on training from it, e.g. fine-tuning after a linear probe (``--init-from``). The
+    spatial pool must be the checkpoint's; a view pool may be added (its attention starts
+    as the mean, which is what the checkpoint's crops were combined with)."""
     path = resolve_checkpoint(path)
     meta = read_meta(path)
     if meta["class_names"] != list(class_names):
         raise CheckpointError(f"--init-from {path}: its classes differ from the dataset's; "
                               "start from its backbone only with --weights PATH")
+    if meta.get("pool", "avg") != pool:
+        raise CheckpointError(f"--init-from {path}: it pools with --pool "
+                              f"{meta.get('pool', 'avg')}, this run with --pool {pool}; use "
+                              "the same, or start from its backbone only with --weights PATH")
     missing, unexpected = net.load_state_dict(read_state_dict(path), strict=False)
+    missing = [k for k in missing if not k.startswith("view_pool.")]
     if missing or unexpected:
         raise CheckpointError(f"--init-from {path}: a {meta['arch']} checkpoint does not fit "
                               "this --arch")

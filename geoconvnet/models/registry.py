@@ -21,7 +21,7 @@ from torch import nn
 from ..data.preprocessing import IMAGENET_MEAN, IMAGENET_STD
 from ..utils.errors import ConfigError, WeightsUnavailableError
 from .choices import check_pool
-from .pooling import ViewPool, spatial_pool
+from .pooling import AttentionPool2d, GeM, ViewPool, spatial_pool
 from .weights import load_backbone_weights
 
 
@@ -102,13 +102,24 @@ def install_pool(module: nn.Module, kind: str, channels: int, arch: str) -> None
         module.avgpool = spatial_pool(kind, channels, flatten=True)
         return
     for owner in (module, getattr(module, "head", None)):
-        old = getattr(owner, "global_pool", None)
-        if isinstance(old, nn.Module) and hasattr(old, "flatten"):  # timm's SelectAdaptivePool2d
-            owner.global_pool = spatial_pool(kind, channels,
-                                             flatten=isinstance(old.flatten, nn.Flatten))
+        flatten = _average_pool_flattens(getattr(owner, "global_pool", None))
+        if flatten is not None:
+            owner.global_pool = spatial_pool(kind, channels, flatten=flatten)
             return
-    raise ConfigError(f"--pool {kind}: {arch} has no spatial average pool to replace (a "
-                      "vision transformer pools its class token); use --pool avg")
+    raise ConfigError(f"--pool {kind}: {arch} has no average pool over an NCHW feature map to "
+                      "replace (a vision transformer pools its class token, Swin pools NHWC "
+                      "maps); use --pool avg")
+
+
+def _average_pool_flattens(pool) -> bool | None:
+    """Whether timm's average pool ``pool`` (a SelectAdaptivePool2d) returns ``[B, C]``;
+    None if it is not an average over NCHW maps, which is all the new pools can replace."""
+    inner = getattr(pool, "pool", None)
+    if isinstance(inner, nn.AdaptiveAvgPool2d):
+        return isinstance(pool.flatten, nn.Flatten)
+    if type(inner).__name__ == "FastAdaptiveAvgPool" and tuple(inner.dim) == (2, 3):
+        return bool(inner.flatten)  # the fast pool flattens itself
+    return None
 
 
 class GeoNet(nn.Module):
@@ -138,12 +149,17 @@ class GeoNet(nn.Module):
         """The backbone at ``lr`` (with ``layer_decay``: each block of a timm model at
         ``lr * layer_decay ** depth-from-the-top``, timm's layer-wise decay), the head at
         ``lr * head_lr_mult``."""
-        # The view pool's attention belongs with the head: new layers, trained from zero.
-        head = {"params": list(self.head.parameters()) + list(self.view_pool.parameters()),
-                "lr": lr * head_lr_mult, "weight_decay": weight_decay}
+        # The pooling layers are new, trained from their initial values: they learn at the
+        # head's rate, and without weight decay (which would pull GeM's exponent to 0).
+        pooling = self.pooling_parameters()
+        new = {id(p) for p in pooling}
+        head = {"params": list(self.head.parameters()), "lr": lr * head_lr_mult,
+                "weight_decay": weight_decay}
+        head = [head] + ([{"params": pooling, "lr": lr * head_lr_mult, "weight_decay": 0.0}]
+                         if pooling else [])
         if not layer_decay:
-            return [{"params": list(self.backbone.parameters()), "lr": lr,
-                     "weight_decay": weight_decay}, head]
+            return [{"params": [p for p in self.backbone.parameters() if id(p) not in new],
+                     "lr": lr, "weight_decay": weight_decay}] + head
         if not hasattr(self.backbone, "group_matcher"):
             raise ConfigError("--layer-decay needs a timm model (timm:<name>), whose blocks "
                               "timm can number")
@@ -155,7 +171,13 @@ class GeoNet(nn.Module):
                                           layer_decay=layer_decay)
         for group in groups:
             group["lr"] = lr * group.pop("lr_scale", 1.0)
-        return groups + [head]
+            group["params"] = [p for p in group["params"] if id(p) not in new]
+        return [g for g in groups if g["params"]] + head
+
+    def pooling_parameters(self) -> list[nn.Parameter]:
+        """The parameters of the spatial pool (GeM, attention) and of the view pool."""
+        layers = [m for m in self.backbone.modules() if isinstance(m, (GeM, AttentionPool2d))]
+        return [p for m in layers + [self.view_pool] for p in m.parameters()]
 
 
 def check_input_size(net: GeoNet, arch: str, image_size: int, view: str) -> None:

@@ -94,6 +94,10 @@ class TrainConfig:
             raise ConfigError(f"--view-pool {self.view_pool} is trained with the backbone's "
                               "crops; --freeze-backbone embeds each image once with the mean: "
                               "use --view-pool mean")
+        if self.freeze_backbone and (self.progressive or self.pool in ("gem", "attn")):
+            raise ConfigError("--freeze-backbone trains the head alone on embeddings computed "
+                              "once: --progressive and a --pool with weights (gem, attn) "
+                              "would never train. Leave them out, or use --pool max/avgmax")
         if self.view_pool == "attn" and self.train_view != "grid":
             raise ConfigError("--view-pool attn learns which crops to trust from grid training "
                               f"(--train-view grid); with --train-view {self.train_view} it "

@@ -130,7 +130,8 @@ class Trainer:
                  on_epoch=None):
         self.cfg, self.run_dir, self.index, self.on_epoch = cfg, run_dir, index, on_epoch
         self.device = distributed.setup(resolve_device(cfg.device))
-        # Training batches all have one shape (drop_last): let cuDNN time its algorithms once.
+        # Training batches all have one shape (drop_last; with --progressive, one per
+        # epoch): let cuDNN time its algorithms once per shape.
         torch.backends.cudnn.benchmark = self.device.type == "cuda"
         self.is_main = distributed.is_main()
         torch.manual_seed(cfg.seed)
@@ -138,10 +139,13 @@ class Trainer:
                           "none" if resume or cfg.init_from else cfg.weights, cfg.dropout,
                           pool=cfg.pool, view_pool=cfg.view_pool)
         if cfg.init_from and not resume:
-            load_all_weights(net, cfg.init_from, index.classes)
+            load_all_weights(net, cfg.init_from, index.classes, cfg.pool)
         pp = cfg.preprocessing(net.mean, net.std, net.input_size, net.interpolation)
         check_input_size(net, cfg.arch, pp.image_size, pp.eval_view)
         check_train_view(net, cfg.arch, pp.train_view)
+        if cfg.progressive and net.fixed_size is not None:
+            raise ConfigError(f"--progressive shrinks the images, but {cfg.arch} takes only "
+                              f"{net.fixed_size}x{net.fixed_size} inputs; leave it out")
         meta = make_meta(cfg.arch, index.classes, cfg.dropout, pp, cfg.to_dict(),
                          pool=cfg.pool, view_pool=cfg.view_pool)
         self.model = LoadedModel(net.to(self.device), meta)

@@ -243,3 +243,19 @@ def test_attention_over_crops_beats_the_mean_when_one_crop_sees_the_clue():
     # measured: mean 0.31, lse 0.37, attn 0.60 over these two seeds (chance 0.25)
     assert mean["attn"] > mean["mean"] + 0.15, accuracy
     assert mean["lse"] > mean["mean"], accuracy
+
+
+def test_pooling_layers_learn_at_the_head_rate_without_weight_decay():
+    net = build_model("resnet18", 3, pool="gem")
+    groups = net.param_groups(lr=1e-4, head_lr_mult=10, weight_decay=0.1)
+    assert [(g["lr"], g["weight_decay"]) for g in groups] == [(1e-4, 0.1), (1e-3, 0.1),
+                                                              (1e-3, 0.0)]
+    assert groups[2]["params"] == [net.backbone.avgpool.p]
+    counted = [id(p) for g in groups for p in g["params"]]
+    assert sorted(counted) == sorted(id(p) for p in net.parameters())  # each once
+
+
+def test_pools_that_are_not_an_average_over_nchw_maps_are_refused():
+    # Swin pools NHWC maps: replacing its pool would pool the wrong axes
+    with pytest.raises(ConfigError, match="Swin pools NHWC"):
+        build_model("timm:swin_tiny_patch4_window7_224", 3, pool="max")

@@ -14,7 +14,7 @@ from geoconvnet.report.page import view_rows
 from geoconvnet.training.config import TrainConfig
 from geoconvnet.training.train import progressive_factor, shrink, train
 from geoconvnet.training.views import pick_view
-from geoconvnet.utils.errors import ConfigError
+from geoconvnet.utils.errors import CheckpointError, ConfigError
 
 
 def test_a_grid_run_with_gem_attention_and_progressive_resizing(tiny_data, tmp_path):
@@ -57,6 +57,14 @@ def test_pooling_options_are_checked_before_a_run_starts():
         TrainConfig(view_pool="attn")
     with pytest.raises(ConfigError, match="progressive must be 0"):
         TrainConfig(progressive=0.1)
+    with pytest.raises(ConfigError, match="--freeze-backbone .* would never train"):
+        TrainConfig(pool="gem", freeze_backbone=True)
+
+
+def test_fine_tuning_keeps_the_spatial_pool_of_its_start(trained_run, tiny_data, tmp_path):
+    with pytest.raises(CheckpointError, match="--pool avg, this run with --pool gem"):
+        train(data=str(tiny_data), runs_dir=str(tmp_path), name="ft", init_from=str(trained_run),
+              pool="gem", **{**TINY_TRAIN, "epochs": 1})
 
 
 def _scores(correct, losses):
