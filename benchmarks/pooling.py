@@ -30,7 +30,8 @@ from geoconvnet.data.cache import prepare
 from geoconvnet.data.index import index_dataset
 from geoconvnet.data.synth import synth
 from geoconvnet.inference.evaluate import evaluate
-from geoconvnet.models.checkpoint import read_meta
+from geoconvnet.models.checkpoint import load_checkpoint, read_meta
+from geoconvnet.models.pooling import ViewPool
 from geoconvnet.training.config import TrainConfig
 from geoconvnet.training.train import Trainer, train
 
@@ -138,6 +139,45 @@ def accuracy(args, work: Path, root: Path) -> None:
            f"cache; recipe {RECIPE}. Differences are paired by seed (same split and init seed).")
 
 
+def choice(args, work: Path, root: Path) -> None:
+    """Every run of the accuracy part (``--runs``): the test top-1 of the view each rule of
+    ``--eval-view auto`` picks from the validation scores stored in the run -- the old rule
+    (best validation top-1, ties to the lower loss) against the new one (lowest loss unless a
+    top-1 lead exceeds two standard errors) -- and, for crop-trained runs, the grid view
+    with its crops' logits combined by log-sum-exp instead of the mean."""
+    rows, lse_rows = [], []
+    for run in sorted(Path(args.runs).iterdir()):
+        meta = read_meta(run)
+        scores = meta["view_scores"]
+        tests = {v: evaluate(run, root, eval_view=v, write=False).metrics["top1"] for v in scores}
+        old = max(scores, key=lambda v: (scores[v]["top1"], -scores[v]["loss"]))
+        new = meta["preprocessing"]["eval_view"]
+        rows.append((tests[old], tests[new], max(tests.values())))
+        if meta["preprocessing"]["train_view"] == "crop":
+            model = load_checkpoint(run)
+            model.net.view_pool = ViewPool("lse", 0)
+            lse = evaluate(model, root, eval_view="grid", write=False).metrics["top1"]
+            lse_rows.append((tests["grid"], lse))
+        print(run.name, old, new, tests, flush=True)
+    table = ["| rule of --eval-view auto | test top-1 of the view it picks (mean over runs) | "
+             "paired difference to the old rule |", "|---|---:|---:|"]
+    table.append(f"| old: best validation top-1 | {_mean_se([r[0] for r in rows])} | – |")
+    table.append(f"| new: lowest validation loss unless top-1 leads by > 2 s.e. | "
+                 f"{_mean_se([r[1] for r in rows])} | "
+                 f"{_mean_se([r[1] - r[0] for r in rows], signed=True)} |")
+    table.append(f"| (the best view on test, for scale) | {_mean_se([r[2] for r in rows])} | |")
+    if lse_rows:
+        table += ["", "| crop-trained runs, grid view | test top-1 | paired difference |",
+                  "|---|---:|---:|",
+                  f"| crops' logits: mean | {_mean_se([r[0] for r in lse_rows])} | – |",
+                  f"| crops' logits: log-sum-exp | {_mean_se([r[1] for r in lse_rows])} | "
+                  f"{_mean_se([r[1] - r[0] for r in lse_rows], signed=True)} |"]
+    record(f"pooling.py choice: the eval view picked on validation, {len(rows)} runs, clue "
+           f"scale {args.clue_scale:g} (cpu)", table,
+           f"every run of {Path(args.runs).name} (the accuracy part), its validation scores as "
+           "stored; test top-1 measured again here. Validation: 10% of the train split.")
+
+
 def _epochs(args, label: str) -> int:
     epochs = PLANS[label][3]
     return {None: args.epochs, EQUAL: args.equal_time_epochs,
@@ -166,7 +206,8 @@ def _chosen_top1(outcome) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("part", choices=["speed", "accuracy"])
+    parser.add_argument("part", choices=["speed", "accuracy", "choice"])
+    parser.add_argument("--runs", help="choice: the runs folder of an accuracy part")
     parser.add_argument("--plans", choices=sorted(PLAN_SETS), default="all")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=8)
@@ -183,7 +224,7 @@ def main() -> None:
     RECIPE.update(image_size=args.image_size, full_width=round(1600 * args.image_size / 448))
     work = Path(args.work or tempfile.mkdtemp(prefix="geoconvnet-pooling-"))
     root = dataset(work, args)
-    (speed if args.part == "speed" else accuracy)(args, work, root)
+    {"speed": speed, "accuracy": accuracy, "choice": choice}[args.part](args, work, root)
 
 
 if __name__ == "__main__":
