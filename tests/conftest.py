@@ -52,8 +52,8 @@ def chromium():
 # The longest files first: with two pytest processes taking a file at a time, a long file
 # started last would leave one process running alone at the end.
 LONGEST_FIRST = ("training/test_views.py", "training/test_tune.py", "models/test_pooling.py",
-                 "inference/test_explain.py", "test_cli.py", "report/test_analysis.py",
-                 "app/test_server.py", "training/test_pooling_runs.py")
+                 "inference/test_explain.py", "test_cli.py", "training/test_pooling_runs.py",
+                 "report/test_analysis.py", "app/test_server.py")
 
 
 def pytest_collection_modifyitems(items):
