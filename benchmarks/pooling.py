@@ -24,16 +24,15 @@ import time
 from pathlib import Path
 
 from _common import record
-from train_views import RECIPE, _mean_se
+from train_views import RECIPE, _mean_se, epoch_rate
 
 from geoconvnet.data.cache import prepare
-from geoconvnet.data.index import index_dataset
 from geoconvnet.data.synth import synth
 from geoconvnet.inference.evaluate import evaluate
 from geoconvnet.models.checkpoint import load_checkpoint, read_meta
 from geoconvnet.models.pooling import ViewPool
 from geoconvnet.training.config import TrainConfig
-from geoconvnet.training.train import Trainer, train
+from geoconvnet.training.train import train
 
 # label -> (train view, pool, view pool, epochs or None for --epochs, other options)
 EQUAL = "equal"  # epochs: the --equal-time-epochs
@@ -88,14 +87,7 @@ def speed(args, work: Path, root: Path) -> None:
                           view_pool=view_pool, epochs=2, device="cpu",
                           name=f"speed-{view}-{pool}-{view_pool}-{width}",
                           runs_dir=str(work / "runs"), **options)
-        index = index_dataset(cache, scan=False)
-        index.train = (index.train * (args.epoch_images // len(index.train) + 1))[
-            :args.epoch_images]
-        run_dir = work / "runs" / cfg.name
-        run_dir.mkdir(parents=True, exist_ok=True)
-        trainer = Trainer(cfg, run_dir, index, resume=False)
-        trainer.train_epoch(1)  # warm-up: workers, page cache
-        rate = trainer.train_epoch(2)["train_images_per_s"]
+        rate = epoch_rate(cfg, cache, work, args.epoch_images)
         label = f"{view}, {pool}" + (f", view {view_pool}" if view == "grid" else "") + \
             (f", full width {options['full_width']}" if width else "")
         table.append(f"| {label} | {rate:,.1f} | {1000 / rate:,.1f} s |")

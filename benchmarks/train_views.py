@@ -72,14 +72,7 @@ def speed(args, work: Path, root: Path) -> None:
             cfg = TrainConfig(data=str(cache), arch=arch, train_view=mode, epochs=2,
                               device=args.device, name=f"speed-{arch}-{mode}",
                               runs_dir=str(work / "runs"), **options)
-            index = index_dataset(cache, scan=False)
-            index.train = (index.train * (args.epoch_images // len(index.train) + 1))[
-                :args.epoch_images]
-            run_dir = work / "runs" / cfg.name
-            run_dir.mkdir(parents=True, exist_ok=True)
-            trainer = Trainer(cfg, run_dir, index, resume=False)
-            trainer.train_epoch(1)  # warm-up: cuDNN autotuning, workers, page cache
-            rate = trainer.train_epoch(2)["train_images_per_s"]
+            rate = epoch_rate(cfg, cache, work, args.epoch_images)
             table.append(f"| {arch} | {mode} | {rate:,.1f} | {1000 / rate:,.1f} s |")
             print(table[-1], flush=True)
     record(f"train_views.py speed: training images/s per training view ({args.device})", table,
@@ -88,6 +81,18 @@ def speed(args, work: Path, root: Path) -> None:
            f"vit_b_16), full = the whole screenshot at {RECIPE['full_width']}x225, grid = its 12 "
            "crops, pooled. One warm-up epoch, then one timed epoch of "
            f"{args.epoch_images} images.")
+
+
+def epoch_rate(cfg: TrainConfig, cache: Path, work: Path, epoch_images: int) -> float:
+    """Training images/s of ``cfg`` in the real loop: one warm-up epoch (cuDNN autotuning,
+    workers, page cache), then one timed epoch of ``epoch_images`` images."""
+    index = index_dataset(cache, scan=False)
+    index.train = (index.train * (epoch_images // len(index.train) + 1))[:epoch_images]
+    run_dir = work / "runs" / cfg.name
+    run_dir.mkdir(parents=True, exist_ok=True)
+    trainer = Trainer(cfg, run_dir, index, resume=False)
+    trainer.train_epoch(1)
+    return trainer.train_epoch(2)["train_images_per_s"]
 
 
 def accuracy(args, work: Path, root: Path) -> None:
