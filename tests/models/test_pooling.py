@@ -100,7 +100,7 @@ def _save(tmp_path, pool, view_pool, meta_extra=None):
     return net.eval(), save_checkpoint(tmp_path / "m.safetensors", net.state_dict(), meta)
 
 
-@pytest.mark.parametrize("pool,view_pool", [("gem", "attn"), ("attn", "lse"), ("avgmax", "mean")])
+@pytest.mark.parametrize("pool,view_pool", [("gem", "attn"), ("attn", "lse")])
 def test_checkpoint_round_trip_and_onnx_give_the_same_logits(tmp_path, pool, view_pool):
     pytest.importorskip("onnxruntime")
     from geoconvnet.models.onnx import export_onnx, load_onnx

@@ -21,7 +21,7 @@ def test_a_grid_run_with_gem_attention_and_progressive_resizing(tiny_data, tmp_p
     # 216 crops: two per 384x216 image, so a grid epoch costs about two crop epochs
     run = train(data=str(tiny_data), runs_dir=str(tmp_path), name="pooled", train_view="grid",
                 pool="gem", view_pool="attn", progressive=0.5,
-                **{**TINY_TRAIN, "epochs": 3, "patience": 3, "crop_size": 216,
+                **{**TINY_TRAIN, "epochs": 2, "patience": 2, "crop_size": 216,
                    "image_size": 48})
     meta = read_meta(run)
     assert (meta["pool"], meta["view_pool"]) == ("gem", "attn")
