@@ -18,7 +18,7 @@ from safetensors.torch import save_file
 
 from .. import __version__
 from ..data.preprocessing import Preprocessing
-from ..utils.errors import CheckpointError
+from ..utils.errors import CheckpointError, ConfigError
 from ..utils.io import atomic_path
 from .registry import GeoNet, build_model
 from .weights import read_state_dict
@@ -109,10 +109,16 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Loa
         raise CheckpointError(f"{path}: a bare state dict does not describe its model; train with "
                               "--weights PATH to start from it")
     meta = read_meta(path)
-    net = build_model(meta["arch"], meta["num_classes"], weights="none", **model_options(meta))
+    options = model_options(meta)
+    try:
+        net = build_model(meta["arch"], meta["num_classes"], weights="none", **options)
+    except ConfigError as exc:  # metadata written by another version, or edited
+        raise CheckpointError(f"{path}: its metadata describes a model this version cannot "
+                              f"build ({exc})") from None
     missing, unexpected = net.load_state_dict(read_state_dict(path), strict=False)
     if missing or unexpected:
-        raise CheckpointError(f"{path}: weights do not match {meta['arch']} (missing "
+        raise CheckpointError(f"{path}: weights do not match {meta['arch']} with pool "
+                              f"{options['pool']} and view pool {options['view_pool']} (missing "
                               f"{len(missing)}, unexpected {len(unexpected)} tensors)")
     return LoadedModel(net.to(device).eval(), meta)
 

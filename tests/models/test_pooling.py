@@ -259,3 +259,16 @@ def test_pools_that_are_not_an_average_over_nchw_maps_are_refused():
     # Swin pools NHWC maps: replacing its pool would pool the wrong axes
     with pytest.raises(ConfigError, match="Swin pools NHWC"):
         build_model("timm:swin_tiny_patch4_window7_224", 3, pool="max")
+
+
+def test_a_checkpoint_whose_pool_metadata_is_wrong_names_the_file(tmp_path):
+    net, path = _save(tmp_path, "gem", "mean")
+    from geoconvnet.models.checkpoint import update_meta
+    from geoconvnet.utils.errors import CheckpointError
+
+    update_meta(path, pool="median")
+    with pytest.raises(CheckpointError, match=r"m\.safetensors: its metadata .* 'median'"):
+        load_checkpoint(path)
+    update_meta(path, pool="avg")  # says avg, holds GeM's exponent
+    with pytest.raises(CheckpointError, match="with pool avg and view pool mean"):
+        load_checkpoint(path)
