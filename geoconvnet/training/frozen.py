@@ -22,9 +22,9 @@ from safetensors.torch import load_file, save_file
 
 from ..data.loader import make_loader
 from ..data.root import DataRoot
-from ..data.transforms import eval_transform, normalize
+from ..data.transforms import eval_transform
+from ..inference.core import forward_views
 from ..models.checkpoint import LoadedModel
-from ..utils.device import autocast, channels_last
 from ..utils.io import atomic_path
 from ..utils.progress import add_task, progress_bar
 
@@ -74,7 +74,7 @@ class EmbeddingCache:
                     raise RuntimeError(f"cannot embed {batch.failed[0].reason}")
                 # The mean of an image's crop features: for a linear head, the mean of the
                 # crops' logits (the only view pool a frozen backbone allows).
-                out.extend(_embed_views(net.backbone, batch.images, device, pp).cpu())
+                out.extend(forward_views(_MeanOfCrops(net.backbone), batch.images, device, pp).cpu())
                 bar.advance(task, len(batch.labels))
         return out
 
@@ -93,15 +93,17 @@ class EmbeddingCache:
                        "keys": encoded}, str(tmp))
 
 
-def _embed_views(backbone: torch.nn.Module, images, device: torch.device, pp) -> torch.Tensor:
-    """``[B, V, 3, H, W]`` uint8 views (or a list of ``[V, 3, H, W]``) -> ``[B, features]``."""
-    if isinstance(images, list):
-        return torch.cat([_embed_views(backbone, img[None], device, pp) for img in images])
-    b, v = images.shape[:2]
-    flat = channels_last(normalize(images.flatten(0, 1).to(device), pp), device, True)
-    with autocast(device):
-        features = backbone(flat)
-    return features.float().view(b, v, -1).mean(dim=1)
+class _MeanOfCrops(torch.nn.Module):
+    """A backbone that takes ``[B, V, 3, H, W]`` like a GeoNet: the mean of the crops'
+    features, so the inference core's batching and normalisation serve the embedding too."""
+
+    def __init__(self, backbone: torch.nn.Module):
+        super().__init__()
+        self.backbone = backbone
+
+    def forward(self, views: torch.Tensor) -> torch.Tensor:
+        b, v = views.shape[:2]
+        return self.backbone(views.flatten(0, 1)).float().view(b, v, -1).mean(dim=1)
 
 
 # The preprocessing that changes what an eval view shows the backbone (not training-only).
