@@ -34,7 +34,7 @@ from .data.layout import image_files
 from .data.preprocessing import AUGMENTATIONS, EVAL_VIEWS
 from .inference import BATCH_SIZE_CPU, BATCH_SIZE_GPU
 from .training.config import TrainConfig
-from .utils.errors import GeoconvnetError
+from .utils.errors import DataError, GeoconvnetError
 from .utils.progress import console
 
 TRAIN_HELP = {
@@ -264,6 +264,17 @@ def build_parser() -> argparse.ArgumentParser:
                            "decode about 3x faster than whole images, for about twice the "
                            f"bytes (default {DEFAULT_MAX_CROP}; 0: whole images only)")
     prep.add_argument("--workers", type=int, help="processes (default: all cores)")
+    prep.add_argument("--format", choices=["files", "shards"],
+                      help="files: one cache file per image (default for up to ~100k images); "
+                           "shards: WebDataset tar shards with a memory-mapped index, written "
+                           "in parallel and resumable, readable from s3:// (default: an "
+                           "existing cache's format, else files)")
+    prep.add_argument("--shard-size", type=int, help="images per shard (--format shards; "
+                      "default: up to 1000)")
+    prep.add_argument("--nodes", type=int, default=1, help="machines writing the shards "
+                      "together (shared --out); each runs with its --node-rank")
+    prep.add_argument("--node-rank", type=int, default=0, help="this machine's number, 0.."
+                      "NODES-1; the run that finds every shard written writes the index")
     dd = data.add_parser("dedup", help="exact and near duplicates, and train/test leakage "
                          "(by content, or by place where the manifest knows it)")
     dd.add_argument("root")
@@ -447,6 +458,8 @@ def data_synth(args) -> int:
 
 
 def data_prepare(args) -> int:
+    if _wants_shards(args):
+        return _prepare_shards(args)
     s = prepare(args.root, args.out, args.scale, args.quality, args.workers, chroma=args.chroma,
                 max_crop=args.max_crop)
     ratio = s["cache_bytes"] / max(1, s["source_bytes"])
@@ -454,6 +467,35 @@ def data_prepare(args) -> int:
                      f"unchanged, {s['removed']} removed, {s['bad']} unreadable source file(s) "
                      f"skipped; {s['cache_bytes'] / 2**20:.1f} MiB = {ratio:.1%} of the source's "
                      f"{s['source_bytes'] / 2**20:.1f} MiB")
+    return 0
+
+
+def _wants_shards(args) -> bool:
+    from .data.shards import TABLE  # lazy: numpy-only, but only `prepare` needs it
+
+    if args.format is None:
+        return (Path(args.out) / TABLE).is_file()
+    if args.format == "files" and (Path(args.out) / TABLE).is_file():
+        raise DataError(f"{args.out} is a sharded cache; use --format shards or another --out")
+    return args.format == "shards"
+
+
+def _prepare_shards(args) -> int:
+    from .data.shardwrite import prepare_shards  # lazy: see _wants_shards
+
+    s = prepare_shards(args.root, args.out, args.scale, args.quality, args.workers,
+                       chroma=args.chroma, max_crop=args.max_crop, shard_size=args.shard_size,
+                       nodes=args.nodes, node_rank=args.node_rank)
+    if "waiting" in s:
+        console.print(f"{s['shards_written']} shard(s) written here, {s['waiting']} still "
+                      "to be written by other nodes")
+        return 0
+    state = "unchanged" if s["unchanged"] else f"generation {s['generation']}"
+    console.print(f"Sharded cache [bold]{args.out}[/] ({state}): {s['images']} images "
+                  f"(train {s['train']}, test {s['test']}) in {s['shards']} shard(s), "
+                  f"{s['cache_bytes'] / 2**20:.1f} MiB; this run converted {s['converted']}, "
+                  f"resumed {s['shards_resumed']} finished shard(s); {s['bad']} unreadable "
+                  "source file(s) skipped")
     return 0
 
 

@@ -67,20 +67,27 @@ def checksums(root: str | Path, manifest: dict | None = None) -> dict[str, str]:
     return {str(Path(root) / e["file"]): e["sha256"] for e in manifest["entries"].values()}
 
 
-def _convert(job) -> tuple[str, dict | None, str | None]:
-    """Worker: one source image -> (source key, manifest entry or None, error or None)."""
-    key, source, target, scale, quality, chroma, overlap, max_pixels = job
-    try:
-        image = load_image(source, max_pixels)
-    except DataError as exc:
-        return key, None, str(exc)
+def encode_source(source: str, scale: float, quality: int, chroma: str, overlap: int,
+                  max_pixels: int) -> tuple[bytes, tuple[int, int]]:
+    """One source image as a cache file's bytes, and its cached size (DataError if bad)."""
+    image = load_image(source, max_pixels)
     size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
     if scale == 0.5:
         small = image.reduce(2)  # exact 2x2 box average: fast and alias-free
         small = small if small.size == size else image.resize(size, Image.LANCZOS)
     else:
         small = image.resize(size, Image.LANCZOS)
-    data = encode(small.convert("RGB"), quality, chroma, overlap)
+    return encode(small.convert("RGB"), quality, chroma, overlap), small.size
+
+
+def _convert(job) -> tuple[str, dict | None, str | None]:
+    """Worker: one source image -> (source key, manifest entry or None, error or None)."""
+    key, source, target, scale, quality, chroma, overlap, max_pixels = job
+    try:
+        data, (width, height) = encode_source(source, scale, quality, chroma, overlap,
+                                              max_pixels)
+    except DataError as exc:
+        return key, None, str(exc)
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     write_bytes(target, data)
@@ -88,7 +95,7 @@ def _convert(job) -> tuple[str, dict | None, str | None]:
     return key, {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
                  "file": str(target.relative_to(target.parents[2])),
                  "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data),
-                 "width": small.width, "height": small.height}, None
+                 "width": width, "height": height}, None
 
 
 def _sources(root: Path) -> list[str]:

@@ -10,12 +10,16 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 
 from ..utils.errors import DataError
 from ..utils.io import write_json, write_text
 from .images import DEFAULT_MAX_PIXELS
 from .layout import Sample, check_same_classes, list_samples
 from .root import DataRoot
+from .shards import ShardSamples
+from .shards import split_train_val as split_shards
 
 SPLIT_FILE = "split.json"
 
@@ -65,7 +69,7 @@ class DatasetIndex:
         """Counts per split and class plus the unusable files: the run's data report."""
         per_class = {name: {} for name in self.classes}
         for split in ("train", "val", "test"):
-            counts = Counter(label for _, label in getattr(self, split))
+            counts = _label_counts(getattr(self, split))
             for index, name in enumerate(self.classes):
                 per_class[name][split] = counts.get(index, 0)
         return {"root": str(self.root), "num_classes": len(self.classes),
@@ -86,6 +90,8 @@ def index_dataset(root: str | Path | DataRoot, val_fraction: float = 0.1, seed: 
                   scan: bool = True, max_pixels: int = DEFAULT_MAX_PIXELS) -> DatasetIndex:
     """Find classes and files, check the layout, scan for bad files and split train/val."""
     data = root if isinstance(root, DataRoot) else DataRoot.open(root, max_pixels)
+    if data.shards:
+        return _index_shards(data, val_fraction, seed)
     classes = data.classes("train")
     train = list_samples(data.path / "train", classes)
     test: list[Sample] = []
@@ -99,6 +105,21 @@ def index_dataset(root: str | Path | DataRoot, val_fraction: float = 0.1, seed: 
     return DatasetIndex(data, classes, train, val, test, {**data.bad_files, **unusable})
 
 
+def _index_shards(data: DataRoot, val_fraction: float, seed: int) -> DatasetIndex:
+    """A sharded cache: nothing is listed or scanned (shards are checked when read); the
+    validation split is carved in linear time from key hashes."""
+    shards = data.shards
+    train, val = split_shards(data.samples("train"), shards.arrays["keyhash"], val_fraction, seed)
+    test = data.samples("test") if data.has_split("test") else []
+    return DatasetIndex(data, data.classes(), train, val, test, dict(data.bad_files))
+
+
+def _label_counts(samples) -> Counter:
+    if isinstance(samples, ShardSamples):
+        return Counter(dict(enumerate(np.bincount(samples.labels).tolist())))
+    return Counter(label for _, label in samples)
+
+
 def recorded_val_samples(run_dir: Path, data: DataRoot, classes: list[str]) -> list[Sample]:
     """The validation samples a run recorded in ``split.json``, found in ``data``."""
     split_file = Path(run_dir) / SPLIT_FILE
@@ -107,6 +128,9 @@ def recorded_val_samples(run_dir: Path, data: DataRoot, classes: list[str]) -> l
                         "made by `geoconvnet train`")
     paths = json.loads(split_file.read_text())["val"]
     index = {name: i for i, name in enumerate(classes)}
+    if data.shards:
+        ids = data.shards.find(paths)
+        return [(i, index[Path(p).parts[1]]) for i, p in zip(ids, paths)]
     return [(data.locate(p), index[Path(p).parts[1]]) for p in paths]
 
 

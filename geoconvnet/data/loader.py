@@ -10,6 +10,7 @@ import torch
 
 from ..utils.errors import DataError
 from .images import load_image
+from .shards import ShardEpochSampler, ShardSamples
 
 
 def default_workers() -> int:
@@ -125,7 +126,10 @@ def make_loader(samples: list, transform, batch_size: int, device: torch.device,
     (call ``loader.sampler.set_epoch(e)`` before each); ``rank``/``world`` shard it for DDP."""
     workers = default_workers() if num_workers is None else num_workers
     dataset = ImageDataset(samples, transform, read, seed=seed)
-    sampler = EpochSampler(len(samples), seed, shuffle, rank, world)
+    # A sharded cache's samples are read shard by shard (each rank only its own shards).
+    sampler = (ShardEpochSampler(samples, seed, shuffle, rank, world)
+               if isinstance(samples, ShardSamples)
+               else EpochSampler(len(samples), seed, shuffle, rank, world))
     return torch.utils.data.DataLoader(
         dataset, batch_size=batch_size, sampler=sampler, num_workers=workers, collate_fn=collate,
         pin_memory=device.type == "cuda", drop_last=drop_last,

@@ -17,6 +17,7 @@ from . import cache
 from .cachefile import TiledImage, open_cached
 from .images import DEFAULT_MAX_PIXELS, load_image, scan_images
 from .layout import Sample, check_same_classes, find_classes, list_samples
+from .shards import ShardedCache, is_sharded
 
 
 @dataclass
@@ -27,9 +28,14 @@ class DataRoot:
     checksums: dict[str, str] | None = None  # cache file -> SHA-256, checked on every read
     bad_files: dict[str, str] = field(default_factory=dict)  # unreadable sources (cache only)
     max_pixels: int = DEFAULT_MAX_PIXELS
+    shards: ShardedCache | None = None  # a sharded cache (local or s3://): samples are ids
 
     @classmethod
     def open(cls, path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> "DataRoot":
+        if is_sharded(path):
+            shards = ShardedCache(path)
+            bad = {str(k): v for k, v in shards.table["bad_files"].items()}
+            return cls(shards.store.folder, True, shards.scale, None, bad, max_pixels, shards)
         path = Path(path)  # a missing folder is reported by the first classes() call
         if not cache.is_cache(path):
             return cls(path, max_pixels=max_pixels)
@@ -38,15 +44,26 @@ class DataRoot:
         return cls(path, True, float(manifest["scale"]), cache.checksums(path, manifest), bad,
                    max_pixels)
 
+    @property
+    def location(self) -> str:
+        """Where the data is, as the user named it (a folder or an ``s3://`` URL)."""
+        return self.shards.store.location if self.shards else str(self.path)
+
     def classes(self, split: str = "train") -> list[str]:
+        if self.shards:
+            return list(self.shards.classes)
         return find_classes(self.path / split)
 
     def has_split(self, split: str) -> bool:
+        if self.shards:
+            return self.shards.has_split(split)
         return (self.path / split).is_dir()
 
     def samples(self, split: str, classes: list[str] | None = None) -> list[Sample]:
         """Samples of ``root/split``, labelled with ``classes`` (a checkpoint's order) or with
         the split's own folders."""
+        if self.shards:
+            return self.shards.samples(split, classes)
         split_dir = self.path / split
         found = find_classes(split_dir)
         if classes is not None and found != list(classes):
@@ -54,13 +71,18 @@ class DataRoot:
         return list_samples(split_dir, list(classes or found))
 
     def scan(self, paths: list[str]) -> dict[str, str]:
-        """{path: problem} for unusable files: checksums for a cache, a decode check else."""
+        """{path: problem} for unusable files: checksums for a cache, a decode check else.
+        A sharded cache checks each shard when it is first read instead: nothing to do."""
+        if self.shards:
+            return {}
         if self.is_cache:
             return cache.verify(self.path, self.checksums)
         return scan_images(paths, self.max_pixels)
 
     def read(self, path: str) -> "Image.Image | TiledImage":
         """One image of this root for the loader (a cache file after its checksum)."""
+        if self.shards:
+            return self.shards.read(path)
         if self.is_cache:
             return open_cached(path, self.checksums.get(path))
         return load_image(path, self.max_pixels)
@@ -74,5 +96,12 @@ class DataRoot:
             path = other if other.exists() else path
         return str(path)
 
-    def relative(self, path: str) -> str:
+    def relative(self, path: str | int) -> str:
+        """A sample's name relative to the root (for a sharded cache, its source path)."""
+        if self.shards:
+            return self.shards.key(path)
         return os.path.relpath(path, self.path)
+
+    def display(self, source: str | int) -> str:
+        """How reports name a sample: its path (a sharded cache's: the source's path)."""
+        return self.shards.key(source) if self.shards else str(source)

@@ -19,6 +19,7 @@ from ..data.images import load_image
 from ..data.loader import default_workers, make_loader
 from ..data.preprocessing import Preprocessing
 from ..data.root import DataRoot
+from ..data.shards import ShardSamples
 from ..data.transforms import eval_transform, normalize
 from ..models.checkpoint import LoadedModel
 from ..models.registry import check_input_size
@@ -75,7 +76,10 @@ def read_any(source) -> Image.Image:
 
 
 def as_samples(inputs) -> list[tuple]:
-    """Paths, PIL images or ``(path, label)`` samples -> ``(source, label)`` samples."""
+    """Paths, PIL images or ``(path, label)`` samples -> ``(source, label)`` samples (a
+    sharded split stays as it is: its loader reads shard by shard)."""
+    if isinstance(inputs, ShardSamples):
+        return inputs
     return [item if isinstance(item, tuple) else (item, UNLABELLED) for item in inputs]
 
 

@@ -1,0 +1,239 @@
+"""A sharded training cache: the cache files (:mod:`.cachefile`, tiled JPEG) packed into
+WebDataset tar shards, with a memory-mapped index for random access.
+
+Why this layout (benchmarks/RESULTS.md, "Scale"): a WebDataset shard is a plain tar
+(``<key>.jpg`` + ``<key>.json`` per sample) that ``tar``, ``webdataset`` and object stores
+handle as is, and it needs only the small ``webdataset``-free reader below; MosaicML
+streaming (MDS) pulls about 90 packages (transformers, three cloud SDKs) and LitData its own
+chunk format and object-store client. The tiles stay as they were, so a training crop still
+decodes one tile, and the loader still hands uint8 images to the transforms.
+
+On disk (``out/``)::
+
+    geoconvnet-shards.json        the table: settings, classes, shards (name, count, bytes,
+                                  SHA-256), the index files (SHA-256) and unreadable sources
+    shards/<split>-GGGG-NNNNNN.tar one shard (GGGG: the prepare generation that wrote it)
+    shards/<split>-GGGG-NNNNNN.json what `prepare` knows of its members (resume, incremental)
+    index-GGGG/*.npy              per sample: shard, byte offset, length, label, split, key hash;
+                                  keys.bin + key_end.npy: the source paths
+
+Nothing is read in full when training starts: the table is a few hundred kB at 5M images,
+the index is memory-mapped (shared by every loader worker through the page cache), and a
+shard's SHA-256 is checked the first time a process reads from it, not before.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from ..utils.errors import DataError
+from .cachefile import open_cached_bytes
+from .layout import check_same_classes
+from .shardstore import Store, is_remote, sha256_file
+
+TABLE = "geoconvnet-shards.json"
+FORMAT = "geoconvnet-shards/1"
+SPLIT_CODES = {"train": 0, "test": 1}
+INDEX_ARRAYS = ("shard", "offset", "length", "label", "split", "keyhash", "key_end")
+
+
+def is_sharded(location: str | Path) -> bool:
+    return is_remote(location) or (Path(location) / TABLE).is_file()
+
+
+def key_hash(key: str) -> int:
+    """A stable 64-bit hash of a source path: orders shards' members and carves validation."""
+    return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "little")
+
+
+def read_table(store: Store) -> dict:
+    try:
+        table = json.loads(store.read_bytes(TABLE))
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{store.url(TABLE)}: unreadable shard table ({exc}); run "
+                        "`geoconvnet data prepare` again") from exc
+    if table.get("format") != FORMAT:
+        raise DataError(f"{store.url(TABLE)}: format {table.get('format')!r}, this version "
+                        f"reads {FORMAT}; prepare the cache again with this version")
+    return table
+
+
+class ShardedCache:
+    """Random access to the samples of a sharded cache (local folder or ``s3://`` URL)."""
+
+    def __init__(self, location: str | Path):
+        self.store = Store(location)
+        self.table = read_table(self.store)
+        self.classes: list[str] = self.table["classes"]
+        self.scale = float(self.table["scale"])
+        self._arrays: dict | None = None
+        self._keys = None
+        self._shards: dict[int, np.ndarray] = {}  # shard -> bytes, checked in this process
+
+    def __getstate__(self):  # memory maps are reopened where they are used
+        return {**self.__dict__, "_arrays": None, "_keys": None, "_shards": {}}
+
+    @property
+    def arrays(self) -> dict[str, np.ndarray]:
+        if self._arrays is None:
+            self._arrays = {name: np.load(self._index_file(f"{name}.npy"), mmap_mode="r")
+                            for name in INDEX_ARRAYS}
+            self._keys = np.memmap(self._index_file("keys.bin"), mode="r") \
+                if self.table["counts_all"] else np.zeros(0, np.uint8)
+        return self._arrays
+
+    def _index_file(self, name: str) -> Path:
+        index = self.table["index"]
+        return self.store.local(f"{index['folder']}/{name}", index["files"][name])
+
+    def __len__(self) -> int:
+        return int(self.table["counts_all"])
+
+    def has_split(self, split: str) -> bool:
+        return self.table["counts"].get(split, 0) > 0
+
+    def samples(self, split: str, classes: list[str] | None = None) -> "ShardSamples":
+        """The samples of ``split`` as (sample id, label) pairs, labelled with ``classes``
+        (a checkpoint's order) or with the cache's own."""
+        if split not in SPLIT_CODES or not self.has_split(split):
+            raise DataError(f"{self.store.location}: no {split!r} images in this cache")
+        arrays = self.arrays
+        ids = np.flatnonzero(np.asarray(arrays["split"]) == SPLIT_CODES[split])
+        labels = np.asarray(arrays["label"][ids], dtype=np.int64)
+        if classes is not None and list(classes) != self.classes:
+            check_same_classes(Path("the checkpoint"), list(classes),
+                               Path(self.store.location) / split, self.classes)
+            order = np.array([list(classes).index(name) for name in self.classes])
+            labels = order[labels]
+        return ShardSamples(ids, labels, np.asarray(arrays["shard"][ids]))
+
+    def key(self, sample: int) -> str:
+        """The source path (relative to the dataset) that a sample was made from."""
+        ends = self.arrays["key_end"]
+        start = int(ends[sample - 1]) if sample else 0
+        return bytes(self._keys[start:int(ends[sample])]).decode()
+
+    def find(self, keys: list[str]) -> list[int]:
+        """Sample ids of source paths (rare: a run's recorded validation split)."""
+        wanted = {k: None for k in keys}
+        for sample in range(len(self)):
+            key = self.key(sample)
+            if key in wanted:
+                wanted[key] = sample
+        missing = [k for k, v in wanted.items() if v is None]
+        if missing:
+            raise DataError(f"{self.store.location}: {len(missing)} recorded file(s) are not in "
+                            f"this cache, e.g. {missing[0]}")
+        return [wanted[k] for k in keys]
+
+    def read(self, sample: int):
+        """One sample as an RGB image or a :class:`~.cachefile.TiledImage`."""
+        arrays = self.arrays
+        shard = int(arrays["shard"][sample])
+        start, length = int(arrays["offset"][sample]), int(arrays["length"][sample])
+        data = bytes(self._shard(shard)[start:start + length])
+        return open_cached_bytes(f"{self.shard_name(shard)}:{self.key(sample)}", data)
+
+    def shard_name(self, shard: int) -> str:
+        return f"shards/{self.table['shards'][shard]['name']}.tar"
+
+    def _shard(self, shard: int) -> np.ndarray:
+        if shard not in self._shards:
+            entry = self.table["shards"][shard]
+            path = self.store.local(self.shard_name(shard), entry["sha256"])
+            if sha256_file(path) != entry["sha256"]:
+                raise DataError(f"{path}: corrupted shard (checksum mismatch); run `geoconvnet "
+                                "data prepare` again to rebuild it")
+            self._shards[shard] = np.memmap(path, mode="r") if entry["bytes"] else np.zeros(0, np.uint8)
+        return self._shards[shard]
+
+
+class ShardSamples(Sequence):
+    """A split of a sharded cache as a sequence of (sample id, label), held in arrays."""
+
+    def __init__(self, ids: np.ndarray, labels: np.ndarray, shards: np.ndarray):
+        self.ids, self.labels, self.shards = ids, labels, shards
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return ShardSamples(self.ids[i], self.labels[i], self.shards[i])
+        return int(self.ids[i]), int(self.labels[i])
+
+    def subset(self, mask: np.ndarray) -> "ShardSamples":
+        return ShardSamples(self.ids[mask], self.labels[mask], self.shards[mask])
+
+
+def split_train_val(samples: ShardSamples, keyhash: np.ndarray, val_fraction: float,
+                    seed: int) -> tuple[ShardSamples, ShardSamples]:
+    """A stratified, seeded validation split in linear time: per class, the samples with
+    the smallest seeded key hashes (``round(fraction * n)``, at least one) go to validation."""
+    if not 0 < val_fraction < 1:
+        raise DataError(f"--val-fraction must be between 0 and 1, got {val_fraction}")
+    counts = np.bincount(samples.labels)
+    if (counts[counts > 0] < 2).any():
+        raise DataError(f"too few training images to carve a stratified validation split: "
+                        "every class needs at least 2 images")
+    mixed = (np.asarray(keyhash[samples.ids], dtype=np.uint64)
+             ^ np.uint64((seed * 0x9E3779B97F4A7C15) % 2**64)) * np.uint64(0xBF58476D1CE4E5B9)
+    order = np.lexsort((mixed, samples.labels))  # by class, then by seeded hash
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    rank = np.empty(len(order), np.int64)
+    rank[order] = np.arange(len(order)) - np.repeat(starts, counts)
+    n_val = np.clip(np.round(val_fraction * counts), 1, counts - 1)
+    val = rank < n_val[samples.labels]
+    return samples.subset(~val), samples.subset(val)
+
+
+class ShardEpochSampler:
+    """Keys ``epoch * n + position`` over the samples of a sharded split.
+
+    Each epoch the shards are put in a seeded order; a DDP rank takes a contiguous run of
+    them holding about ``n / world`` samples and shuffles only those, so no rank lists the
+    whole epoch and each reads only its own shards. Ranks run the same number of steps
+    (a short run repeats its start)."""
+
+    def __init__(self, samples: ShardSamples, seed: int, shuffle: bool, rank: int = 0,
+                 world: int = 1):
+        self.samples, self.seed, self.shuffle = samples, seed, shuffle
+        self.rank, self.world, self.epoch = rank, world, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return -(-len(self.samples) // self.world)
+
+    def positions(self) -> np.ndarray:
+        """This rank's positions (into ``samples``) for the current epoch."""
+        n, size = len(self.samples), len(self)
+        if not self.shuffle and self.world == 1:
+            return np.arange(n)
+        rng = np.random.default_rng([self.seed, self.epoch])
+        # Samples are ordered by shard: each shard is one run of positions.
+        _, first = np.unique(self.samples.shards, return_index=True)
+        counts = np.diff(np.append(first, n))
+        order = rng.permutation(len(first)) if self.shuffle else np.arange(len(first))
+        ends = np.cumsum(counts[order])
+        starts = ends - counts[order]
+        lo, hi = self.rank * size, min(n, (self.rank + 1) * size)
+        chosen = np.flatnonzero((ends > lo) & (starts < hi))
+        if not len(chosen):
+            return np.zeros(size, np.int64)  # more ranks than samples: repeat the first
+        pos = np.concatenate([np.arange(first[order[k]], first[order[k]] + counts[order[k]])
+                              for k in chosen])
+        pos = pos[lo - starts[chosen[0]]:hi - starts[chosen[0]]]
+        if self.shuffle:
+            pos = rng.permutation(pos)
+        return np.resize(pos, size)  # the last rank repeats its start to run as many steps
+
+    def __iter__(self):
+        n = len(self.samples)
+        return (self.epoch * n + int(p) for p in self.positions())

@@ -1,0 +1,315 @@
+"""``data prepare --format shards``: write a sharded cache (:mod:`.shards`), in parallel,
+resumably, and incrementally.
+
+The work is cut into shards of up to ``shard_size`` new images (members ordered by a hash
+of their path, so each shard mixes every country). A worker process writes a whole shard:
+tar bytes to ``.NAME.tar.part``, fsync, read back and checked against their SHA-256, renamed;
+then its member list (``NAME.json``). A killed run keeps every finished shard: the plan of a
+run is a function of the sources and of the last *finished* prepare only, so a rerun (or
+another machine, ``nodes``/``node_rank``) finds the same shard names and skips those done.
+The index and the table are written last, once every planned shard exists; a run with
+nothing new or changed writes nothing.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tarfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..utils.errors import DataError
+from ..utils.io import write_bytes, write_json
+from ..utils.progress import add_task, log, progress_bar
+from .cache import DEFAULT_CHROMA, DEFAULT_QUALITY, encode_source, is_cache
+from .cachefile import CHROMA
+from .images import DEFAULT_MAX_PIXELS
+from .layout import SPLITS, find_classes, image_files
+from .shards import FORMAT, SPLIT_CODES, TABLE, key_hash
+from .shardstore import sha256_file
+
+DEFAULT_SHARD_SIZE = 1000  # ~120 MB of 800x450 tiled JPEG: within WebDataset's 100 MB-1 GB
+MIN_SHARD_SIZE = 64
+
+
+@dataclass(frozen=True)
+class Settings:
+    scale: float
+    quality: int
+    chroma: str
+    overlap: int
+    max_pixels: int
+
+
+def _sources(root: Path) -> dict[str, tuple]:
+    """{relative path: (split, country, size, mtime_ns)} of every image under train/, test/."""
+    found = {}
+    for split in SPLITS:
+        split_dir = root / split
+        if split == "test" and not split_dir.exists():
+            continue
+        for country in find_classes(split_dir):
+            for path in image_files(split_dir / country):
+                stat = os.stat(path)
+                found[f"{split}/{country}/{Path(path).name}"] = (split, country, stat.st_size,
+                                                                 stat.st_mtime_ns)
+    return found
+
+
+def _sidecar(out: Path, name: str) -> dict | None:
+    try:
+        return json.loads((out / "shards" / f"{name}.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return None  # not finished (or torn): the shard is (re)written
+
+
+def _plan(sources: dict, old: dict | None, out: Path, shard_size: int | None):
+    """(kept shard names, new shard jobs): old shards keep their unchanged members; new or
+    changed sources go to new shards."""
+    known, kept = set(), []
+    for shard in (old or {}).get("shards", []):
+        side = _sidecar(out, shard["name"])
+        if side is None:
+            raise DataError(f"{out / 'shards' / shard['name']}.json: member list of a finished "
+                            "shard is missing or unreadable; prepare into a new --out")
+        live = [m["key"] for m in side["members"] + side["bad"]
+                if tuple(sources.get(m["key"], ())[2:]) == (m["size"], m["mtime_ns"])]
+        known.update(live)
+        if live:
+            kept.append(shard["name"])
+    generation = (old or {}).get("generation", 0) + 1
+    jobs = []
+    for split in SPLITS:
+        new = sorted((k for k, v in sources.items() if v[0] == split and k not in known),
+                     key=key_hash)
+        size = shard_size or max(MIN_SHARD_SIZE, min(DEFAULT_SHARD_SIZE, -(-len(new) // 16)))
+        for i in range(0, len(new), size):
+            name = f"{split}-{generation:04d}-{i // size:06d}"
+            jobs.append((name, [(k, *sources[k][1:]) for k in new[i:i + size]]))
+    return kept, jobs, generation
+
+
+def _done(out: Path, name: str, members: list) -> bool:
+    side = _sidecar(out, name)
+    return (side is not None and (out / "shards" / f"{name}.tar").is_file()
+            and [m["key"] for m in side["members"] + side["bad"]] == [m[0] for m in members])
+
+
+def write_shard(job) -> tuple[str, int, int]:
+    """Worker: convert a shard's members, write and check the tar, then its member list.
+    Returns (name, images converted, bad)."""
+    out, root, name, members, settings = job
+    buffer, records, bad = io.BytesIO(), [], []
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        for i, (key, country, size, mtime_ns) in enumerate(members):
+            entry = {"key": key, "country": country, "size": size, "mtime_ns": mtime_ns}
+            try:
+                data, _ = encode_source(str(root / key), settings.scale, settings.quality,
+                                        settings.chroma, settings.overlap, settings.max_pixels)
+            except DataError as exc:
+                bad.append({**entry, "reason": str(exc)})
+                continue
+            _add(tar, f"s{i:06d}.jpg", data)
+            _add(tar, f"s{i:06d}.json", json.dumps({"path": key, "country": country}).encode())
+            records.append({**entry, "member": f"s{i:06d}.jpg"})
+    blob = buffer.getvalue()
+    # Where each image's bytes start in the tar: what the index's random access reads.
+    offsets = {m.name: (m.offset_data, m.size) for m in tarfile.open(fileobj=io.BytesIO(blob))}
+    for entry in records:
+        entry["offset"], entry["length"] = offsets[entry.pop("member")]
+    digest = _write_checked(out / "shards" / f"{name}.tar", blob)
+    write_json(out / "shards" / f"{name}.json",
+               {"name": name, "sha256": digest, "bytes": len(blob), "members": records,
+                "bad": bad})
+    return name, len(records), len(bad)
+
+
+def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size, info.mode, info.mtime = len(data), 0o644, 0  # same bytes on every run
+    tar.addfile(info, io.BytesIO(data))
+
+
+def _write_checked(path: Path, blob: bytes) -> str:
+    """Write (temp, fsync, rename) and read back: the SHA-256 of what is on disk."""
+    import hashlib  # lazy: only here
+
+    expected = hashlib.sha256(blob).hexdigest()
+    write_bytes(path, blob)
+    if sha256_file(path) != expected:
+        raise DataError(f"{path}: read back differently from what was written (disk or "
+                        "filesystem fault); check the disk and run prepare again")
+    return expected
+
+
+def prepare_shards(root: str | Path, out: str | Path, scale: float, quality: int | None = None,
+                   workers: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS,
+                   chroma: str | None = None, max_crop: int = 448,
+                   shard_size: int | None = None, nodes: int = 1, node_rank: int = 0) -> dict:
+    """Write or update the sharded cache of a dataset folder; returns a summary."""
+    root, out = Path(root), Path(out)
+    old = _read_old(out)
+    settings = _settings(old, scale, quality, chroma, max_crop, max_pixels, out)
+    if not 0 <= node_rank < nodes:
+        raise DataError(f"--node-rank must be in 0..{nodes - 1}, got {node_rank}")
+    if is_cache(root) or (root / TABLE).is_file():
+        raise DataError(f"{root} is already a cache; prepare from the original dataset folder")
+    sources = _sources(root)
+    kept, jobs, generation = _plan(sources, old, out, shard_size)
+    todo = [(n, m) for n, m in jobs if not _done(out, n, m)]
+    mine = [j for k, j in enumerate(jobs) if k % nodes == node_rank and j in todo]
+    converted, bad = _run(out, root, mine, settings, workers)
+    summary = {"converted": converted, "bad_new": bad, "shards_written": len(mine),
+               "shards_resumed": len(jobs) - len(todo), "generation": generation}
+    waiting = [n for n, m in todo if (n, m) not in mine]
+    if waiting:
+        log(f"{len(waiting)} shard(s) of other nodes not written yet; the index is written "
+            "by the run that finds every shard done (run prepare again when all nodes finish)")
+        return {**summary, "waiting": len(waiting)}
+    old_names = [s["name"] for s in (old or {}).get("shards", [])]
+    if not jobs and kept == old_names:
+        return {**summary, **_counts(old), "unchanged": True}
+    table = _finish(out, root, sources, kept + [n for n, _ in jobs], generation, settings)
+    _drop_old(out, old, kept)
+    return {**summary, **_counts(table), "unchanged": False}
+
+
+def _read_old(out: Path) -> dict | None:
+    if not (out / TABLE).is_file():
+        if out.is_dir() and any(out.iterdir()) and not (out / "shards").is_dir():
+            raise DataError(f"{out} is a folder with other files; give --out a new or empty "
+                            "folder (or an existing sharded cache to update)")
+        return None
+    try:
+        table = json.loads((out / TABLE).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise DataError(f"{out / TABLE}: unreadable ({exc}); prepare into a new --out") from exc
+    if table.get("format") != FORMAT:
+        raise DataError(f"{out / TABLE}: format {table.get('format')!r}; prepare into a new --out")
+    return table
+
+
+def _settings(old, scale, quality, chroma, max_crop, max_pixels, out) -> Settings:
+    quality = (old or {}).get("quality", DEFAULT_QUALITY) if quality is None else quality
+    chroma = (old or {}).get("chroma", DEFAULT_CHROMA) if chroma is None else chroma
+    if not 0 < scale <= 1 or not 1 <= quality <= 100 or max_crop < 0:
+        raise DataError(f"--scale must be in (0, 1], --quality in 1..100 and --max-crop >= 0, "
+                        f"got {scale}, {quality}, {max_crop}")
+    if chroma not in CHROMA:
+        raise DataError(f"--chroma must be one of {', '.join(CHROMA)}, got {chroma!r}")
+    settings = Settings(scale, quality, chroma, round(max_crop * scale), max_pixels)
+    if old:
+        before = (old["scale"], old["quality"], old["chroma"], old["tile_overlap"])
+        if before != (scale, quality, chroma, settings.overlap):
+            raise DataError(f"{out} was prepared with scale {before[0]}, quality {before[1]}, "
+                            f"chroma {before[2]} and tiles overlapping by {before[3]} pixels; "
+                            "use another --out for different settings")
+    return settings
+
+
+def _run(out: Path, root: Path, jobs: list, settings: Settings, workers: int | None):
+    if not jobs:
+        return 0, 0
+    (out / "shards").mkdir(parents=True, exist_ok=True)
+    workers = min(workers or os.cpu_count() or 1, len(jobs))
+    converted = bad = 0
+    with progress_bar() as bar, ProcessPoolExecutor(workers) as pool:
+        task = add_task(bar, "Writing shards", sum(len(m) for _, m in jobs))
+        work = [(out, root, name, members, settings) for name, members in jobs]
+        for (name, members), (_, n_ok, n_bad) in zip(jobs, pool.map(write_shard, work)):
+            converted, bad = converted + n_ok, bad + n_bad
+            bar.advance(task, len(members))
+    return converted, bad
+
+
+def _finish(out: Path, root: Path, sources: dict, names: list[str], generation: int,
+            settings: Settings) -> dict:
+    """Build the index from the shards' member lists (live members only), then the table."""
+    classes = sorted({v[1] for v in sources.values() if v[0] == "train"})
+    label = {c: i for i, c in enumerate(classes)}
+    parts, keys, bad_files, shards = [], [], {}, []
+    for number, name in enumerate(names):
+        side = _sidecar(out, name)
+        live = [m for m in side["members"]
+                if tuple(sources.get(m["key"], ())[2:]) == (m["size"], m["mtime_ns"])]
+        unknown = [m for m in live if m["country"] not in label]
+        if unknown:
+            raise DataError(f"{root / unknown[0]['key']}: country {unknown[0]['country']!r} has "
+                            "test images but no train folder; add train images or remove it")
+        parts.append(_columns(number, live, label))
+        keys += [m["key"].encode() for m in live]
+        bad_files.update({str(root / m["key"]): m["reason"] for m in side["bad"]
+                          if m["key"] in sources})
+        shards.append({"name": side["name"], "sha256": side["sha256"], "bytes": side["bytes"],
+                       "count": len(live)})
+    columns = {k: np.concatenate([p[k] for p in parts]) if parts else np.zeros(0)
+               for k in COLUMNS}
+    folder = f"index-{generation:04d}"
+    files = _write_index(out / folder, columns, keys)
+    counts = {s: int((columns["split"] == code).sum()) for s, code in SPLIT_CODES.items()}
+    table = {"format": FORMAT, "generation": generation, "scale": settings.scale,
+             "quality": settings.quality, "chroma": settings.chroma,
+             "tile_overlap": settings.overlap, "source": str(root.resolve()), "classes": classes,
+             "counts": counts, "counts_all": len(keys), "shards": shards,
+             "index": {"folder": folder, "files": files}, "bad_files": bad_files,
+             "written": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    write_json(out / TABLE, table, indent=0)
+    return table
+
+
+COLUMNS = {"shard": np.uint32, "offset": np.uint64, "length": np.uint32, "label": np.int16,
+           "split": np.uint8, "keyhash": np.uint64}
+
+
+def _columns(number: int, live: list[dict], label: dict) -> dict[str, np.ndarray]:
+    """The index columns of one shard's live members."""
+    values = {"shard": [number] * len(live), "offset": [m["offset"] for m in live],
+              "length": [m["length"] for m in live],
+              "label": [label[m["country"]] for m in live],
+              "split": [SPLIT_CODES[m["key"].split("/", 1)[0]] for m in live],
+              "keyhash": [key_hash(m["key"]) for m in live]}
+    return {k: np.asarray(v, dtype=COLUMNS[k]) for k, v in values.items()}
+
+
+def _write_index(folder: Path, columns: dict, keys: list[bytes]) -> dict[str, str]:
+    folder.mkdir(parents=True, exist_ok=True)
+    arrays = {name: np.asarray(columns[name], dtype=dtype) for name, dtype in COLUMNS.items()}
+    arrays["key_end"] = np.cumsum([len(k) for k in keys], dtype=np.uint64)
+    files = {}
+    for name, array in arrays.items():
+        buffer = io.BytesIO()
+        np.save(buffer, array)
+        files[f"{name}.npy"] = _write_checked(folder / f"{name}.npy", buffer.getvalue())
+    files["keys.bin"] = _write_checked(folder / "keys.bin", b"".join(keys))
+    return files
+
+
+def _drop_old(out: Path, old: dict | None, kept: list[str]) -> None:
+    """Remove what the previous table named and the new one does not: files this command
+    wrote (their names are in its own table), never anything else."""
+    if not old:
+        return
+    for shard in old["shards"]:
+        if shard["name"] not in kept:
+            for suffix in (".tar", ".json"):
+                (out / "shards" / f"{shard['name']}{suffix}").unlink(missing_ok=True)
+    folder = out / old["index"]["folder"]
+    for name in old["index"]["files"]:
+        (folder / name).unlink(missing_ok=True)
+    try:
+        folder.rmdir()
+    except OSError:
+        pass
+
+
+def _counts(table: dict) -> dict:
+    return {"images": table["counts_all"], "train": table["counts"]["train"],
+            "test": table["counts"]["test"], "shards": len(table["shards"]),
+            "bad": len(table["bad_files"]),
+            "cache_bytes": sum(s["bytes"] for s in table["shards"])}
