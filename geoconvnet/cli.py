@@ -51,6 +51,8 @@ TRAIN_HELP = {
     "warmup_epochs": "cosine: linear warmup length in epochs",
     "label_smoothing": "cross-entropy label smoothing", "dropout": "dropout before the head",
     "patience": "stop after this many epochs without a lower validation loss",
+    "max_steps": "stop after this many optimizer steps (0: no limit); the epoch it falls in "
+                 "is validated and saved as usual (smoke tests, benchmarks)",
     "val_fraction": "share of train held out for validation (stratified)",
     "seed": "random seed (splits, init, augmentation)",
     "crop_size": "training crop side in source pixels (reference: 448)",

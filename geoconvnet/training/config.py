@@ -46,6 +46,7 @@ class TrainConfig:
     label_smoothing: float = 0.0
     dropout: float = 0.4
     patience: int = 3
+    max_steps: int = 0  # 0: no limit; else stop after this many optimizer steps
     val_fraction: float = 0.1
     seed: int = 0
     crop_size: int = Preprocessing.crop_size
@@ -80,6 +81,8 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "patience"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.max_steps < 0:
+            raise ConfigError(f"max_steps must be 0 (no limit) or positive, got {self.max_steps}")
         if self.lr <= 0:
             raise ConfigError(f"lr must be positive, got {self.lr}")
         check_choice("eval view", self.eval_view, EVAL_VIEWS + ("auto",))

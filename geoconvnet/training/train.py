@@ -257,6 +257,8 @@ class Trainer:
                 if step % 10 == 0:  # .item() waits for the GPU: only now and then
                     bar.update(task, info=f"loss {loss_sum.item() / seen:.3f}")
                 bar.advance(task, len(labels) * world)
+                if self.out_of_steps:  # every rank counts the same steps: all stop here
+                    break
             counts = torch.tensor(seen, device=device)
             distributed.all_sum(loss_sum, correct, counts)
             seen = int(counts.item())
@@ -291,6 +293,11 @@ class Trainer:
             warnings.warn(f"skipping {reason}", stacklevel=1)
         return {f"val_{k}": result.metrics[k] for k in ["loss"] + [f"top{k}" for k in TOP_K]}
 
+    @property
+    def out_of_steps(self) -> bool:
+        """--max-steps reached: the scheduler counts optimizer steps (and is resumed)."""
+        return 0 < self.cfg.max_steps <= self.scheduler.last_epoch
+
     # -- the loop ------------------------------------------------------------------------
     def fit(self) -> dict:
         writer = (SummaryWriter(str(self.run_dir / "tb"), purge_step=self.epoch + 1)
@@ -301,7 +308,8 @@ class Trainer:
             finally:
                 writer.close()
         try:
-            while self.epoch < self.cfg.epochs and self.stale_epochs < self.cfg.patience:
+            while (self.epoch < self.cfg.epochs and self.stale_epochs < self.cfg.patience
+                   and not self.out_of_steps):
                 epoch = self.epoch + 1
                 row = {"epoch": epoch, **self.train_epoch(epoch)}
                 if self.is_main:  # validation is not sharded: rank 0 validates and decides
