@@ -398,7 +398,8 @@ class Trainer:
                    "best_val_loss": self.best.loss,
                    "stopped_early": self.stale_epochs >= self.cfg.patience and self.epoch < self.cfg.epochs,
                    "classes": len(self.index.classes), "device": str(self.device),
-                   "processes": distributed.world_size()}
+                   "processes": distributed.world_size(),
+                   "optimizer_steps": self.scheduler.last_epoch}
         write_json(self.run_dir / "summary.json", summary)
         return summary
 
