@@ -27,8 +27,8 @@ import numpy as np
 from ..utils.errors import DataError
 from ..utils.io import write_bytes, write_json
 from ..utils.progress import add_task, log, progress_bar
-from .cache import DEFAULT_CHROMA, DEFAULT_QUALITY, encode_source, is_cache
-from .cachefile import CHROMA
+from .cache import DEFAULT_CHROMA, DEFAULT_QUALITY, encode_source, is_cache, load_manifest
+from .cachefile import CHROMA, checked_bytes
 from .images import DEFAULT_MAX_PIXELS
 from .layout import SPLITS, find_classes, image_files
 from .shards import FORMAT, SPLIT_CODES, TABLE, key_hash
@@ -48,7 +48,12 @@ class Settings:
 
 
 def _sources(root: Path) -> dict[str, tuple]:
-    """{relative path: (split, country, size, mtime_ns)} of every image under train/, test/."""
+    """{relative path: (split, country, size, mtime_ns)} of every image under train/, test/
+    (of a file cache: of the sources it was made from, with its file and SHA-256)."""
+    if is_cache(root):
+        return {key: (key.split("/")[0], key.split("/")[1], e["size"], e["mtime_ns"],
+                      e["file"], e["sha256"])
+                for key, e in load_manifest(root)["entries"].items()}
     found = {}
     for split in SPLITS:
         split_dir = root / split
@@ -79,7 +84,7 @@ def _plan(sources: dict, old: dict | None, out: Path, shard_size: int | None):
             raise DataError(f"{out / 'shards' / shard['name']}.json: member list of a finished "
                             "shard is missing or unreadable; prepare into a new --out")
         live = [m["key"] for m in side["members"] + side["bad"]
-                if tuple(sources.get(m["key"], ())[2:]) == (m["size"], m["mtime_ns"])]
+                if tuple(sources.get(m["key"], ())[2:4]) == (m["size"], m["mtime_ns"])]
         known.update(live)
         if live:
             kept.append(shard["name"])
@@ -91,7 +96,7 @@ def _plan(sources: dict, old: dict | None, out: Path, shard_size: int | None):
         size = shard_size or max(MIN_SHARD_SIZE, min(DEFAULT_SHARD_SIZE, -(-len(new) // 16)))
         for i in range(0, len(new), size):
             name = f"{split}-{generation:04d}-{i // size:06d}"
-            jobs.append((name, [(k, *sources[k][1:]) for k in new[i:i + size]]))
+            jobs.append((name, [(k, *sources[k][1:4]) for k in new[i:i + size]]))
     return kept, jobs, generation
 
 
@@ -104,14 +109,18 @@ def _done(out: Path, name: str, members: list) -> bool:
 def write_shard(job) -> tuple[str, int, int]:
     """Worker: convert a shard's members, write and check the tar, then its member list.
     Returns (name, images converted, bad)."""
-    out, root, name, members, settings = job
+    out, root, name, members, settings, copies = job
     buffer, records, bad = io.BytesIO(), [], []
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.USTAR_FORMAT) as tar:
         for i, (key, country, size, mtime_ns) in enumerate(members):
             entry = {"key": key, "country": country, "size": size, "mtime_ns": mtime_ns}
             try:
-                data, _ = encode_source(str(root / key), settings.scale, settings.quality,
-                                        settings.chroma, settings.overlap, settings.max_pixels)
+                if copies:  # converting a file cache: its checked bytes, not re-encoded
+                    data = checked_bytes(str(root / copies[key][0]), copies[key][1])
+                else:
+                    data, _ = encode_source(str(root / key), settings.scale, settings.quality,
+                                            settings.chroma, settings.overlap,
+                                            settings.max_pixels)
             except DataError as exc:
                 bad.append({**entry, "reason": str(exc)})
                 continue
@@ -155,16 +164,21 @@ def prepare_shards(root: str | Path, out: str | Path, scale: float, quality: int
     """Write or update the sharded cache of a dataset folder; returns a summary."""
     root, out = Path(root), Path(out)
     old = _read_old(out)
+    if is_cache(root):  # a file cache is converted with its own settings
+        made = load_manifest(root)
+        scale, quality, chroma = made["scale"], made["quality"], made.get("chroma", "420")
+        max_crop = round(made.get("tile_overlap", 0) / scale)
     settings = _settings(old, scale, quality, chroma, max_crop, max_pixels, out)
     if not 0 <= node_rank < nodes:
         raise DataError(f"--node-rank must be in 0..{nodes - 1}, got {node_rank}")
-    if is_cache(root) or (root / TABLE).is_file():
-        raise DataError(f"{root} is already a cache; prepare from the original dataset folder")
+    if (root / TABLE).is_file():
+        raise DataError(f"{root} is already a sharded cache; prepare from the dataset folder")
     sources = _sources(root)
     kept, jobs, generation = _plan(sources, old, out, shard_size)
     todo = [(n, m) for n, m in jobs if not _done(out, n, m)]
     mine = [j for k, j in enumerate(jobs) if k % nodes == node_rank and j in todo]
-    converted, bad = _run(out, root, mine, settings, workers)
+    copies = ({k: v[4:] for k, v in sources.items()} if is_cache(root) else None)
+    converted, bad = _run(out, root, mine, settings, workers, copies)
     summary = {"converted": converted, "bad_new": bad, "shards_written": len(mine),
                "shards_resumed": len(jobs) - len(todo), "generation": generation}
     waiting = [n for n, m in todo if (n, m) not in mine]
@@ -213,7 +227,8 @@ def _settings(old, scale, quality, chroma, max_crop, max_pixels, out) -> Setting
     return settings
 
 
-def _run(out: Path, root: Path, jobs: list, settings: Settings, workers: int | None):
+def _run(out: Path, root: Path, jobs: list, settings: Settings, workers: int | None,
+         copies: dict | None):
     if not jobs:
         return 0, 0
     (out / "shards").mkdir(parents=True, exist_ok=True)
@@ -221,7 +236,8 @@ def _run(out: Path, root: Path, jobs: list, settings: Settings, workers: int | N
     converted = bad = 0
     with progress_bar() as bar, ProcessPoolExecutor(workers) as pool:
         task = add_task(bar, "Writing shards", sum(len(m) for _, m in jobs))
-        work = [(out, root, name, members, settings) for name, members in jobs]
+        work = [(out, root, name, members, settings,
+                 copies and {m[0]: copies[m[0]] for m in members}) for name, members in jobs]
         for (name, members), (_, n_ok, n_bad) in zip(jobs, pool.map(write_shard, work)):
             converted, bad = converted + n_ok, bad + n_bad
             bar.advance(task, len(members))
@@ -237,7 +253,7 @@ def _finish(out: Path, root: Path, sources: dict, names: list[str], generation: 
     for number, name in enumerate(names):
         side = _sidecar(out, name)
         live = [m for m in side["members"]
-                if tuple(sources.get(m["key"], ())[2:]) == (m["size"], m["mtime_ns"])]
+                if tuple(sources.get(m["key"], ())[2:4]) == (m["size"], m["mtime_ns"])]
         unknown = [m for m in live if m["country"] not in label]
         if unknown:
             raise DataError(f"{root / unknown[0]['key']}: country {unknown[0]['country']!r} has "

@@ -58,6 +58,16 @@ def test_shards_hold_the_same_images_as_the_file_cache(tiny_data, sharded, tmp_p
         assert root.classes()[label] == key.split("/")[1]
 
 
+def test_a_file_cache_converts_to_shards_without_reencoding(tiny_data, sharded, tmp_path):
+    files = tmp_path / "files"
+    prepare(tiny_data, files, scale=0.5, max_crop=108, workers=2)
+    converted = prepare_shards(files, tmp_path / "converted", shard_size=16, scale=1.0,
+                               workers=2)  # the file cache's own settings win
+    assert converted["images"] == 112
+    ours, direct = _index_state(tmp_path / "converted"), _index_state(sharded)
+    assert ours["keys"] == direct["keys"] and ours["shards"] == direct["shards"]
+
+
 def test_validation_split_is_stratified_seeded_and_disjoint(sharded):
     root = DataRoot.open(sharded)
     train = root.samples("train")
