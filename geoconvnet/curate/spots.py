@@ -39,9 +39,15 @@ _OFFSETS = np.array([o for o in itertools.product(range(-1, 2), repeat=3) if o >
 
 def spot_groups(lat, lon, spot_m: float) -> np.ndarray:
     """A group label per place (degrees): the lowest index among the places of its group,
-    so a place alone keeps its own index. ``spot_m`` <= 0 puts every place alone."""
+    so a place alone keeps its own index. ``spot_m`` <= 0, or a place not a number, is
+    alone."""
     lat, lon = np.asarray(lat, dtype=np.float64), np.asarray(lon, dtype=np.float64)
     n = len(lat)
+    known = np.isfinite(lat) & np.isfinite(lon)
+    if not known.all():
+        label, rows = np.arange(n, dtype=np.int64), np.flatnonzero(known)
+        label[rows] = rows[spot_groups(lat[rows], lon[rows], spot_m)]
+        return label
     if spot_m <= 0 or n < 2:
         return np.arange(n, dtype=np.int64)
     xyz = _points(lat, lon)

@@ -54,6 +54,8 @@ def test_places_within_spot_m_share_a_group_across_the_antimeridian_and_the_pole
     groups = spot_groups(lat, lon, 50.0)
     assert groups.tolist() == [0, 0, 2, 3, 3, 5]
     assert spot_groups(lat, lon, 0).tolist() == list(range(6))  # 0: off
+    lat[0] = np.nan  # a place not known is alone
+    assert spot_groups(lat, lon, 50.0).tolist() == [0, 1, 2, 3, 3, 5]
 
 
 def test_a_dense_crowd_is_one_group_fast_and_a_street_sequence_chains():
