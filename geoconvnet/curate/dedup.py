@@ -47,7 +47,6 @@ from pathlib import Path
 import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
-from sklearn.neighbors import BallTree
 
 from ..data.layout import DEDUP_REPORT, SPLITS, split_files
 from ..data.manifest import NAME as MANIFEST
@@ -60,6 +59,7 @@ from ..utils.pool import worker_pool
 from .hashes import PRELOAD, Features, Source, hash_files, read_frame, save_cache, \
     training_cache_sources
 from .moves import move_files
+from .spots import spot_groups
 
 DEFAULT_MAX_DISTANCE = 6
 MAX_MAX_DISTANCE = 16
@@ -67,7 +67,6 @@ HALF_DISTANCE = 4
 MAX_CANDIDATES = 64
 SHARP = 0.7
 SPOT_M = 50.0
-EARTH_RADIUS_M = 6_371_000.0
 REPORT = DEDUP_REPORT
 REPORT_COLUMNS = ["group", "file", "split", "links", "leakage", "country", "copy_group",
                   "kept", "conflict"]
@@ -180,7 +179,7 @@ def find_duplicates(root: str | Path, max_distance: int = DEFAULT_MAX_DISTANCE,
         save_cache(root, features)
     near = np.concatenate([verified, star_edges])
     groups = _groups(relative, {"exact": exact, "near": near,
-                                "spot": _spot_pairs(root, relative, spot_m)})
+                                "spot": _spot_links(root, relative, spot_m)})
     links = _links_within(stars, {"exact": exact, "near": near})
     copy_groups = [Group(_in_split_order([relative[i] for i in star]), kinds,
                          relative[star[0]]) for star, kinds in zip(stars, links)]
@@ -508,20 +507,20 @@ def _in_split_order(files: list[str]) -> list[str]:
     return sorted(files, key=lambda f: (order.get(f.split("/", 1)[0], len(order)), f))
 
 
-def _spot_pairs(root: Path, relative: list[str], spot_m: float) -> np.ndarray:
-    """Pairs taken within ``spot_m`` metres, for the images the manifest places."""
+def _spot_links(root: Path, relative: list[str], spot_m: float) -> np.ndarray:
+    """Links (first member, member) tying each same-spot group (:func:`.spots.spot_groups`)
+    of the images the manifest places: one per member, never a pair list."""
     if spot_m <= 0 or not (root / MANIFEST).is_file():
         return np.empty((0, 2), dtype=np.int64)
     where = {r.file: (r.lat, r.lon) for r in open_manifest(root, repair=False).records
              if r.lat is not None and r.lon is not None}
-    placed = [i for i, f in enumerate(relative) if f in where]
+    placed = np.array([i for i, f in enumerate(relative) if f in where], dtype=np.int64)
     if len(placed) < 2:
         return np.empty((0, 2), dtype=np.int64)
-    radians = np.radians([where[relative[i]] for i in placed])
-    neighbours = BallTree(radians, metric="haversine").query_radius(
-        radians, r=spot_m / EARTH_RADIUS_M)
-    pairs = [(placed[a], placed[b]) for a, near in enumerate(neighbours) for b in near if a < b]
-    return np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+    lat, lon = np.array([where[relative[i]] for i in placed.tolist()], dtype=float).T
+    first = placed[spot_groups(lat, lon, spot_m)]
+    linked = first != placed
+    return np.stack([first[linked], placed[linked]], axis=1)
 
 
 def _groups(relative: list[str], links: dict[str, np.ndarray]) -> list[Group]:

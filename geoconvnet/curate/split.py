@@ -1,9 +1,9 @@
 """Make or redo a dataset root's train/test split so that no group of duplicates or of
-images taken at the same spot (see :mod:`.dedup`) has members on both sides, stratified by
-country (scikit-learn's StratifiedGroupKFold: the test split is one of ``round(1 /
-test_fraction)`` folds). Files move between ``train/`` and ``test/``; every move is recorded
-in ``ROOT/split-moves.csv`` (and the manifest's records follow), so :func:`undo_split` puts
-them back.
+images taken at the same spot (see :mod:`.dedup`) has members on both sides, with each
+country's test share close to ``test_fraction`` (:func:`assign_folds`: one pass over the
+groups, in an order drawn from the seed). Files move between ``train/`` and ``test/``;
+every move is recorded in ``ROOT/split-moves.csv`` (and the manifest's records follow), so
+:func:`undo_split` puts them back.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from sklearn.model_selection import StratifiedGroupKFold
+import numpy as np
 
 from ..data.layout import SPLIT_MOVES, SPLITS, created_folders, remove_empty, split_files
 from ..data.manifest import NAME as MANIFEST
@@ -61,13 +61,8 @@ def _split(root: Path, test_fraction: float, seed: int, max_distance: int,
     _check_enough(Counter(labels), n_folds, test_fraction)
     found = find_duplicates(root, max_distance, spot_m)
     groups = found.groups
-    group_of = {f: i for i, g in enumerate(groups) for f in g.files}
-    group_ids = [group_of.get(f, len(groups) + i) for i, f in enumerate(files)]
-    folds = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
-    _, test_index = next(folds.split(files, labels, group_ids))
-    target = ["train"] * len(files)
-    for i in test_index:
-        target[i] = "test"
+    test = assign_folds(labels, _group_labels(files, groups), test_fraction, seed)
+    target = ["test" if t else "train" for t in test.tolist()]
     before = Counter((f.split("/")[1], f.split("/")[0]) for f in files)
     moves = _moves(root, files, target)
     _apply(root, moves)
@@ -76,6 +71,91 @@ def _split(root: Path, test_fraction: float, seed: int, max_distance: int,
     after = Counter((f.split("/")[1], s) for f, s in zip(files, target))
     counts = {c: {s: (before[c, s], after[c, s]) for s in SPLITS} for c in sorted(set(labels))}
     return SplitResult(counts, len(moves), len(groups))
+
+
+def _group_labels(files: list[str], groups: list) -> np.ndarray:
+    """A number per file, the same within a group: the position of its group's first file
+    (a file in no group keeps its own)."""
+    label = np.arange(len(files), dtype=np.int64)
+    index = {f: i for i, f in enumerate(files)}
+    for group in groups:
+        members = [index[f] for f in group.files if f in index]
+        if members:
+            label[members] = min(members)
+    return label
+
+
+def assign_folds(countries, groups, test_fraction: float, seed: int) -> np.ndarray:
+    """Whether each image goes to test. ``countries``: a label per image; ``groups``: an
+    integer per image, the same for the images that must stay on one side.
+
+    Guarantees: a group is never on both sides; the same inputs and seed give the same
+    split, another seed another. Within each country the groups are taken in an order drawn
+    from a hash of (group, seed), each put in test when that brings the country's test count
+    nearer to ``test_fraction`` x its images (the count starts with what is already placed);
+    so for a country whose groups are all its own, ``|test - test_fraction * n| <= s / 2``
+    with ``n`` its images and ``s`` its largest group: with single images, the target
+    rounded. A group spanning countries (the same image under two labels, a spot on a
+    border) goes to test with probability ``test_fraction`` by its hash, before the rest, and
+    counts as already placed in each of its countries, which can only add to their error.
+    Linear but for sorting: numpy for all but the last few groups of a country.
+    """
+    country = np.unique(np.asarray(countries), return_inverse=True)[1].ravel()
+    keys, group = np.unique(np.asarray(groups, dtype=np.int64), return_inverse=True)
+    group = group.ravel()
+    n_countries = int(country.max()) + 1 if len(country) else 0
+    rows, size = np.unique(group * n_countries + country, return_counts=True)
+    row_group, row_country = rows // max(n_countries, 1), rows % max(n_countries, 1)
+    rank = _rank(keys, seed)
+    shared = np.bincount(row_group, minlength=len(keys))[row_group] > 1
+    in_test = np.zeros(len(keys), dtype=bool)
+    spanning = np.unique(row_group[shared])
+    in_test[spanning] = rank[spanning] / 2.0 ** 64 < test_fraction
+    placed = np.bincount(row_country[shared], weights=size[shared] * in_test[row_group[shared]],
+                         minlength=n_countries).astype(np.float64)
+    target = test_fraction * np.bincount(country, minlength=n_countries)
+    own = ~shared
+    _fill(row_group[own], row_country[own], size[own], rank, placed, target, in_test)
+    return in_test[group]
+
+
+def _fill(group, country, size, rank, placed, target, in_test) -> None:
+    """Each country's own groups in rank order, each into test while that brings the
+    country's test count nearer its target (``in_test`` and ``placed`` updated in place)."""
+    if not len(size):
+        return
+    order = np.lexsort((rank[group], country))
+    group, country, size = group[order], country[order], size[order]
+    cumulative = np.cumsum(size)
+    first = np.r_[0, np.flatnonzero(np.diff(country)) + 1]
+    offset = np.repeat(cumulative[first] - size[first], np.diff(np.r_[first, len(size)]))
+    forced = placed[country] + cumulative - offset <= target[country]  # a prefix per country
+    in_test[group[forced]] = True
+    placed += np.bincount(country[forced], weights=size[forced], minlength=len(placed))
+    for c in np.flatnonzero(target - placed > 0.5).tolist():
+        low, high = np.searchsorted(country, [c, c + 1])
+        fits = ~forced[low:high] & (size[low:high] < 2 * (target[c] - placed[c]))
+        rows = low + np.flatnonzero(fits)
+        for g, s in zip(group[rows].tolist(), size[rows].tolist()):
+            if target[c] - placed[c] <= 0.5:
+                break
+            if placed[c] + s / 2 < target[c]:
+                in_test[g] = True
+                placed[c] += s
+
+
+def _rank(keys: np.ndarray, seed: int) -> np.ndarray:
+    """A seeded 64-bit hash per key (splitmix64): the order groups are filled in."""
+    with np.errstate(over="ignore"):
+        x = keys.astype(np.uint64) ^ _mix(np.array([seed], dtype=np.int64).astype(np.uint64))
+        return _mix(x)
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    x = x + np.uint64(0x9E3779B97F4A7C15)
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
 
 
 def _check_enough(counts: Counter, n_folds: int, test_fraction: float) -> None:
