@@ -327,7 +327,8 @@ def build_parser() -> argparse.ArgumentParser:
                          "country, duplicates and same-spot images kept on one side")
     sp.add_argument("root")
     sp.add_argument("--test-fraction", type=float, default=0.2,
-                    help="share of each country in test (rounded to 1/k; default 0.2)")
+                    help="share of each country in test, within half its largest group "
+                         "(default 0.2)")
     sp.add_argument("--seed", type=int, default=0)
     sp.add_argument("--undo", action="store_true", help="move the files of the last split back")
     mf = data.add_parser("manifest", help="check a root's collect-manifest.jsonl against its "
