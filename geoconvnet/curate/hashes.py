@@ -535,8 +535,8 @@ def _hash(root, cache, files, relative, stats, todo, new, errors, workers, cache
                     else:
                         _store(new, i, result)
                     if digest:  # a file that could not even be read is tried again next run
-                        batches.add(_row(relative[i], (stats[i].st_size, stats[i].st_mtime_ns), digest,
-                                         result, error))
+                        stat = (stats[i].st_size, stats[i].st_mtime_ns)
+                        batches.add(_row(relative[i], stat, digest, result, error))
                     bar.advance(task)
     finally:
         batches.flush()  # Ctrl-C keeps what was finished too
