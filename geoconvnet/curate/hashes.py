@@ -17,13 +17,14 @@ its shape. Everything else comes from that frame:
   or 20% darker 0.97-1.03. Brightness and a small overlay (a few of the 144 blocks) leave
   it unchanged.
 
-The cache, ``ROOT/.geoconvnet-hashes.npz``, is keyed by path, size and modification time; a
-file whose stat changed but whose SHA-256 is known (moved by ``data split``) is not decoded
-again. A cache that cannot be read is rebuilt with a one-line warning; one made by another
-version (or the JSON cache of earlier versions, ``.geoconvnet-hashes.json``, which is left
-alone) is simply not used. The same file keeps the verdicts of pixel checks of pairs
-(:mod:`.nearcopy`), keyed by the two SHA-256s, and drops them when the check changed
-(``nearcopy.VERSION``).
+The cache, ``ROOT/.geoconvnet-hashes.sqlite`` (:mod:`.hashcache`), has a row per file keyed
+by relative path, size and modification time; a file whose stat changed but whose SHA-256 is
+known (moved by ``data split``) is not decoded again. Rows are committed in batches while
+hashing (every 2,000 rows or 2 s), so a killed run keeps its finished batches and a rerun
+hashes only what is missing or changed. The .npz cache of earlier versions
+(``.geoconvnet-hashes.npz``) is copied in once and left alone; the JSON cache before it
+(``.geoconvnet-hashes.json``) is not read. The same database keeps the verdicts of pixel
+checks of pairs (:mod:`.nearcopy`), keyed by the two SHA-256s and ``nearcopy.VERSION``.
 
 ``--cache DIR`` (a training cache made by ``data prepare ROOT --out DIR``) decodes its
 half-size JPEGs instead of the originals where the cache entry's size and modification time
@@ -40,6 +41,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import time
 import warnings
 import zipfile
 from dataclasses import dataclass, field
@@ -54,13 +56,17 @@ from ..data.cache import load_manifest as load_cache_manifest
 from ..data.cachefile import read_cached
 from ..data.images import DEFAULT_MAX_PIXELS
 from ..utils.errors import DataError
-from ..utils.io import atomic_write
 from ..utils.pool import worker_pool
 from ..utils.progress import add_task, err_console, progress_bar
-from . import nearcopy
+from . import hashcache, nearcopy
+from .hashcache import HashCache, Verdicts, save_verdicts
 
-CACHE = ".geoconvnet-hashes.npz"
-FORMAT = 1  # of the .npz; another value is re-hashed, never read
+CACHE = hashcache.NAME
+OLD_CACHE = ".geoconvnet-hashes.npz"  # copied into CACHE once, then left alone
+FORMAT = 1  # of a cached row; a row of another format is hashed again
+COMMIT_ROWS, COMMIT_SECONDS = 2000, 2.0  # a batch of rows committed at once
+SLICE = 4096  # files handed to the worker pool at once (its futures hold their results)
+LOOKUP_BATCH = 20_000  # cached rows looked up (and held) at once
 BASE = (512, 288)  # the analysis frame (width, height)
 THUMB = (32, 18)
 CROPS = (0.03, 0.06, 0.09, 0.12)
@@ -88,7 +94,9 @@ class Features:
     nbytes: np.ndarray | None = None  # file sizes
     errors: dict[str, str] = field(default_factory=dict)  # path -> why unreadable
     # "sha:sha" -> (stage-1 error, stage-2 texture score, whether stage 2 ran): see .nearcopy
+    # (a dict, or the cache's :class:`.hashcache.Verdicts` that reads them as asked)
     verdicts: dict[str, tuple[float, float, bool]] = field(default_factory=dict)
+    work: dict[str, int] = field(default_factory=dict)  # images "cached", "hashed", ...
 
 
 @dataclass(frozen=True)
@@ -270,34 +278,98 @@ def _sha256(path: str) -> str:
         return ""
 
 
+
 # ---------------------------------------------------------------- the cache
 
-_ARRAYS = ("stat", "sha256", "size", "readable", "phash", "halves", "thumb", "detail",
-           "from_cache")
+_ARRAYS = ("sha256", "size", "readable", "phash", "halves", "thumb", "detail", "from_cache")
 
 
 def _empty(n: int) -> dict:
-    return {"stat": np.zeros((n, 2), np.int64), "sha256": np.zeros(n, "<U64"),
-            "size": np.zeros((n, 2), np.int32), "readable": np.zeros(n, bool),
+    return {"sha256": np.zeros(n, "<U64"), "size": np.zeros((n, 2), np.int32),
+            "readable": np.zeros(n, bool),
             "phash": np.zeros((n, len(VARIANTS)), np.uint64),
             "halves": np.zeros((n, len(HALVES)), np.uint64),
             "thumb": np.zeros((n, THUMB[1], THUMB[0], 3), np.uint8),
             "detail": np.zeros(n, np.float32), "from_cache": np.zeros(n, bool)}
 
 
-def load_cache(root: Path) -> tuple[dict[str, int], dict, dict[str, tuple]]:
-    """({relative path: row}, arrays, verdicts) of ``ROOT/.geoconvnet-hashes.npz``; empty
-    when there is none, it was made by another version, or it cannot be read (a warning)."""
-    path = root / CACHE
-    nothing = ({}, _empty(0), {})
-    if not path.is_file():
-        return nothing
+def _row(relative: str, stat: tuple[int, int], digest: str, result: dict | None,
+         error: str | None) -> tuple:
+    """A row of the cache (:data:`.hashcache.COLUMNS`) for a file hashed by :func:`_features`;
+    ``stat``: its size and modification time (ns)."""
+    head = (relative, *stat, FORMAT, bytes.fromhex(digest))
+    if result is None:
+        return head + (0, 0, 0, None, None, None, 0.0, 0, error)
+    return head + (1, int(result["size"][0]), int(result["size"][1]),
+                   np.asarray(result["phash"], "<u8").tobytes(),
+                   np.asarray(result["halves"], "<u8").tobytes(),
+                   np.ascontiguousarray(result["thumb"], np.uint8).tobytes(),
+                   float(result["detail"]), int(result["from_cache"]), None)
+
+
+def _restat(row: tuple, relative: str, stat: os.stat_result) -> tuple:
+    """``row`` (another file of the same content) for this file."""
+    return (relative, stat.st_size, stat.st_mtime_ns) + row[3:]
+
+
+def _fill(new: dict, i: int, row: tuple, errors: dict, path: str) -> None:
+    """Row ``i`` of the arrays from a cache row."""
+    new["sha256"][i] = row[4].hex()
+    if not row[5]:
+        errors[path] = row[13] or f"{path}: not a readable image"
+        return
+    new["size"][i] = row[6:8]
+    new["readable"][i] = True
+    new["phash"][i] = np.frombuffer(row[8], "<u8")
+    new["halves"][i] = np.frombuffer(row[9], "<u8")
+    new["thumb"][i] = np.frombuffer(row[10], np.uint8).reshape(THUMB[1], THUMB[0], 3)
+    new["detail"][i] = row[11]
+    new["from_cache"][i] = bool(row[12])
+
+
+def _store(new: dict, i: int, result: dict) -> None:
+    new["size"][i] = result["size"]
+    new["readable"][i] = True
+    new["phash"][i] = result["phash"]
+    new["halves"][i] = result["halves"]
+    new["thumb"][i] = result["thumb"]
+    new["detail"][i] = result["detail"]
+    new["from_cache"][i] = result["from_cache"]
+
+
+class _Batches:
+    """Rows written a batch (one transaction) at a time: every ``COMMIT_ROWS`` rows or
+    ``COMMIT_SECONDS``, so that a kill loses at most the last few seconds of work."""
+
+    def __init__(self, cache: HashCache):
+        self.cache, self.rows, self.gone = cache, [], []
+        self.since = time.monotonic()
+        self.commits = 0
+
+    def add(self, row: tuple) -> None:
+        self.rows.append(row)
+        if len(self.rows) >= COMMIT_ROWS or time.monotonic() - self.since >= COMMIT_SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.rows or self.gone:
+            self.cache.put(self.rows)
+            self.cache.delete(self.gone)
+            self.commits += 1
+        self.rows, self.gone = [], []
+        self.since = time.monotonic()
+
+
+def _read_npz(path: Path) -> tuple[list[str], dict, dict[str, tuple]]:
+    """(relative paths, arrays, verdicts) of the .npz cache of earlier versions; nothing when
+    it was made by another format, or cannot be read (a warning)."""
+    nothing = ([], {}, {})
     try:
         with np.load(path, allow_pickle=False) as data:
             if int(data["format"][0]) != FORMAT:
                 return nothing
             files = [str(f) for f in data["files"]]
-            arrays = {k: data[k] for k in _ARRAYS}
+            arrays = {k: data[k] for k in ("stat",) + _ARRAYS}
             verdicts = dict(zip((str(k) for k in data["verdict_keys"]),
                                 zip(data["verdict_coarse"].tolist(),
                                     data["verdict_texture"].tolist(),
@@ -309,29 +381,40 @@ def load_cache(root: Path) -> tuple[dict[str, int], dict, dict[str, tuple]]:
             raise ValueError("inconsistent arrays")
     except (OSError, ValueError, KeyError, IndexError, EOFError, zipfile.BadZipFile) as exc:
         err_console.print(f"warning: {path} is unreadable ({type(exc).__name__}); it is only "
-                          "a cache: hashing every image again", markup=False, soft_wrap=True)
+                          "a cache: hashing its images again", markup=False, soft_wrap=True)
         return nothing
-    return {f: i for i, f in enumerate(files)}, arrays, verdicts
+    return files, arrays, verdicts
+
+
+def _migrate_npz(root: Path, cache: HashCache) -> int:
+    """Copy the .npz cache of earlier versions into the database, once (it is left as it
+    is: delete it by hand when the database works); returns the rows copied."""
+    old = root / OLD_CACHE
+    if not old.is_file():
+        return 0
+    stat = old.stat()
+    mark, key = f"{stat.st_size}:{stat.st_mtime_ns}", f"copied {OLD_CACHE}"
+    if cache.meta(key) == mark:
+        return 0
+    files, arrays, verdicts = _read_npz(old)
+    batches = _Batches(cache)
+    for i, relative in enumerate(files):
+        result = {"size": arrays["size"][i], "phash": arrays["phash"][i],
+                  "halves": arrays["halves"][i], "thumb": arrays["thumb"][i],
+                  "detail": arrays["detail"][i], "from_cache": arrays["from_cache"][i]}
+        batches.add(_row(relative, tuple(int(v) for v in arrays["stat"][i]),
+                         str(arrays["sha256"][i]), result if arrays["readable"][i] else None,
+                         None))
+    batches.flush()
+    cache.put_verdicts(verdicts.items(), nearcopy.VERSION)
+    cache.set_meta(key, mark)
+    return len(files)
 
 
 def save_cache(root: Path, features: Features) -> None:
-    """Write the features and verdicts (atomically: a reader sees the old or the new)."""
-    arrays = _empty(len(features.files))
-    for i, path in enumerate(features.files):
-        stat = os.stat(path)
-        arrays["stat"][i] = (stat.st_size, stat.st_mtime_ns)
-    arrays.update(sha256=np.array(features.sha256, dtype="<U64"), size=features.size,
-                  readable=features.readable, phash=features.phash, halves=features.halves,
-                  thumb=features.thumb, detail=features.detail, from_cache=features.from_cache)
-    keys = sorted(features.verdicts)
-    with atomic_write(root / CACHE, "wb") as f:
-        np.savez(f, format=np.array([FORMAT]), verifier=np.array([nearcopy.VERSION]),
-                 files=np.array([os.path.relpath(p, root) for p in features.files], dtype=str),
-                 verdict_keys=np.array(keys, dtype=str),
-                 verdict_coarse=np.array([features.verdicts[k][0] for k in keys], np.float32),
-                 verdict_texture=np.array([features.verdicts[k][1] for k in keys], np.float32),
-                 verdict_measured=np.array([features.verdicts[k][2] for k in keys], bool),
-                 **arrays)
+    """Write the verdicts of pairs checked since :func:`hash_files` (its file rows are
+    written as they are hashed)."""
+    save_verdicts(root, features.verdicts, nearcopy.VERSION)
 
 
 def training_cache_sources(root: Path, cache_dir: str | Path | None,
@@ -367,73 +450,98 @@ def _large_enough(entry: dict, scale: float) -> bool:
             height >= min(BASE[1], height / scale - 1))
 
 
+
 def hash_files(root: Path, files: list[str], workers: int | None = None,
                cache_dir: str | Path | None = None) -> Features:
     """Features of ``files`` (paths under ``root``), from the cache where a file is unchanged
-    (same stat, or same bytes under another name); the cache is rewritten when anything was
-    new."""
-    rows, old, verdicts = load_cache(root)
-    n = len(files)
-    new = _empty(n)
+    (same stat, or same bytes under another name); what is hashed is committed to the cache
+    in batches as it comes, so a killed run loses only the last seconds of it.
+    ``features.work`` counts the images "cached", found "by content" and "hashed"."""
+    root = Path(root)
+    relative = [os.path.relpath(p, root) for p in files]
+    stats = [os.stat(p) for p in files]
+    new, errors = _empty(len(files)), {}
+    with HashCache(root) as cache:
+        _migrate_npz(root, cache)
+        todo = _from_cache(cache, files, relative, stats, new, errors)
+        work = {"cached": len(files) - len(todo), "by content": 0, "hashed": 0}
+        if todo and cache.count() > work["cached"]:  # rows not found by name: moved files?
+            rest = _reuse_by_content(root, cache, files, relative, stats, todo, new, errors)
+            work["by content"], todo = len(todo) - len(rest), rest
+        _hash(root, cache, files, relative, stats, todo, new, errors, workers, cache_dir)
+        work["hashed"] = len(todo)
+        if cache.count() > len(files):
+            _forget_others(cache, set(relative))
+    return Features(list(files), [str(s) for s in new["sha256"]], new["size"],
+                    new["readable"], new["phash"], new["halves"], new["thumb"], new["detail"],
+                    new["from_cache"], np.array([s.st_size for s in stats], np.int64), errors,
+                    Verdicts(root, nearcopy.VERSION), work)
+
+
+def _from_cache(cache: HashCache, files, relative, stats, new, errors) -> list[int]:
+    """Fill the rows of unchanged files; returns the others' indices."""
     todo = []
-    for i, path in enumerate(files):
-        row = rows.get(os.path.relpath(path, root))
-        stat = os.stat(path)
-        if row is not None and tuple(old["stat"][row]) == (stat.st_size, stat.st_mtime_ns):
-            _copy_row(new, i, old, row)
-        else:
-            todo.append(i)
-    errors: dict[str, str] = {}
-    if todo and len(rows) > n - len(todo):  # cached files not found by name: moved ones?
-        todo = _reuse_by_content(files, todo, new, old)
-    if todo:
-        sources = training_cache_sources(root, cache_dir, [files[i] for i in todo])
-        jobs = [sources[files[i]] for i in todo]
-        with progress_bar() as bar, worker_pool(workers, len(jobs), PRELOAD) as pool:
-            task = add_task(bar, "Hashing images", len(todo))
-            for i, (path, digest, result, error) in zip(
-                    todo, pool.map(_features, jobs, chunksize=8)):
-                new["sha256"][i] = digest
-                if result is None:
-                    errors[path] = error
-                else:
-                    _store(new, i, result)
-                bar.advance(task)
-    features = Features(list(files), [str(s) for s in new["sha256"]], new["size"],
-                        new["readable"], new["phash"], new["halves"], new["thumb"],
-                        new["detail"], new["from_cache"],
-                        np.array([os.stat(f).st_size for f in files], np.int64), errors,
-                        verdicts)
-    if todo or len(rows) != n:
-        save_cache(root, features)
-    return features
+    for start in range(0, len(files), LOOKUP_BATCH):
+        rows = cache.rows(relative[start:start + LOOKUP_BATCH])
+        for i in range(start, min(start + LOOKUP_BATCH, len(files))):
+            row = rows.get(relative[i])
+            if row is not None and row[1:4] == (stats[i].st_size, stats[i].st_mtime_ns, FORMAT):
+                _fill(new, i, row, errors, files[i])
+            else:
+                todo.append(i)
+    return todo
 
 
-def _copy_row(new: dict, i: int, old: dict, row: int) -> None:
-    for key in _ARRAYS:
-        new[key][i] = old[key][row]
-
-
-def _store(new: dict, i: int, result: dict) -> None:
-    new["size"][i] = result["size"]
-    new["readable"][i] = True
-    new["phash"][i] = result["phash"]
-    new["halves"][i] = result["halves"]
-    new["thumb"][i] = result["thumb"]
-    new["detail"][i] = result["detail"]
-    new["from_cache"][i] = result["from_cache"]
-
-
-def _reuse_by_content(files: list[str], todo: list[int], new: dict, old: dict) -> list[int]:
+def _reuse_by_content(root, cache, files, relative, stats, todo, new, errors) -> list[int]:
     """Rows of ``todo`` whose bytes are already in the cache under another name are filled
-    from there (reading costs a few ms a file, decoding tens); returns the rest."""
-    by_digest = {str(d): row for row, d in enumerate(old["sha256"]) if old["readable"][row]}
+    from there (reading costs a few ms a file, decoding tens) and stored under their name
+    (the old name's row is dropped when that file is gone); returns the rest."""
     rest = []
-    for i in todo:
-        digest = _sha256(files[i])
-        row = by_digest.get(digest)
-        if row is None:
-            rest.append(i)
-        else:
-            _copy_row(new, i, old, row)
+    batches = _Batches(cache)
+    with progress_bar(transient=True) as bar:
+        task = add_task(bar, "Looking for moved images", len(todo))
+        for i in todo:
+            digest = _sha256(files[i])
+            row = cache.row_by_sha256(bytes.fromhex(digest), FORMAT) if digest else None
+            if row is None:
+                rest.append(i)
+            else:
+                _fill(new, i, row, errors, files[i])
+                batches.add(_restat(row, relative[i], stats[i]))
+                if row[0] != relative[i] and not (root / row[0]).exists():
+                    batches.gone.append(row[0])
+            bar.advance(task)
+    batches.flush()
     return rest
+
+
+def _hash(root, cache, files, relative, stats, todo, new, errors, workers, cache_dir) -> None:
+    """Hash ``todo`` in worker processes, committing rows in batches as results come."""
+    if not todo:
+        return
+    sources = training_cache_sources(root, cache_dir, [files[i] for i in todo])
+    batches = _Batches(cache)
+    try:
+        with progress_bar() as bar, worker_pool(workers, len(todo), PRELOAD) as pool:
+            task = add_task(bar, "Hashing images", len(todo))
+            for start in range(0, len(todo), SLICE):  # a slice at a time: bounded memory
+                part = todo[start:start + SLICE]
+                jobs = [sources[files[i]] for i in part]
+                for i, (path, digest, result, error) in zip(
+                        part, pool.map(_features, jobs, chunksize=8)):
+                    new["sha256"][i] = digest
+                    if result is None:
+                        errors[path] = error
+                    else:
+                        _store(new, i, result)
+                    if digest:  # a file that could not even be read is tried again next run
+                        stat = (stats[i].st_size, stats[i].st_mtime_ns)
+                        batches.add(_row(relative[i], stat, digest, result, error))
+                    bar.advance(task)
+    finally:
+        batches.flush()  # Ctrl-C keeps what was finished too
+
+
+def _forget_others(cache: HashCache, current: set[str]) -> None:
+    """Drop the rows of files not hashed this time (gone, or moved out of the root)."""
+    cache.delete([p for p in cache.paths() if p not in current])

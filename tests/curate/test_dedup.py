@@ -7,7 +7,7 @@ import pytest
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageOps
 
 from geoconvnet.cli import main
-from geoconvnet.curate import dedup, hashes
+from geoconvnet.curate import dedup, hashcache, hashes
 from geoconvnet.curate.hashes import CACHE
 from geoconvnet.data.cache import prepare
 from geoconvnet.data.manifest import NAME as MANIFEST
@@ -213,7 +213,8 @@ def test_a_corrupt_hash_cache_is_rebuilt_with_a_one_line_warning(copies, capsys)
     err = capsys.readouterr().err
     warnings = [line for line in err.splitlines() if "warning" in line]
     assert len(warnings) == 1 and CACHE in warnings[0] and "Traceback" not in err
-    assert len(hashes.load_cache(root)[0]) == 24 + len(KINDS) + 1  # rebuilt
+    with hashcache.HashCache(root) as rebuilt:
+        assert rebuilt.count() == 24 + len(KINDS) + 1
 
 
 def test_unchanged_and_moved_files_are_not_decoded_again(copies, monkeypatch):
