@@ -140,18 +140,24 @@ class Manifest:
     @contextlib.contextmanager
     def batch(self, size: int = 1000):
         """Records appended inside are written and synced ``size`` at a time (an import of
-        millions would spend most of its time in fsync otherwise). For writers whose files
-        can be recognised again without their record (an import's hard links)."""
+        millions would spend most of its time in fsync otherwise). For writers that give an
+        image its final name before its record, and recognise it again without its record
+        (an import's hard links and copies, by content): a kill then leaves at most one
+        batch of images without records, which a rerun records. The images' data is synced
+        before their records are written (one sync per batch), so even a power cut leaves
+        no record of an image that is not on disk."""
         self._batch_size = size
         try:
             yield self
         finally:
-            self._batch_size = 1
             self._flush()
+            self._batch_size = 1
 
     def _flush(self) -> None:
         if not self._pending:
             return
+        if self._batch_size > 1:
+            os.sync()  # the batch's images first, all at once: never a record without one
         with open(self.path, "a", encoding="utf-8") as f:
             f.write("".join(self._pending))
             f.flush()
