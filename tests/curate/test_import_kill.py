@@ -22,8 +22,7 @@ import os, signal, sys
 from geoconvnet.curate import importers
 from geoconvnet.data import manifest
 kind, src, out, mode, at = sys.argv[1:]
-at, calls = int(at), 0
-import geoconvnet.data.manifest as mm; mm.Manifest.batch.__wrapped__.__defaults__ = (4,)
+importers.BATCH, at, calls = 4, int(at), 0
 
 def die():
     os.kill(os.getpid(), signal.SIGKILL)
@@ -112,3 +111,16 @@ def test_a_killed_import_run_again_equals_one_never_stopped(sources, tmp_path, k
     result = runs[kind](made[kind], out)
     assert sum(result.imported.values()) == 12 - len(records)
     assert _state(out) == whole[kind]
+
+
+def test_an_osv5m_image_a_killed_run_wrote_under_a_numbered_name_is_not_written_twice(
+        sources, tmp_path):
+    made, _, _ = sources
+    japan = tmp_path / "out" / "train" / "Japan"
+    japan.mkdir(parents=True)
+    (japan / "500.jpg").write_bytes(b"someone else's")
+    (japan / "500-1.jpg").write_bytes(_jpeg(0))  # written by a killed run, not its record
+    import_osv5m(made["osv5m"], tmp_path / "out")
+    files = {r.source_id: r.file for r in open_manifest(tmp_path / "out").records}
+    assert files["500"] == "train/Japan/500-1.jpg" and not (japan / "500-2.jpg").exists()
+    assert (japan / "500.jpg").read_bytes() == b"someone else's"
