@@ -34,13 +34,12 @@ from pathlib import Path
 
 from ..data.countries import REFERENCE_COUNTRIES, candidates, country_of
 from ..data.layout import IMAGE_EXTENSIONS, SPLITS, image_files
-from ..data.manifest import Record, lock_root, open_manifest
+from ..data.manifest import Record, lock_root, open_manifest, part_path
 from ..utils.errors import DataError
-from ..utils.io import write_bytes
 from ..utils.progress import add_task, progress_bar
-from .moves import free_path
 
 SHOWN = 5  # names or ids quoted in a message or kept as examples
+BATCH = 1000  # records written (and their images synced) together: see Manifest.batch
 
 
 @dataclass
@@ -121,7 +120,7 @@ def import_folders(src: str | Path, out: str | Path, all_countries: bool = False
         manifest = open_manifest(out, ("folders",))
         seen = manifest.source_ids("folders")
         recorded = {r.file: r.source_id for r in manifest.all_records}
-        with progress_bar() as bar, manifest.batch():
+        with progress_bar() as bar, manifest.batch(BATCH):
             task = add_task(bar, "Importing", sum(len(files) for files in plan.values()))
             for (split, country), files in plan.items():
                 for path in files:
@@ -190,12 +189,25 @@ def _place(path: str, out: Path, split: str, country: str, result: ImportResult,
             return relative
         name = f"{stem}-{n}{suffix}"
         n += 1
-    try:
-        os.link(path, folder / name)
-    except OSError:  # another file system, or links not allowed: a copy, then
-        shutil.copy2(path, folder / name)
-        result.copied += 1
+    _link_or_copy(Path(path), folder / name, result)
     return f"{split}/{country}/{name}"
+
+
+def _link_or_copy(source: Path, target: Path, result: ImportResult) -> None:
+    """A hard link (one step, never half-made), else a copy under our temporary name
+    renamed when whole: a kill never leaves a cut image under a final name. A temporary
+    file of a killed run is overwritten by the rerun, which writes the same name again."""
+    try:
+        os.link(source, target)
+    except OSError:  # another file system, or links not allowed: a copy, then
+        _write_whole(target, lambda part: shutil.copy2(source, part))
+        result.copied += 1
+
+
+def _write_whole(target: Path, write) -> None:
+    part = part_path(target)
+    write(part)
+    os.replace(part, target)
 
 
 # -- OSV-5M ------------------------------------------------------------------------------
@@ -249,8 +261,9 @@ def _write_osv5m(images, found: dict[str, str], wanted: dict[str, dict], out: Pa
     try:
         manifest = open_manifest(out, ("osv5m",))
         seen = manifest.source_ids("osv5m")
+        recorded = {r.file for r in manifest.all_records}
         total = sum(wanted[split][i]["folder"] not in result.too_few for i, split in found.items())
-        with progress_bar() as bar, manifest.batch():
+        with progress_bar() as bar, manifest.batch(BATCH):
             task = add_task(bar, "Importing OSV-5M", total)
             for image_id, read in images:
                 split = found.pop(image_id, None)  # popped: a second copy is not imported
@@ -261,7 +274,8 @@ def _write_osv5m(images, found: dict[str, str], wanted: dict[str, dict], out: Pa
                     result.already[row["folder"]] += 1
                 else:
                     try:
-                        _save_osv5m(out, manifest, split, image_id, row, read, result)
+                        _save_osv5m(out, manifest, split, image_id, row, read, result,
+                                    recorded)
                         result.imported[row["folder"]] += 1
                     except (zipfile.BadZipFile, OSError):  # a member that fails its CRC
                         result.unreadable.append(image_id)
@@ -383,23 +397,34 @@ def _is_jpeg(name: str) -> bool:
 
 
 def _save_osv5m(out: Path, manifest, split: str, image_id: str, row: dict, source,
-                result: ImportResult) -> None:
-    target = out / split / row["folder"] / f"{image_id}.jpg"
-    if not _same_file(target, source):  # else: written by a run stopped before its record
-        target = free_path(target)  # never overwrite
+                result: ImportResult, recorded: set[str]) -> None:
+    target = _osv5m_target(out / split / row["folder"] / f"{image_id}.jpg", source, recorded)
+    if not target.exists():  # else: written by a run stopped before its record
         target.parent.mkdir(parents=True, exist_ok=True)
         if isinstance(source, Path):  # extracted: a hard link where possible
-            try:
-                os.link(source, target)
-            except OSError:
-                shutil.copy2(source, target)
-                result.copied += 1
+            _link_or_copy(source, target, result)
         else:
-            write_bytes(target, source())
+            data = source()
+            _write_whole(target, lambda part: part.write_bytes(data))
+    recorded.add(target.relative_to(out).as_posix())
     manifest.append(Record(target.relative_to(out).as_posix(), split, row["folder"], "osv5m",
                            image_id, *_position(row.get("latitude"), row.get("longitude")),
                            captured=row.get("captured_at") or None,
                            author=row.get("creator_username") or None, licence=OSV5M_LICENCE))
+
+
+def _osv5m_target(path: Path, source, recorded: set[str]) -> Path:
+    """``path``, or ``path`` with a number added when another file has it (nothing is
+    overwritten); a name that holds this image without a record (a run stopped before its
+    record) is taken as it is, so a rerun never writes an image twice."""
+    candidate, n = path, 1
+    while candidate.exists():
+        relative = "/".join(candidate.parts[-3:])
+        if relative not in recorded and _same_file(candidate, source):
+            break
+        candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")
+        n += 1
+    return candidate
 
 
 def _same_file(target: Path, source) -> bool:

@@ -77,6 +77,9 @@ class Manifest:
         self.records: list[Record] = []
         self._folders: dict[tuple, list[Record]] = defaultdict(list)
         self._ids: dict[str, set[str]] = defaultdict(set)
+        self._every: dict[tuple, list[Record]] = defaultdict(list)  # moved-aside ones too
+        self._stems: dict[tuple, set[str]] = {}  # (split, country) -> names taken; lazy
+        self._next: dict[tuple, int] = {}  # (source, split, country) -> first number to try
         self._pending: list[str] = []  # lines not yet on disk (see batch)
         self._batch_size = 1
         for record in records:
@@ -84,6 +87,10 @@ class Manifest:
 
     def _index(self, record: Record, present: bool = True) -> None:
         self._ids[record.source].add(record.source_id)
+        folder = (record.split, record.country)
+        self._every[folder].append(record)
+        if folder in self._stems:  # a folder being named: its new names are taken too
+            self._stems[folder].add(Path(record.file).stem)
         if present:
             self.records.append(record)
             self._folders[(record.split, record.country)].append(record)
@@ -99,26 +106,32 @@ class Manifest:
 
     def next_stem(self, source: str, split: str, country: str, ext: str = "") -> str:
         """``<source>-<n>``, n one past the highest of this folder's files from ``source``;
-        a name on disk (with ``ext``) is never taken, recorded or not."""
-        stems = [Path(r.file).stem for r in self.folder(split, country)]
-        taken = set(stems)
-        numbers = [int(s.rsplit("-", 1)[1]) for s in stems
-                   if s.startswith(f"{source}-") and s.rsplit("-", 1)[1].isdigit()]
-        n = max(numbers, default=-1) + 1
-        folder = self.root / split / country
-        while f"{source}-{n:05d}" in taken or (folder / f"{source}-{n:05d}{ext}").exists():
+        a name of the manifest (moved-aside images included) or on disk (with ``ext``) is
+        never taken, recorded or not. The folder's names are gathered once and the next
+        number is remembered, so naming k images costs O(k), not O(k^2)."""
+        folder = (split, country)
+        if folder not in self._stems:
+            self._stems[folder] = {Path(r.file).stem for r in self._every[folder]}
+        taken = self._stems[folder]
+        key = (source, split, country)
+        if key not in self._next:
+            self._next[key] = _highest(self.folder(split, country), source) + 1
+        n, place = self._next[key], self.root / split / country
+        while f"{source}-{n:05d}" in taken or (place / f"{source}-{n:05d}{ext}").exists():
             n += 1  # renamed by a split, or a file we do not know: never reuse a name
+        self._next[key] = n  # still free until a record takes it: asked again, the same
         return f"{source}-{n:05d}"
 
     def append(self, record: Record) -> None:
         """Add a record, on disk before this returns (inside :meth:`batch`: by its end). A
         record the reader would refuse (a NaN, a position off the globe, a file outside the
         layout) is refused here, so no writer can spoil a manifest."""
-        problem = _problem(record)
+        line = json.dumps(asdict(record), ensure_ascii=False)
+        problem = _problem(line)
         if problem:
             raise DataError(f"{self.path}: refusing a bad record for {record.file!r} "
                             f"({problem})")
-        self._pending.append(json.dumps(asdict(record), ensure_ascii=False) + "\n")
+        self._pending.append(line + "\n")
         self.all_records.append(record)
         self._index(record)
         if len(self._pending) >= self._batch_size:
@@ -127,18 +140,24 @@ class Manifest:
     @contextlib.contextmanager
     def batch(self, size: int = 1000):
         """Records appended inside are written and synced ``size`` at a time (an import of
-        millions would spend most of its time in fsync otherwise). For writers whose files
-        can be recognised again without their record (an import's hard links)."""
+        millions would spend most of its time in fsync otherwise). For writers that give an
+        image its final name before its record, and recognise it again without its record
+        (an import's hard links and copies, by content): a kill then leaves at most one
+        batch of images without records, which a rerun records. The images' data is synced
+        before their records are written (one sync per batch), so even a power cut leaves
+        no record of an image that is not on disk."""
         self._batch_size = size
         try:
             yield self
         finally:
-            self._batch_size = 1
             self._flush()
+            self._batch_size = 1
 
     def _flush(self) -> None:
         if not self._pending:
             return
+        if self._batch_size > 1:
+            os.sync()  # the batch's images first, all at once: never a record without one
         with open(self.path, "a", encoding="utf-8") as f:
             f.write("".join(self._pending))
             f.flush()
@@ -163,6 +182,13 @@ class Manifest:
             part.unlink(missing_ok=True)  # no record was written: nothing to finish later
             raise
         os.replace(part, path)
+
+
+def _highest(records: list[Record], source: str) -> int:
+    """The highest number of the names ``<source>-<n>`` among ``records`` (-1 if none)."""
+    stems = (Path(r.file).stem for r in records)
+    return max((int(s.rsplit("-", 1)[1]) for s in stems
+                if s.startswith(f"{source}-") and s.rsplit("-", 1)[1].isdigit()), default=-1)
 
 
 def part_path(path: Path) -> Path:
@@ -258,9 +284,10 @@ def parse_record(raw: bytes) -> Record:
     return record
 
 
-def _problem(record: Record) -> str | None:
+def _problem(line: str) -> str | None:
+    """What the reader would say of a record's line, or None."""
     try:
-        parse_record(json.dumps(asdict(record), ensure_ascii=False).encode())
+        parse_record(line.encode())
     except ValueError as exc:
         return str(exc)
     return None

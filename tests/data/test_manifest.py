@@ -62,3 +62,41 @@ def test_the_check_writes_nothing_and_says_when_there_is_something_to_repair(tmp
     assert sorted(p.name for p in tmp_path.iterdir()) == ["collect-manifest.jsonl", "train"]
     assert main(["data", "manifest", str(tmp_path), "--rebuild"]) == 0
     assert main(["data", "manifest", str(tmp_path)]) == 0
+
+
+def test_naming_a_big_folder_reads_each_record_a_few_times_and_takes_no_name_on_disk(
+        tmp_path):
+    import time
+
+    reads = 0
+
+    class Counted(Record):  # counts how often the manifest looks at a record's file
+        def __getattribute__(self, name):
+            if name == "file":
+                nonlocal reads
+                reads += 1
+            return super().__getattribute__(name)
+
+    folder = tmp_path / "train" / "Peru"
+    folder.mkdir(parents=True)
+    unknown = {f"streetview-{n:05d}.jpg" for n in (3, 250, 19_999)}  # files of no record
+    for name in unknown:
+        (folder / name).write_bytes(b"x")
+    open_manifest(tmp_path).append(Record("train/Peru/streetview-00007.jpg", "train", "Peru",
+                                          "streetview", "moved-aside"))  # its file is gone
+    manifest, names = open_manifest(tmp_path), []
+    start = time.perf_counter()
+    with manifest.batch(100_000):
+        for i in range(20_000):
+            stem = manifest.next_stem("streetview", "train", "Peru", ".jpg")
+            assert manifest.next_stem("streetview", "train", "Peru", ".jpg") == stem
+            manifest.append(Counted(f"train/Peru/{stem}.jpg", "train", "Peru", "streetview",
+                                    f"id{i}"))
+            names.append(f"{stem}.jpg")
+    elapsed = time.perf_counter() - start
+    assert len(set(names)) == 20_000 and not set(names) & unknown
+    assert "streetview-00007.jpg" not in names and names[:3] == [
+        "streetview-00000.jpg", "streetview-00001.jpg", "streetview-00002.jpg"]
+    assert reads <= 10 * 20_000  # a rescan of the folder per name would be ~2e8
+    assert elapsed < 30  # a sanity bound only (about 2 s here)
+    assert len((tmp_path / "collect-manifest.jsonl").read_bytes().splitlines()) == 20_001
