@@ -337,7 +337,8 @@ def build_parser() -> argparse.ArgumentParser:
     mf.add_argument("root")
     mf.add_argument("--rebuild", action="store_true", help="write the repaired manifest (bad "
                     "lines go to collect-manifest.set-aside.jsonl; nothing is deleted)")
-    ver = data.add_parser("verify", help="check every file of a cache against its checksum")
+    ver = data.add_parser("verify", help="check every file of a cache (or every shard of a "
+                          "sharded one, also s3://) against its checksum")
     ver.add_argument("cache")
     im = data.add_parser("import", help="bring a dataset into the layout: hf (a Hugging Face "
                          "dataset, the reference's by default), folders (a folder per "
@@ -714,6 +715,14 @@ def data_manifest(args) -> int:
 
 
 def data_verify(args) -> int:
+    from .data import shards  # lazy: see _wants_shards
+
+    if shards.is_sharded(args.cache):
+        checked, bad = shards.verify(args.cache)
+        for reason in sorted(bad.values()):
+            print(reason, file=sys.stderr)
+        console.print(f"{checked} shard and index files checked, {len(bad)} bad")
+        return 1 if bad else 0
     sums = checksums(args.cache)
     bad = verify(args.cache, sums)
     for reason in sorted(bad.values()):

@@ -102,6 +102,14 @@ class DataRoot:
             return self.shards.key(path)
         return os.path.relpath(path, self.path)
 
+    def sample_key(self, source: str | int) -> str:
+        """A key that changes when a sample's bytes do (embedding caches): path, size and
+        mtime of a file; source path and shard checksum of a sharded sample."""
+        if self.shards:
+            return f"{self.location}#{self.shards.identity(source)}"
+        stat = os.stat(source)
+        return f"{os.path.abspath(source)}|{stat.st_size}|{stat.st_mtime_ns}"
+
     def display(self, source: str | int) -> str:
         """How reports name a sample: its path (a sharded cache's: the source's path)."""
         return self.shards.key(source) if self.shards else str(source)

@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from ..utils.errors import DataError
+from ..utils.progress import add_task, progress_bar
 from .cachefile import open_cached_bytes
 from .layout import check_same_classes
 from .shardstore import Store, is_remote, sha256_file
@@ -139,6 +140,12 @@ class ShardedCache:
         data = bytes(self._shard(shard)[start:start + length])
         return open_cached_bytes(f"{self.shard_name(shard)}:{self.key(sample)}", data)
 
+    def identity(self, sample: int) -> str:
+        """What names a sample's bytes for good: its source path and its shard's SHA-256
+        (shards never change once written)."""
+        shard = self.table["shards"][int(self.arrays["shard"][sample])]
+        return f"{self.key(sample)}|{shard['sha256'][:16]}"
+
     def shard_name(self, shard: int) -> str:
         return f"shards/{self.table['shards'][shard]['name']}.tar"
 
@@ -151,6 +158,28 @@ class ShardedCache:
                                 "data prepare` again to rebuild it")
             self._shards[shard] = np.memmap(path, mode="r") if entry["bytes"] else np.zeros(0, np.uint8)
         return self._shards[shard]
+
+
+def verify(location: str | Path) -> tuple[int, dict[str, str]]:
+    """Check every shard and index file of a sharded cache against the table's SHA-256
+    (for a remote cache: its local copies, downloading what is missing); returns (files
+    checked, {file: problem})."""
+    cache = ShardedCache(location)
+    index = cache.table["index"]
+    files = [(f"{index['folder']}/{name}", digest) for name, digest in index["files"].items()]
+    files += [(f"shards/{s['name']}.tar", s["sha256"]) for s in cache.table["shards"]]
+    bad = {}
+    with progress_bar() as bar:
+        task = add_task(bar, "Verifying shards", len(files), unit="file")
+        for name, digest in files:
+            try:
+                path = cache.store.local(name, digest)
+                if sha256_file(path) != digest:
+                    bad[name] = f"{path}: corrupted (checksum mismatch); run prepare again"
+            except DataError as exc:
+                bad[name] = str(exc)
+            bar.advance(task)
+    return len(files), bad
 
 
 class ShardSamples(Sequence):
@@ -166,6 +195,11 @@ class ShardSamples(Sequence):
         if isinstance(i, slice):
             return ShardSamples(self.ids[i], self.labels[i], self.shards[i])
         return int(self.ids[i]), int(self.labels[i])
+
+    def __add__(self, other: "ShardSamples") -> "ShardSamples":
+        return ShardSamples(*(np.concatenate([a, b]) for a, b in
+                              zip((self.ids, self.labels, self.shards),
+                                  (other.ids, other.labels, other.shards))))
 
     def subset(self, mask: np.ndarray) -> "ShardSamples":
         return ShardSamples(self.ids[mask], self.labels[mask], self.shards[mask])

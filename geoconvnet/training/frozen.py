@@ -14,7 +14,6 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
-import os
 from pathlib import Path
 
 import torch
@@ -46,7 +45,7 @@ class EmbeddingCache:
             num_workers: int | None) -> torch.Tensor:
         """[len(samples), features] in the order of ``samples``."""
         rows = self._load()
-        wanted = [_file_key(path) for path, _ in samples]
+        wanted = [data.sample_key(path) for path, _ in samples]
         missing = [i for i, key in enumerate(wanted) if key not in rows]
         if missing:
             fresh = self._embed(data, [samples[i] for i in missing], device, batch_size,
@@ -122,8 +121,3 @@ def _backbone_key(model: LoadedModel, view: str, max_pixels: int | None) -> str:
     digest.update(json.dumps([model.meta["arch"], pp, view, max_pixels]
                              + ([pool] if pool != "avg" else []), sort_keys=True).encode())
     return f"{model.meta['arch'].replace(':', '-')}-{view}-{digest.hexdigest()[:16]}"
-
-
-def _file_key(path: str) -> str:
-    stat = os.stat(path)
-    return f"{os.path.abspath(path)}|{stat.st_size}|{stat.st_mtime_ns}"

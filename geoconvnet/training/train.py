@@ -127,8 +127,12 @@ class Trainer:
     """State of one run; :func:`train` is the entry point."""
 
     def __init__(self, cfg: TrainConfig, run_dir: Path, index: DatasetIndex, resume: bool,
-                 on_epoch=None):
+                 on_epoch=None, started: float | None = None):
         self.cfg, self.run_dir, self.index, self.on_epoch = cfg, run_dir, index, on_epoch
+        # Start-up to the first step (indexing, model, loader workers) is logged: at millions
+        # of images it is what a run waits for before anything happens.
+        self.started = time.perf_counter() if started is None else started
+        self.first_step_seconds: float | None = None
         self.device = distributed.setup(resolve_device(cfg.device))
         # Training batches all have one shape (drop_last; with --progressive, one per
         # epoch): let cuDNN time its algorithms once per shape.
@@ -251,6 +255,10 @@ class Trainer:
                 self.scheduler.step()
                 if self.ema is not None:
                     self.ema.update_parameters(net)
+                if self.first_step_seconds is None:
+                    self.first_step_seconds = time.perf_counter() - self.started
+                    if self.is_main:
+                        log(f"First step {self.first_step_seconds:.1f} s after start")
                 loss_sum += loss.detach() * len(labels)
                 correct += topk_correct(logits.detach(), labels)
                 seen += len(labels)
@@ -399,7 +407,8 @@ class Trainer:
                    "stopped_early": self.stale_epochs >= self.cfg.patience and self.epoch < self.cfg.epochs,
                    "classes": len(self.index.classes), "device": str(self.device),
                    "processes": distributed.world_size(),
-                   "optimizer_steps": self.scheduler.last_epoch}
+                   "optimizer_steps": self.scheduler.last_epoch,
+                   "first_step_seconds": self.first_step_seconds}
         write_json(self.run_dir / "summary.json", summary)
         return summary
 
@@ -489,6 +498,7 @@ def train(config: TrainConfig | None = None, *, config_file: str | Path | None =
     ``on_epoch(row)`` is called after every epoch with that epoch's metrics.
     Under ``torchrun`` this is one process of a DDP run (see :mod:`.distributed`).
     """
+    started = time.perf_counter()
     cfg = copy.deepcopy(config) if config is not None else _config_for(resume, config_file, overrides)
     if not cfg.data:
         raise ConfigError("no dataset given: pass --data ROOT (try `geoconvnet data synth sample`)")
@@ -498,13 +508,13 @@ def train(config: TrainConfig | None = None, *, config_file: str | Path | None =
                           "it again instead of --resume, and without torchrun")
     if distributed.world_size() > 1:
         try:
-            return _train_distributed(cfg, resume)
+            return _train_distributed(cfg, resume, started)
         finally:
             distributed.teardown()
-    return _train_here(cfg, resume, on_epoch)
+    return _train_here(cfg, resume, on_epoch, started=started)
 
 
-def _train_distributed(cfg: TrainConfig, resume: bool) -> Path:
+def _train_distributed(cfg: TrainConfig, resume: bool, started: float) -> Path:
     """One process of a torchrun job: rank 0 creates the run folder, every rank trains."""
     distributed.setup(resolve_device(cfg.device))
     if distributed.is_main():
@@ -512,15 +522,16 @@ def _train_distributed(cfg: TrainConfig, resume: bool) -> Path:
     cfg.name = distributed.broadcast(cfg.name)  # default names carry rank 0's clock
     distributed.barrier()
     if distributed.is_main():
-        return _train_here(cfg, resume=resume, on_epoch=None, run_dir_made=True)
+        return _train_here(cfg, resume=resume, on_epoch=None, run_dir_made=True, started=started)
     index = index_dataset(cfg.data, cfg.val_fraction, cfg.seed, max_pixels=cfg.max_pixels)
     run_dir = Path(cfg.runs_dir) / cfg.name
     distributed.barrier()  # rank 0 has written config and split
-    Trainer(cfg, run_dir, index, resume).fit()
+    Trainer(cfg, run_dir, index, resume, started=started).fit()
     return run_dir
 
 
-def _train_here(cfg: TrainConfig, resume: bool, on_epoch, run_dir_made: bool = False) -> Path:
+def _train_here(cfg: TrainConfig, resume: bool, on_epoch, run_dir_made: bool = False,
+                started: float | None = None) -> Path:
     run_dir = Path(cfg.runs_dir) / cfg.name if run_dir_made else make_run_dir(cfg, resume)
     index = index_dataset(cfg.data, cfg.val_fraction, cfg.seed, max_pixels=cfg.max_pixels)
     if not resume:
@@ -539,7 +550,7 @@ def _train_here(cfg: TrainConfig, resume: bool, on_epoch, run_dir_made: bool = F
         f"{len(index.val)} val images, arch {cfg.arch}, device {resolve_device(cfg.device)}"
         + (f" x {world} processes (DDP)" if world > 1 else ""))
     distributed.barrier()  # the other ranks wait for config and split before they start
-    summary = Trainer(cfg, run_dir, index, resume, on_epoch).fit()
+    summary = Trainer(cfg, run_dir, index, resume, on_epoch, started).fit()
     if cfg.freeze_backbone:
         write_json(run_dir / "summary.json", summary)
     if cfg.eval_view == "auto" and (run_dir / BEST_NAME).is_file():

@@ -19,7 +19,8 @@ from PIL import Image
 from geoconvnet.data.cache import prepare
 from geoconvnet.data.index import index_dataset
 from geoconvnet.data.root import DataRoot
-from geoconvnet.data.shards import TABLE, ShardEpochSampler, ShardSamples, split_train_val
+from geoconvnet.data.shards import (TABLE, ShardEpochSampler, ShardSamples, split_train_val,
+                                     verify)
 from geoconvnet.data.shardwrite import prepare_shards
 from geoconvnet.utils.errors import DataError
 
@@ -102,6 +103,8 @@ def test_a_corrupted_or_missing_shard_is_named_when_first_read(sharded, tmp_path
     shard.write_bytes(bytes(data))
     with pytest.raises(DataError, match=rf"{shard.name}: corrupted shard"):
         DataRoot.open(copy).read(sample)
+    checked, bad = verify(copy)
+    assert checked == 8 + 7 and list(bad) == [f"shards/{shard.name}"]  # 8 index files, 7 shards
     shard.unlink()
     with pytest.raises(DataError, match=rf"{shard.name}: shard missing"):
         DataRoot.open(copy).read(sample)
@@ -195,3 +198,18 @@ def test_prepare_refuses_a_folder_of_other_files(tiny_data, tmp_path):
     with pytest.raises(DataError, match="other files"):
         prepare_shards(tiny_data, tmp_path, **SETTINGS)
     assert (tmp_path / "mine.txt").read_text() == "keep me"
+
+
+@pytest.mark.slow
+def test_a_head_trains_on_embeddings_of_a_sharded_cache(sharded, tmp_path):
+    from conftest import TINY_TRAIN
+
+    from geoconvnet.training.train import train
+
+    options = {**TINY_TRAIN, "epochs": 2, "freeze_backbone": True, "eval_view": "center"}
+    cache = tmp_path / "embeddings"
+    for name in ("a", "b"):
+        run = train(data=str(sharded), runs_dir=str(tmp_path), name=name,
+                    embedding_cache=str(cache), **options)
+        summary = json.loads((run / "summary.json").read_text())
+    assert summary["embeddings_computed"] == 0 and summary["embeddings_cached"] == 80
