@@ -8,6 +8,7 @@ read with ``os.wait4``; pool workers are separate processes and smaller):
 - ``import``: ``data import folders SRC --out ROOT``;
 - ``dedup`` first and cached (a second run), ``split``, ``stats --no-page``;
 - ``prepare`` into a file cache and into shards, first and incremental (1% new images);
+- reading 2,000 random samples from each cache (opening it as training does);
 - training start-up to the first optimizer step (``train --max-steps 1``; the log line
   "First step ... after start"), from both caches; the process is stopped there.
 
@@ -123,6 +124,8 @@ def per_size(work: Path, n: int, size: tuple[int, int]) -> dict[str, tuple[float
         steps[f"prepare {name} (+1%)"] = run([*data, "prepare", str(root), "--out", str(out),
                                               "--format", fmt])
     for name, out in (("files", files), ("shards", shards)):
+        steps[f"read 2,000 random images, {name}"] = _read_probe(work, out)
+    for name, out in (("files", files), ("shards", shards)):
         steps[f"train start-up, {name}"] = run(
             [*CLI, "train", "--data", str(out), "--runs-dir", str(runs), *TRAIN],
             until="First step")
@@ -185,6 +188,23 @@ class DataRootProbe:
 
         arrays = DataRoot.open(cache).shards.arrays
         self.offset, self.length = np.asarray(arrays["offset"]), np.asarray(arrays["length"])
+
+
+def _read_probe(work: Path, cache: Path) -> tuple[float, float]:
+    """Open a cache as training does and decode 2,000 random samples (the read path alone:
+    a file's SHA-256 per read, or a shard's on its first read, then a memory-map slice)."""
+    script = work / "read_probe.py"
+    script.write_text("""
+import sys, numpy as np
+from geoconvnet.data.root import DataRoot
+root = DataRoot.open(sys.argv[1])
+samples = root.samples("train")
+rng = np.random.default_rng(0)
+for i in rng.integers(0, len(samples), 2000):
+    image = root.read(samples[int(i)][0])
+    (image.to_pil() if hasattr(image, "to_pil") else image).load()
+""")
+    return run([sys.executable, str(script), str(cache)])
 
 
 def _grouping(work: Path, n: int) -> dict[str, tuple[float, float]]:

@@ -467,11 +467,18 @@ def data_prepare(args) -> int:
     s = prepare(args.root, args.out, args.scale, args.quality, args.workers, chroma=args.chroma,
                 max_crop=args.max_crop)
     ratio = s["cache_bytes"] / max(1, s["source_bytes"])
+    if s["converted"] + s["unchanged"] > LARGE_FILE_CACHE:
+        console.print(f"[yellow]{s['converted'] + s['unchanged']:,} images: a file cache checks "
+                      "every file at each training start; `--format shards` (into a new "
+                      "--out) starts in seconds at any size (docs/cache.md)[/]")
     console.print(f"Cache [bold]{args.out}[/]: {s['converted']} converted, {s['unchanged']} "
                      f"unchanged, {s['removed']} removed, {s['bad']} unreadable source file(s) "
                      f"skipped; {s['cache_bytes'] / 2**20:.1f} MiB = {ratio:.1%} of the source's "
                      f"{s['source_bytes'] / 2**20:.1f} MiB")
     return 0
+
+
+LARGE_FILE_CACHE = 200_000  # images: above, a file cache's start-up check takes > ~20 s
 
 
 def _wants_shards(args) -> bool:
