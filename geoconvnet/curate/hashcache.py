@@ -119,6 +119,17 @@ class HashCache:
                 found[row[0]] = row
         return found
 
+    def thumbs(self, paths: list[str]) -> dict[str, tuple[bytes, bytes | None]]:
+        """{relative path: (sha256, thumbnail blob)} of those of ``paths`` it has."""
+        found = {}
+        for start in range(0, len(paths), LOOKUP):
+            chunk = paths[start:start + LOOKUP]
+            marks = ",".join("?" * len(chunk))
+            for path, digest, thumb in self._query(
+                    f"SELECT path, sha256, thumb FROM files WHERE path IN ({marks})", chunk):
+                found[path] = (digest, thumb)
+        return found
+
     def row_by_sha256(self, digest: bytes, format: int) -> tuple | None:
         """A readable row of that content and format, if any."""
         found = self._query("SELECT * FROM files WHERE sha256=? AND format=? AND readable=1 "
@@ -209,6 +220,17 @@ class Verdicts:
 
     def __contains__(self, pair: str) -> bool:
         return self.get(pair) is not None
+
+    def flush(self) -> None:
+        """Write the verdicts set so far and forget what was read (a pair asked again is
+        read again): what is held stays bounded however many pairs a run checks."""
+        if self.new:
+            if self._cache is None:
+                self._cache = HashCache(self.root)
+            self._cache.put_verdicts([(k, self.known[k]) for k in sorted(self.new)],
+                                     self.version)
+        self.known.clear()
+        self.new.clear()
 
     def close(self) -> None:
         if self._cache is not None:
