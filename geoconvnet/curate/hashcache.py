@@ -109,13 +109,16 @@ class HashCache:
 
     # ------------------------------------------------------------ file rows
 
-    def rows(self, paths: list[str]) -> dict[str, tuple]:
-        """{relative path: row (in the order of ``COLUMNS``)} of those of ``paths`` it has."""
+    def rows(self, paths: list[str], thumb: bool = True) -> dict[str, tuple]:
+        """{relative path: row (in the order of ``COLUMNS``)} of those of ``paths`` it has;
+        ``thumb`` False: its thumbnail None (most of a row's bytes, read when needed)."""
         found = {}
+        columns = ",".join(c if thumb or c != "thumb" else "NULL" for c in COLUMNS)
         for start in range(0, len(paths), LOOKUP):
             chunk = paths[start:start + LOOKUP]
             marks = ",".join("?" * len(chunk))
-            for row in self._query(f"SELECT * FROM files WHERE path IN ({marks})", chunk):
+            for row in self._query(f"SELECT {columns} FROM files WHERE path IN ({marks})",
+                                   chunk):
                 found[row[0]] = row
         return found
 

@@ -541,7 +541,7 @@ def _from_cache(cache: HashCache, files, relative, stats, new, errors) -> list[i
     """Fill the rows of unchanged files; returns the others' indices."""
     todo = []
     for start in range(0, len(files), LOOKUP_BATCH):
-        rows = cache.rows(relative[start:start + LOOKUP_BATCH])
+        rows = cache.rows(relative[start:start + LOOKUP_BATCH], thumb=False)
         for i in range(start, min(start + LOOKUP_BATCH, len(files))):
             row = rows.get(relative[i])
             if row is not None and row[1:4] == (*stats[i].tolist(), FORMAT):
