@@ -56,6 +56,7 @@ from ..utils.io import write_csv
 from ..utils.progress import add_task, progress_bar
 from . import nearcopy
 from ..utils.pool import worker_pool
+from .hashcache import Verdicts
 from .hashes import PRELOAD, Features, Source, hash_files, read_frame, save_cache, \
     training_cache_sources
 from .moves import move_files
@@ -71,6 +72,7 @@ REPORT = DEDUP_REPORT
 REPORT_COLUMNS = ["group", "file", "split", "links", "leakage", "country", "copy_group",
                   "kept", "conflict"]
 BATCH = 256  # pairs per stage-1 batch (about 45 MB)
+CHUNK = 64 * BATCH  # pairs checked at once: their thumbnails (56 MB) and verdicts held
 
 
 @dataclass
@@ -247,7 +249,7 @@ def _candidate_pairs(features: Features, max_distance: int) -> np.ndarray:
         found.append(_close_pairs(features.halves[readable, half], None, HALF_DISTANCE))
     pairs = readable[np.concatenate(found)]
     pairs = np.unique(np.sort(pairs, axis=1), axis=0)
-    digests = np.array(features.sha256)
+    digests = np.array(features.sha256, "S64")  # (not "<U64": 256 bytes an image)
     return pairs[digests[pairs[:, 0]] != digests[pairs[:, 1]]]
 
 
@@ -346,30 +348,47 @@ class _Checker:
         return f"{a}:{b}"
 
     def check(self, pairs: np.ndarray) -> np.ndarray:
-        """Whether each pair (rows) is a copy."""
-        f = self.features
+        """Whether each pair (rows) is a copy; ``CHUNK`` pairs at a time, each chunk's
+        verdicts written to the cache when it is done (memory bounded whatever the count)."""
         if not len(pairs):
             return np.zeros(0, bool)
+        out, self.pixel_total = [], 0
+        with progress_bar(transient=True) as bar, \
+                worker_pool(self.workers, -(-len(pairs) // BATCH), PRELOAD) as pool:
+            tasks = [add_task(bar, "Checking candidate pairs", len(pairs), unit="pair"),
+                     add_task(bar, "Comparing pixels", 0, unit="pair")]
+            for start in range(0, len(pairs), CHUNK):
+                out.append(self._check_part(pairs[start:start + CHUNK], pool, bar, tasks))
+                if isinstance(self.features.verdicts, Verdicts):
+                    self.features.verdicts.flush()
+        _frame.cache_clear()  # a file may change before the next run in this process
+        return np.concatenate(out)
+
+    def _check_part(self, pairs: np.ndarray, pool, bar, tasks) -> np.ndarray:
+        f = self.features
         keys = [self._key(i, j) for i, j in pairs.tolist()]
         readable = f.readable[pairs[:, 0]] & f.readable[pairs[:, 1]]
         known = [f.verdicts.get(k) for k in keys]
         todo = np.array([r for r in np.flatnonzero(readable) if known[r] is None or (
             not known[r][2] and nearcopy.needs_texture(known[r][0], *f.size[pairs[r]]))],
             np.int64)
+        thumbs = f.thumb[pairs[todo]] if len(todo) else None  # (todo, 2, 18, 32, 3)
         hypotheses = {}
-        batches = [todo[s:s + BATCH] for s in range(0, len(todo), BATCH)]
-        jobs = ((f.thumb[pairs[rows, 0]], f.thumb[pairs[rows, 1]]) for rows in batches)
-        with progress_bar(transient=True) as bar, \
-                worker_pool(self.workers, len(batches), PRELOAD) as pool:
-            task = add_task(bar, "Checking candidate pairs", len(todo), unit="pair")
-            for rows, (errors, found) in zip(batches, pool.map(_coarse_batch, jobs)):
-                for r, error, tried in zip(rows.tolist(), errors.tolist(), found):
-                    f.verdicts[keys[r]] = (error, float("nan"), False)
-                    hypotheses[r] = tried
-                bar.advance(task, len(rows))
+        batches = [np.arange(s, min(s + BATCH, len(todo))) for s in range(0, len(todo), BATCH)]
+        jobs = [(thumbs[b, 0], thumbs[b, 1]) for b in batches]
+        bar.advance(tasks[0], len(pairs) - len(todo))
+        for b, (errors, found) in zip(batches, pool.map(_coarse_batch, jobs)):
+            for r, error, tried in zip(todo[b].tolist(), errors.tolist(), found):
+                f.verdicts[keys[r]] = (error, float("nan"), False)
+                hypotheses[r] = tried
+            bar.advance(tasks[0], len(b))
+        del thumbs, jobs
         need = [r for r in hypotheses
                 if nearcopy.needs_texture(f.verdicts[keys[r]][0], *f.size[pairs[r]])]
-        for r, texture in zip(need, self._fine(pairs[need], [hypotheses[r] for r in need])):
+        self.pixel_total += len(need)
+        bar.update(tasks[1], total=self.pixel_total)
+        for r, texture in zip(need, self._fine(pairs[need], [hypotheses[r] for r in need],
+                                               pool, lambda n: bar.advance(tasks[1], n))):
             f.verdicts[keys[r]] = (f.verdicts[keys[r]][0], texture, True)
         self.new_verdicts += len(todo)
         self.work["thumbnail checks"] += len(todo)
@@ -379,7 +398,7 @@ class _Checker:
                          for ok, k, (i, j) in zip(readable.tolist(), keys, pairs.tolist())],
                         bool)
 
-    def _fine(self, pairs: np.ndarray, hypotheses: list) -> list[float]:
+    def _fine(self, pairs: np.ndarray, hypotheses: list, pool, advance) -> list[float]:
         if not len(pairs):
             return []
         pairs = np.asarray(pairs).reshape(-1, 2)
@@ -390,13 +409,9 @@ class _Checker:
                  hypotheses[k], close[k]) for k, (i, j) in ((k, pairs[k]) for k in order)]
         chunks = [jobs[s:s + 16] for s in range(0, len(jobs), 16)]
         values = []
-        with progress_bar(transient=True) as bar, \
-                worker_pool(self.workers, len(chunks), PRELOAD) as pool:
-            task = add_task(bar, "Comparing pixels", len(jobs), unit="pair")
-            for chunk in pool.map(_fine_chunk, chunks):
-                values.extend(chunk)
-                bar.advance(task, len(chunk))
-        _frame.cache_clear()  # a file may change before the next run in this process
+        for chunk in pool.map(_fine_chunk, chunks):
+            values.extend(chunk)
+            advance(len(chunk))
         out = [0.0] * len(pairs)
         for k, value in zip(order, values):
             out[k] = value

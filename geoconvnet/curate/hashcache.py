@@ -109,14 +109,28 @@ class HashCache:
 
     # ------------------------------------------------------------ file rows
 
-    def rows(self, paths: list[str]) -> dict[str, tuple]:
-        """{relative path: row (in the order of ``COLUMNS``)} of those of ``paths`` it has."""
+    def rows(self, paths: list[str], thumb: bool = True) -> dict[str, tuple]:
+        """{relative path: row (in the order of ``COLUMNS``)} of those of ``paths`` it has;
+        ``thumb`` False: its thumbnail None (most of a row's bytes, read when needed)."""
+        found = {}
+        columns = ",".join(c if thumb or c != "thumb" else "NULL" for c in COLUMNS)
+        for start in range(0, len(paths), LOOKUP):
+            chunk = paths[start:start + LOOKUP]
+            marks = ",".join("?" * len(chunk))
+            for row in self._query(f"SELECT {columns} FROM files WHERE path IN ({marks})",
+                                   chunk):
+                found[row[0]] = row
+        return found
+
+    def thumbs(self, paths: list[str]) -> dict[str, tuple[bytes, bytes | None]]:
+        """{relative path: (sha256, thumbnail blob)} of those of ``paths`` it has."""
         found = {}
         for start in range(0, len(paths), LOOKUP):
             chunk = paths[start:start + LOOKUP]
             marks = ",".join("?" * len(chunk))
-            for row in self._query(f"SELECT * FROM files WHERE path IN ({marks})", chunk):
-                found[row[0]] = row
+            for path, digest, thumb in self._query(
+                    f"SELECT path, sha256, thumb FROM files WHERE path IN ({marks})", chunk):
+                found[path] = (digest, thumb)
         return found
 
     def row_by_sha256(self, digest: bytes, format: int) -> tuple | None:
@@ -209,6 +223,17 @@ class Verdicts:
 
     def __contains__(self, pair: str) -> bool:
         return self.get(pair) is not None
+
+    def flush(self) -> None:
+        """Write the verdicts set so far and forget what was read (a pair asked again is
+        read again): what is held stays bounded however many pairs a run checks."""
+        if self.new:
+            if self._cache is None:
+                self._cache = HashCache(self.root)
+            self._cache.put_verdicts([(k, self.known[k]) for k in sorted(self.new)],
+                                     self.version)
+        self.known.clear()
+        self.new.clear()
 
     def close(self) -> None:
         if self._cache is not None:

@@ -44,6 +44,7 @@ import os
 import time
 import warnings
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -69,6 +70,8 @@ SLICE = 4096  # files handed to the worker pool at once (its futures hold their 
 LOOKUP_BATCH = 20_000  # cached rows looked up (and held) at once
 BASE = (512, 288)  # the analysis frame (width, height)
 THUMB = (32, 18)
+THUMB_SHAPE = (THUMB[1], THUMB[0], 3)
+THUMB_BYTES = THUMB[0] * THUMB[1] * 3  # a thumbnail stored as it is; any other size is zlib
 CROPS = (0.03, 0.06, 0.09, 0.12)
 EDGES = ("left", "right", "top", "bottom")
 VARIANTS = (("full", 0.0),) + tuple((edge, f) for f in CROPS for edge in EDGES)
@@ -88,7 +91,7 @@ class Features:
     readable: np.ndarray
     phash: np.ndarray  # (n, len(VARIANTS)) uint64
     halves: np.ndarray  # (n, 4) uint64
-    thumb: np.ndarray  # (n, 18, 32, 3) uint8
+    thumb: Thumbnails | np.ndarray  # (n, 18, 32, 3) uint8, read from the cache when indexed
     detail: np.ndarray
     from_cache: np.ndarray  # decoded from the training cache
     nbytes: np.ndarray | None = None  # file sizes
@@ -97,6 +100,53 @@ class Features:
     # (a dict, or the cache's :class:`.hashcache.Verdicts` that reads them as asked)
     verdicts: dict[str, tuple[float, float, bool]] = field(default_factory=dict)
     work: dict[str, int] = field(default_factory=dict)  # images "cached", "hashed", ...
+
+
+class Thumbnails:
+    """The thumbnails of :class:`Features`' rows, read from the hash cache when indexed
+    (``thumbs[rows]``: an array of ``rows``' shape + (18, 32, 3)) and never held: 1,728 bytes
+    an image, 8.6 GB at 5 million, where the pixel check needs those of its candidate pairs
+    only. An unreadable image's is zeros."""
+
+    def __init__(self, root: Path, files: list[str], sha256: list[str], readable: np.ndarray):
+        self.root, self.files, self.sha256, self.readable = root, files, sha256, readable
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        every = self[np.arange(len(self))]
+        return every if dtype is None else every.astype(dtype)
+
+    def __getitem__(self, rows) -> np.ndarray:
+        rows = np.asarray(rows, np.int64)
+        wanted, inverse = np.unique(rows.ravel(), return_inverse=True)
+        wanted = [i for i in wanted.tolist()]
+        relative = [os.path.relpath(self.files[i], self.root) for i in wanted]
+        with HashCache(self.root) as cache:
+            found = cache.thumbs(relative)
+        out = np.zeros((len(wanted),) + THUMB_SHAPE, np.uint8)
+        for k, (i, path) in enumerate(zip(wanted, relative)):
+            if not self.readable[i]:
+                continue
+            row = found.get(path)
+            if row is None or row[0].hex() != self.sha256[i] or row[1] is None:
+                raise DataError(f"{self.root / CACHE}: the row of {path} changed during this "
+                                "run (another `data dedup` of this root?); run again")
+            out[k] = _unpack_thumb(row[1])
+        return out[inverse].reshape(rows.shape + THUMB_SHAPE)
+
+
+def _pack_thumb(thumb: np.ndarray) -> bytes:
+    """zlib, unless that is no smaller (noise): then as it is, which its size tells."""
+    raw = np.ascontiguousarray(thumb, np.uint8).tobytes()
+    packed = zlib.compress(raw, 6)
+    return packed if len(packed) < THUMB_BYTES else raw
+
+
+def _unpack_thumb(blob: bytes) -> np.ndarray:
+    raw = blob if len(blob) == THUMB_BYTES else zlib.decompress(blob)
+    return np.frombuffer(raw, np.uint8).reshape(THUMB_SHAPE)
 
 
 @dataclass(frozen=True)
@@ -285,11 +335,10 @@ _ARRAYS = ("sha256", "size", "readable", "phash", "halves", "thumb", "detail", "
 
 
 def _empty(n: int) -> dict:
-    return {"sha256": np.zeros(n, "<U64"), "size": np.zeros((n, 2), np.int32),
+    return {"sha256": [""] * n, "size": np.zeros((n, 2), np.int32),
             "readable": np.zeros(n, bool),
             "phash": np.zeros((n, len(VARIANTS)), np.uint64),
             "halves": np.zeros((n, len(HALVES)), np.uint64),
-            "thumb": np.zeros((n, THUMB[1], THUMB[0], 3), np.uint8),
             "detail": np.zeros(n, np.float32), "from_cache": np.zeros(n, bool)}
 
 
@@ -303,13 +352,13 @@ def _row(relative: str, stat: tuple[int, int], digest: str, result: dict | None,
     return head + (1, int(result["size"][0]), int(result["size"][1]),
                    np.asarray(result["phash"], "<u8").tobytes(),
                    np.asarray(result["halves"], "<u8").tobytes(),
-                   np.ascontiguousarray(result["thumb"], np.uint8).tobytes(),
+                   _pack_thumb(result["thumb"]),
                    float(result["detail"]), int(result["from_cache"]), None)
 
 
-def _restat(row: tuple, relative: str, stat: os.stat_result) -> tuple:
+def _restat(row: tuple, relative: str, stat: np.ndarray) -> tuple:
     """``row`` (another file of the same content) for this file."""
-    return (relative, stat.st_size, stat.st_mtime_ns) + row[3:]
+    return (relative, int(stat[0]), int(stat[1])) + row[3:]
 
 
 def _fill(new: dict, i: int, row: tuple, errors: dict, path: str) -> None:
@@ -322,7 +371,6 @@ def _fill(new: dict, i: int, row: tuple, errors: dict, path: str) -> None:
     new["readable"][i] = True
     new["phash"][i] = np.frombuffer(row[8], "<u8")
     new["halves"][i] = np.frombuffer(row[9], "<u8")
-    new["thumb"][i] = np.frombuffer(row[10], np.uint8).reshape(THUMB[1], THUMB[0], 3)
     new["detail"][i] = row[11]
     new["from_cache"][i] = bool(row[12])
 
@@ -332,7 +380,6 @@ def _store(new: dict, i: int, result: dict) -> None:
     new["readable"][i] = True
     new["phash"][i] = result["phash"]
     new["halves"][i] = result["halves"]
-    new["thumb"][i] = result["thumb"]
     new["detail"][i] = result["detail"]
     new["from_cache"][i] = result["from_cache"]
 
@@ -459,58 +506,74 @@ def hash_files(root: Path, files: list[str], workers: int | None = None,
     ``features.work`` counts the images "cached", found "by content" and "hashed"."""
     root = Path(root)
     relative = [os.path.relpath(p, root) for p in files]
-    stats = [os.stat(p) for p in files]
+    stats = _stats(files)
     new, errors = _empty(len(files)), {}
     with HashCache(root) as cache:
         _migrate_npz(root, cache)
         todo = _from_cache(cache, files, relative, stats, new, errors)
         work = {"cached": len(files) - len(todo), "by content": 0, "hashed": 0}
         if todo and cache.count() > work["cached"]:  # rows not found by name: moved files?
-            rest = _reuse_by_content(root, cache, files, relative, stats, todo, new, errors)
+            rest = _reuse_by_content(root, cache, files, relative, stats, todo, new, errors,
+                                     workers)
             work["by content"], todo = len(todo) - len(rest), rest
         _hash(root, cache, files, relative, stats, todo, new, errors, workers, cache_dir)
         work["hashed"] = len(todo)
         if cache.count() > len(files):
             _forget_others(cache, set(relative))
-    return Features(list(files), [str(s) for s in new["sha256"]], new["size"],
-                    new["readable"], new["phash"], new["halves"], new["thumb"], new["detail"],
-                    new["from_cache"], np.array([s.st_size for s in stats], np.int64), errors,
-                    Verdicts(root, nearcopy.VERSION), work)
+    files = list(files)
+    thumbs = Thumbnails(root, files, new["sha256"], new["readable"])
+    return Features(files, new["sha256"], new["size"], new["readable"], new["phash"],
+                    new["halves"], thumbs, new["detail"], new["from_cache"], stats[:, 0].copy(),
+                    errors, Verdicts(root, nearcopy.VERSION), work)
+
+
+def _stats(files: list[str]) -> np.ndarray:
+    """(n, 2) int64: size and modification time (ns) of each file (an ``os.stat_result``
+    held for each would cost hundreds of bytes an image)."""
+    stats = np.zeros((len(files), 2), np.int64)
+    for i, path in enumerate(files):
+        stat = os.stat(path)
+        stats[i] = stat.st_size, stat.st_mtime_ns
+    return stats
 
 
 def _from_cache(cache: HashCache, files, relative, stats, new, errors) -> list[int]:
     """Fill the rows of unchanged files; returns the others' indices."""
     todo = []
     for start in range(0, len(files), LOOKUP_BATCH):
-        rows = cache.rows(relative[start:start + LOOKUP_BATCH])
+        rows = cache.rows(relative[start:start + LOOKUP_BATCH], thumb=False)
         for i in range(start, min(start + LOOKUP_BATCH, len(files))):
             row = rows.get(relative[i])
-            if row is not None and row[1:4] == (stats[i].st_size, stats[i].st_mtime_ns, FORMAT):
+            if row is not None and row[1:4] == (*stats[i].tolist(), FORMAT):
                 _fill(new, i, row, errors, files[i])
             else:
                 todo.append(i)
     return todo
 
 
-def _reuse_by_content(root, cache, files, relative, stats, todo, new, errors) -> list[int]:
+def _reuse_by_content(root, cache, files, relative, stats, todo, new, errors,
+                      workers) -> list[int]:
     """Rows of ``todo`` whose bytes are already in the cache under another name are filled
     from there (reading costs a few ms a file, decoding tens) and stored under their name
-    (the old name's row is dropped when that file is gone); returns the rest."""
+    (the old name's row is dropped when that file is gone); returns the rest. The SHA-256s
+    are read in the worker processes."""
     rest = []
     batches = _Batches(cache)
-    with progress_bar(transient=True) as bar:
+    with progress_bar(transient=True) as bar, worker_pool(workers, len(todo) // 64, PRELOAD) as pool:
         task = add_task(bar, "Looking for moved images", len(todo))
-        for i in todo:
-            digest = _sha256(files[i])
-            row = cache.row_by_sha256(bytes.fromhex(digest), FORMAT) if digest else None
-            if row is None:
-                rest.append(i)
-            else:
-                _fill(new, i, row, errors, files[i])
-                batches.add(_restat(row, relative[i], stats[i]))
-                if row[0] != relative[i] and not (root / row[0]).exists():
-                    batches.gone.append(row[0])
-            bar.advance(task)
+        for start in range(0, len(todo), SLICE):  # a slice at a time: bounded memory
+            part = todo[start:start + SLICE]
+            digests = pool.map(_sha256, [files[i] for i in part], chunksize=64)
+            for i, digest in zip(part, digests):
+                row = cache.row_by_sha256(bytes.fromhex(digest), FORMAT) if digest else None
+                if row is None:
+                    rest.append(i)
+                else:
+                    _fill(new, i, row, errors, files[i])
+                    batches.add(_restat(row, relative[i], stats[i]))
+                    if row[0] != relative[i] and not (root / row[0]).exists():
+                        batches.gone.append(row[0])
+                bar.advance(task)
     batches.flush()
     return rest
 
@@ -535,8 +598,8 @@ def _hash(root, cache, files, relative, stats, todo, new, errors, workers, cache
                     else:
                         _store(new, i, result)
                     if digest:  # a file that could not even be read is tried again next run
-                        stat = (stats[i].st_size, stats[i].st_mtime_ns)
-                        batches.add(_row(relative[i], stat, digest, result, error))
+                        batches.add(_row(relative[i], tuple(stats[i].tolist()), digest,
+                                         result, error))
                     bar.advance(task)
     finally:
         batches.flush()  # Ctrl-C keeps what was finished too

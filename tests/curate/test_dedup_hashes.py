@@ -48,3 +48,28 @@ def test_rows_of_another_format_are_hashed_again_silently(tmp_path, capsys):
     again = hashes.hash_files(root, files, workers=1)
     assert (again.phash == first.phash).all() and again.phash.any()
     assert again.work["hashed"] == 1 and "warning" not in capsys.readouterr().err
+
+
+def test_pairs_checked_in_chunks_find_the_same_copies(tmp_path, monkeypatch):
+    from geoconvnet.curate import dedup  # (a test file of the hashes, this one test of dedup)
+
+    root = tmp_path / "root"
+    styles = class_styles(2, 0)
+    for i in range(4):
+        scene = draw_scene(styles[i % 2], (320, 180), seed=i)
+        for split, name, image in (("train", f"{i}.png", scene),
+                                   ("test", f"{i}-small.png", scene.resize((240, 135))),
+                                   ("test", f"{i}-dark.png",
+                                    ImageEnhance.Brightness(scene).enhance(0.8))):
+            (root / split / "France").mkdir(parents=True, exist_ok=True)
+            image.save(root / split / "France" / name)
+    whole = dedup.find_duplicates(root, workers=1, report=False)
+    (root / hashes.CACHE).unlink()  # every pair checked again
+    monkeypatch.setattr(dedup, "CHUNK", 2)
+    chunked = dedup.find_duplicates(root, workers=1, report=False)
+    assert chunked.work == whole.work and whole.work["thumbnail checks"] > 4
+
+    def stars(result):
+        return sorted(sorted(g.files) for g in result.copy_groups)
+
+    assert stars(chunked) == stars(whole) and len(stars(whole)) == 4

@@ -158,3 +158,43 @@ def test_rows_are_looked_up_by_path_in_part(tmp_path):
                     None) for i in range(1000)])
         found = cache.rows([f"train/A/{i}.png" for i in range(0, 2000, 2)])
     assert len(found) == 500 and found["train/A/998.png"][1] == 998
+
+
+def test_thumbnails_are_stored_compressed_read_as_asked_and_old_raw_rows_still_read(tmp_path):
+    root, files = _root(tmp_path / "root", 6)
+    first = hashes.hash_files(root, files, workers=1)
+    assert isinstance(first.thumb, hashes.Thumbnails)  # not held in memory
+    thumbs = np.asarray(first.thumb)
+    assert thumbs.shape == (len(files), 18, 32, 3) and thumbs[first.readable].any()
+    assert not thumbs[~first.readable].any()
+    rows = np.array([[4, 0], [0, 4], [4, 4]])
+    assert np.array_equal(first.thumb[rows], thumbs[rows])
+    with sqlite3.connect(root / hashes.CACHE) as db:
+        sizes = [n for (n,) in db.execute("SELECT length(thumb) FROM files WHERE readable=1")]
+        assert max(sizes) < hashes.THUMB_BYTES  # scenes compress
+        for path, i in ((os.path.relpath(f, root), i) for i, f in enumerate(files)):
+            if first.readable[i]:  # as the versions before compression wrote them
+                db.execute("UPDATE files SET thumb=? WHERE path=?", (thumbs[i].tobytes(), path))
+    db.close()
+    again = hashes.hash_files(root, files, workers=1)
+    assert again.work["hashed"] == 0 and np.array_equal(np.asarray(again.thumb), thumbs)
+
+
+def test_a_row_changed_under_a_run_is_one_line_not_a_wrong_thumbnail(tmp_path):
+    root, files = _root(tmp_path / "root", 2)
+    features = hashes.hash_files(root, files, workers=1)
+    with sqlite3.connect(root / hashes.CACHE) as db:
+        db.execute("UPDATE files SET sha256=zeroblob(32)")
+    db.close()
+    with pytest.raises(DataError, match="changed during this run"):
+        features.thumb[np.flatnonzero(features.readable)]
+
+
+def test_flushed_verdicts_are_written_and_forgotten_then_read_again(tmp_path):
+    verdicts = hashcache.Verdicts(tmp_path, version=3)
+    verdicts["a:b"] = (0.5, float("nan"), False)
+    verdicts.flush()
+    assert verdicts.known == {} and not verdicts.new
+    assert verdicts.get("a:b")[0] == 0.5 and "c:d" not in verdicts
+    verdicts.close()
+    assert hashcache.Verdicts(tmp_path, version=4).get("a:b") is None  # another check's
