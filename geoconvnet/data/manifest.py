@@ -101,13 +101,18 @@ class Manifest:
 
     def folder(self, split: str, country: str) -> list[Record]:
         """The records of a folder whose image is there (one listing of the folder)."""
-        place = self.root / split / country
-        there = set(os.listdir(place)) if place.is_dir() else set()
+        there = self._listing(split, country)
         return [r for r in self.index.folder(split, country)
                 if r.file.rsplit("/", 1)[1] in there]
 
     def count(self, split: str, country: str) -> int:
-        return len(self.folder(split, country))
+        """len(folder(split, country)), from the files' names alone."""
+        there = self._listing(split, country)
+        return sum(f.rsplit("/", 1)[1] in there for f in self.index.names(split, country))
+
+    def _listing(self, split: str, country: str) -> set[str]:
+        place = self.root / split / country
+        return set(os.listdir(place)) if place.is_dir() else set()
 
     def record(self, file: str) -> Record | None:
         """The record of ``file`` (relative to the root), or None."""

@@ -166,7 +166,7 @@ class ManifestIndex:
                 if raw.strip():
                     record = self._parse(raw, line)
                     self.parsed += 1
-                    rows.append((line, position, *(getattr(record, n) for n in self.fields)))
+                    rows.append((line, position, *vars(record).values()))  # in field order
                 position, line = position + len(raw), line + 1
                 if len(rows) >= BATCH:
                     self._db.executemany(insert, rows)
