@@ -527,7 +527,7 @@ def _spot_links(root: Path, relative: list[str], spot_m: float) -> np.ndarray:
     of the images the manifest places: one per member, never a pair list."""
     if spot_m <= 0 or not (root / MANIFEST).is_file():
         return np.empty((0, 2), dtype=np.int64)
-    where = {r.file: (r.lat, r.lon) for r in open_manifest(root, repair=False).records
+    where = {r.file: (r.lat, r.lon) for r in open_manifest(root, repair=False).iter_records()
              if r.lat is not None and r.lon is not None}
     placed = np.array([i for i, f in enumerate(relative) if f in where], dtype=np.int64)
     if len(placed) < 2:

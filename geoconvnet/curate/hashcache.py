@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from ..utils.errors import DataError
+from ..utils.io import set_aside as _set_aside
 from ..utils.progress import err_console
 
 NAME = ".geoconvnet-hashes.sqlite"
@@ -251,19 +252,6 @@ def save_verdicts(root: str | Path, verdicts, version: int) -> None:
         items = sorted(verdicts.items())
     with HashCache(root) as cache:
         cache.put_verdicts(items, version)
-
-
-def _set_aside(path: Path) -> Path:
-    """Rename the database (and its -wal and -shm files) to the first free ``.unreadable-N``."""
-    n = 1
-    while path.with_name(f"{path.name}.unreadable-{n}").exists():
-        n += 1
-    aside = path.with_name(f"{path.name}.unreadable-{n}")
-    for suffix in ("-wal", "-shm", ""):
-        part = path.with_name(path.name + suffix)
-        if part.exists():
-            part.rename(aside.with_name(aside.name + suffix))
-    return aside
 
 
 def _real(value: float | None) -> float:

@@ -119,7 +119,7 @@ def import_folders(src: str | Path, out: str | Path, all_countries: bool = False
     try:
         manifest = open_manifest(out, ("folders",))
         seen = manifest.source_ids("folders")
-        recorded = {r.file: r.source_id for r in manifest.all_records}
+        recorded = manifest.recorded_files()  # asked of the manifest's index per file
         with progress_bar() as bar, manifest.batch(BATCH):
             task = add_task(bar, "Importing", sum(len(files) for files in plan.values()))
             for (split, country), files in plan.items():
@@ -261,7 +261,7 @@ def _write_osv5m(images, found: dict[str, str], wanted: dict[str, dict], out: Pa
     try:
         manifest = open_manifest(out, ("osv5m",))
         seen = manifest.source_ids("osv5m")
-        recorded = {r.file for r in manifest.all_records}
+        recorded = manifest.recorded_files()  # asked of the manifest's index per file
         total = sum(wanted[split][i]["folder"] not in result.too_few for i, split in found.items())
         with progress_bar() as bar, manifest.batch(BATCH):
             task = add_task(bar, "Importing OSV-5M", total)

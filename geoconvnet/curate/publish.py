@@ -55,7 +55,7 @@ def publish(root: str | Path, folder: str | Path, repo: str | None = None,
     if api is not None:  # only once the data is known to be good: no empty repository left
         _create_repo(api, repo, private)
     names = sorted({Path(f).parent.name for paths in files.values() for f in paths})
-    records = {r.file: r for r in open_manifest(root, repair=False).records}
+    records = open_manifest(root, repair=False).by_file()  # a query per file, not all held
     features = datasets.Features({
         "image": datasets.Image(), "label": datasets.ClassLabel(names=names),
         "file": datasets.Value("string"),
@@ -76,7 +76,7 @@ def publish(root: str | Path, folder: str | Path, repo: str | None = None,
                     _rows, features=features, cache_dir=cache,
                     # tuples: datasets would take lists for shards to split the work over
                     gen_kwargs={"root": root, "paths": tuple(chunk), "names": tuple(names),
-                                "records": records})
+                                "records": _shard_records(root, chunk, records)})
                 name = f"{split}-{i:05d}-of-{shards:05d}.parquet"
                 written.append(name)
                 write_json(folder / WRITTEN, {"shards": written})  # before: never untracked
@@ -166,6 +166,12 @@ def _hub_problem(exc: Exception) -> str:
     response = getattr(exc, "response", None)
     status = f"HTTP {response.status_code}" if response is not None else type(exc).__name__
     return status
+
+
+def _shard_records(root: Path, paths: list[str], records) -> dict:
+    """The records of a shard's images, as a dict (datasets pickles its arguments)."""
+    relative = (Path(p).relative_to(root).as_posix() for p in paths)
+    return {f: records[f] for f in relative if f in records}
 
 
 def _rows(root: Path, paths: tuple[str, ...], names: tuple[str, ...], records: dict):

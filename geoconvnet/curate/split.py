@@ -21,7 +21,7 @@ from ..data.layout import SPLIT_MOVES, SPLITS, created_folders, remove_empty, sp
 from ..data.manifest import NAME as MANIFEST
 from ..data.manifest import Record, lock_root, open_manifest
 from ..utils.errors import ConfigError
-from ..utils.io import read_csv, write_text
+from ..utils.io import atomic_write, read_csv, write_text
 from .dedup import DEFAULT_MAX_DISTANCE, SPOT_M, find_duplicates, write_report
 
 MOVES = SPLIT_MOVES
@@ -207,13 +207,13 @@ def _apply(root: Path, moves: list[tuple[str, str]]) -> None:
 def _rename_in_manifest(root: Path, renamed: dict[str, str]) -> None:
     if not (root / MANIFEST).is_file() or not renamed:
         return
-    records = open_manifest(root, repair=False).all_records
-    lines = []
-    for record in records:
-        new = renamed.get(record.file, record.file)
-        moved = Record(**{**record.__dict__, "file": new, "split": new.split("/", 1)[0]})
-        lines.append(json.dumps(moved.__dict__, ensure_ascii=False))
-    write_text(root / MANIFEST, "\n".join(lines) + "\n")
+    manifest = open_manifest(root, repair=False)
+    with atomic_write(root / MANIFEST, "w", encoding="utf-8") as f:  # streamed, not held
+        for record in manifest.iter_records():
+            new = renamed.get(record.file, record.file)
+            moved = Record(**{**record.__dict__, "file": new, "split": new.split("/", 1)[0]})
+            f.write(json.dumps(moved.__dict__, ensure_ascii=False) + "\n")
+    manifest.close()
 
 
 def undo_split(root: str | Path) -> int:

@@ -66,7 +66,7 @@ def _export(splits, out: Path, image_column: str, label_column: str) -> dict[str
     import datasets
 
     manifest = open_manifest(out)
-    recorded = {r.file for r in manifest.records}
+    recorded = manifest.recorded_files()  # asked of the manifest's index per file
     counts = {}
     for split, ds in splits.items():
         feature = ds.features.get(label_column)
@@ -76,7 +76,9 @@ def _export(splits, out: Path, image_column: str, label_column: str) -> dict[str
         ds = ds.cast_column(image_column, datasets.Image(decode=False))
         for name in feature.names:
             (out / split / name).mkdir(parents=True, exist_ok=True)
-        with progress_bar() as bar:
+        # Records synced a batch at a time (not per image): a rerun finds an image written
+        # without its record by its bytes (_write_new) and records it then.
+        with progress_bar() as bar, manifest.batch():
             task = add_task(bar, f"Writing {split}", len(ds))
             for i, row in enumerate(ds):
                 image = row[image_column]
@@ -88,6 +90,7 @@ def _export(splits, out: Path, image_column: str, label_column: str) -> dict[str
                 relative = f"{split}/{country}/{written.name}"
                 if relative not in recorded and any(row.get(c) is not None for c in RECORD_COLUMNS):
                     manifest.append(_record(relative, split, country, row))
+                    recorded.add(relative)
                 bar.advance(task)
         counts[split] = len(ds)
     return counts

@@ -13,7 +13,9 @@ never deleted: collecting refuses to start until ``geoconvnet data manifest ROOT
 has recorded it. A lock on the root keeps a second run off it while one is going.
 
 Every line is checked when read: bad JSON, an unknown or missing field, a wrong type or a
-file outside the layout is a one-line :class:`DataError` naming the line.
+file outside the layout is a one-line :class:`DataError` naming the line. Lines are read
+once: an index beside the manifest (:mod:`.manifest_index`) answers the queries, and each
+open reads only the lines appended since (or all of them when the file was rewritten).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import json
 import math
 import os
 import re
-from collections import defaultdict
+from collections.abc import Iterator, Mapping, MutableSet
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
@@ -33,6 +35,7 @@ from pathlib import Path
 from ..utils.errors import ConfigError, DataError
 from ..utils.io import write_text
 from .layout import IMAGE_EXTENSIONS, SPLIT_MOVES, SPLITS
+from .manifest_index import ManifestIndex
 
 NAME = "collect-manifest.jsonl"
 LOCK = ".collect.lock"
@@ -66,43 +69,63 @@ NUMBERS = ("lat", "lon", "heading")
 
 
 class Manifest:
-    """The records, indexed by folder and by source (each lookup is O(1)). ``records``
-    are those whose image is in the root; one moved aside (by ``data filter`` or ``data
-    dedup``) still counts as collected for :meth:`source_ids`, so it is not fetched again,
-    and counts again once an undo puts it back."""
+    """The records, answered by the manifest's index (:mod:`.manifest_index`): a folder, a
+    file, a source's ids are queries, and no Record is held for the whole manifest.
+    ``folder``/``count``/:meth:`iter_records` with ``present`` give the records whose image
+    is in the root; one moved aside (by ``data filter`` or ``data dedup``) still counts as
+    collected for :meth:`source_ids`, so it is not fetched again, and counts again once an
+    undo puts it back. Records appended inside a :meth:`batch` are queried once written."""
 
-    def __init__(self, root: Path, records: list[Record]):
-        self.root, self.path = root, root / NAME
-        self.all_records = list(records)  # the whole file, moved-aside images included
-        self.records: list[Record] = []
-        self._folders: dict[tuple, list[Record]] = defaultdict(list)
-        self._ids: dict[str, set[str]] = defaultdict(set)
-        self._every: dict[tuple, list[Record]] = defaultdict(list)  # moved-aside ones too
+    def __init__(self, root: Path, index: ManifestIndex):
+        self.root, self.path, self.index = root, root / NAME, index
         self._stems: dict[tuple, set[str]] = {}  # (split, country) -> names taken; lazy
         self._next: dict[tuple, int] = {}  # (source, split, country) -> first number to try
         self._pending: list[str] = []  # lines not yet on disk (see batch)
         self._batch_size = 1
-        for record in records:
-            self._index(record, (root / record.file).exists())
 
-    def _index(self, record: Record, present: bool = True) -> None:
-        self._ids[record.source].add(record.source_id)
-        folder = (record.split, record.country)
-        self._every[folder].append(record)
-        if folder in self._stems:  # a folder being named: its new names are taken too
-            self._stems[folder].add(Path(record.file).stem)
-        if present:
-            self.records.append(record)
-            self._folders[(record.split, record.country)].append(record)
+    def iter_records(self, present: bool = False) -> Iterator[Record]:
+        """Every record in the manifest's order (with ``present``: those whose image is in
+        the root), read from the index a batch at a time: memory does not grow with it."""
+        return (r for r in self.index if not present or (self.root / r.file).exists())
+
+    @property
+    def records(self) -> list[Record]:
+        """The records whose image is in the root, as a list (for small roots and tests;
+        :meth:`iter_records` does not hold them all)."""
+        return list(self.iter_records(present=True))
+
+    @property
+    def all_records(self) -> list[Record]:
+        """Every record, moved-aside images included, as a list (see :attr:`records`)."""
+        return list(self.iter_records())
 
     def folder(self, split: str, country: str) -> list[Record]:
-        return self._folders[(split, country)]
+        """The records of a folder whose image is there (one listing of the folder)."""
+        there = self._listing(split, country)
+        return [r for r in self.index.folder(split, country)
+                if r.file.rsplit("/", 1)[1] in there]
 
     def count(self, split: str, country: str) -> int:
-        return len(self._folders[(split, country)])
+        """len(folder(split, country)), from the files' names alone."""
+        there = self._listing(split, country)
+        return sum(f.rsplit("/", 1)[1] in there for f in self.index.names(split, country))
 
-    def source_ids(self, source: str) -> set[str]:
-        return set(self._ids[source])
+    def _listing(self, split: str, country: str) -> set[str]:
+        place = self.root / split / country
+        return set(os.listdir(place)) if place.is_dir() else set()
+
+    def record(self, file: str) -> Record | None:
+        """The record of ``file`` (relative to the root), or None."""
+        return self.index.by_file(file)
+
+    def source_ids(self, source: str) -> SourceIds:
+        return SourceIds(self.index, source)
+
+    def recorded_files(self, extra=()) -> RecordedFiles:
+        return RecordedFiles(self.index, extra)
+
+    def by_file(self) -> RecordsByFile:
+        return RecordsByFile(self)
 
     def next_stem(self, source: str, split: str, country: str, ext: str = "") -> str:
         """``<source>-<n>``, n one past the highest of this folder's files from ``source``;
@@ -111,7 +134,7 @@ class Manifest:
         number is remembered, so naming k images costs O(k), not O(k^2)."""
         folder = (split, country)
         if folder not in self._stems:
-            self._stems[folder] = {Path(r.file).stem for r in self._every[folder]}
+            self._stems[folder] = {Path(f).stem for f in self.index.names(split, country)}
         taken = self._stems[folder]
         key = (source, split, country)
         if key not in self._next:
@@ -132,8 +155,9 @@ class Manifest:
             raise DataError(f"{self.path}: refusing a bad record for {record.file!r} "
                             f"({problem})")
         self._pending.append(line + "\n")
-        self.all_records.append(record)
-        self._index(record)
+        folder = (record.split, record.country)
+        if folder in self._stems:  # a folder being named: its new names are taken too
+            self._stems[folder].add(Path(record.file).stem)
         if len(self._pending) >= self._batch_size:
             self._flush()
 
@@ -154,6 +178,8 @@ class Manifest:
             self._batch_size = 1
 
     def _flush(self) -> None:
+        """The pending lines to the JSONL (synced), then to the index: a kill between the
+        two leaves lines the next open indexes as a grown tail."""
         if not self._pending:
             return
         if self._batch_size > 1:
@@ -162,7 +188,9 @@ class Manifest:
             f.write("".join(self._pending))
             f.flush()
             os.fsync(f.fileno())
+            end = f.tell()
         self._pending = []
+        self.index.sync(end)
 
     def save(self, record: Record, data: bytes) -> None:
         """Write an image and its record so that a kill at any point leaves either nothing
@@ -183,6 +211,87 @@ class Manifest:
             raise
         os.replace(part, path)
 
+    def close(self) -> None:
+        self.index.close()
+
+
+class SourceIds(MutableSet):
+    """A source's ids as a set, asked of the index one id at a time (never all in memory);
+    ids added are kept here (the manifest is not changed)."""
+
+    def __init__(self, index: ManifestIndex, source: str):
+        self._index, self._source, self._added = index, source, set()
+
+    def __contains__(self, source_id) -> bool:
+        return source_id in self._added or self._index.has_id(self._source, source_id)
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self._added
+        yield from (i for i in self._index.ids(self._source) if i not in self._added)
+
+    def __len__(self) -> int:
+        return self._index.count_ids(self._source) + sum(
+            not self._index.has_id(self._source, i) for i in self._added)
+
+    def add(self, source_id: str) -> None:
+        self._added.add(source_id)
+
+    def discard(self, source_id: str) -> None:
+        raise TypeError("the manifest's ids are not removed")
+
+
+class RecordsByFile(Mapping):
+    """{file: record} of the records whose image is in the root, asked of the index one
+    file at a time; ``values()`` reads them lazily."""
+
+    def __init__(self, manifest: Manifest):
+        self._manifest = manifest
+
+    def __getitem__(self, file: str) -> Record:
+        record = self._manifest.record(file)
+        if record is None or not (self._manifest.root / file).exists():
+            raise KeyError(file)
+        return record
+
+    def __iter__(self) -> Iterator[str]:
+        return (r.file for r in self.values())
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self.values())
+
+    def values(self) -> Iterator[Record]:
+        return self._manifest.iter_records(present=True)
+
+
+class RecordedFiles:
+    """``file in recorded`` and ``recorded[file]`` (its source_id) for every record (and
+    the files ``extra``), asked of the index one file at a time; files set or added are
+    kept here (the manifest is not changed)."""
+
+    def __init__(self, index: ManifestIndex, extra=()):
+        self._index, self._added = index, dict.fromkeys(extra, "")
+
+    def get(self, file: str, default=None):
+        if file in self._added:
+            return self._added[file]
+        record = self._index.by_file(file)
+        return default if record is None else record.source_id
+
+    def __contains__(self, file: str) -> bool:
+        return self.get(file) is not None
+
+    def __getitem__(self, file: str) -> str:
+        found = self.get(file)
+        if found is None:
+            raise KeyError(file)
+        return found
+
+    def __setitem__(self, file: str, source_id: str) -> None:
+        self._added[file] = source_id
+
+    def add(self, file: str) -> None:
+        self._added[file] = ""
+
 
 def _highest(records: list[Record], source: str) -> int:
     """The highest number of the names ``<source>-<n>`` among ``records`` (-1 if none)."""
@@ -197,39 +306,92 @@ def part_path(path: Path) -> Path:
 
 def open_manifest(root: str | Path, sources: tuple[str, ...] = (),
                   repair: bool = True) -> Manifest:
-    """Read (or start) the manifest of ``root``. With ``repair``, finish or undo what a
-    killed run of ``sources`` left behind (see the module doc), and refuse to go on when
-    images of ``sources`` have no record. Without it nothing is written (a dry run)."""
+    """Open (or start) the manifest of ``root``: its index is brought up to date (see
+    :mod:`.manifest_index`; only what is new is read). With ``repair``, finish or undo what
+    a killed run of ``sources`` left behind (see the module doc), and refuse to go on when
+    images of ``sources`` have no record. Without it nothing of the dataset is written (a
+    dry run; the index may be)."""
     root = Path(root)
     path = root / NAME
-    data = _read(path)
-    complete = _complete_lines(path, data, repair)
-    records = parse_lines(path, complete)
+    end = _complete_end(path, repair)
     if repair:
         root.mkdir(parents=True, exist_ok=True)
-        _finish_saves(root, records, sources)
-        _refuse_unrecorded(root, {r.file for r in records} | _split_moved(root), sources)
-    return Manifest(root, records)
+    index = ManifestIndex(path, tuple(FIELDS), _parse_line(path), Record,
+                          writable=root.is_dir())
+    try:
+        index.sync(end, show=True)
+        manifest = Manifest(root, index)
+        if repair:
+            _finish_saves(root, manifest, sources)
+            _refuse_unrecorded(root, manifest.recorded_files(_split_moved(root)), sources)
+    except BaseException:
+        index.close()
+        raise
+    return manifest
 
 
-def _complete_lines(path: Path, data: bytes, repair: bool) -> bytes:
-    """The manifest's lines without a cut-off last one (a killed append): with ``repair``
-    it is cut off in place, never rewriting the rest. A last line that is a whole record
-    but lacks its newline (an editor dropped it) is kept, and given its newline."""
-    complete = data[:data.rfind(b"\n") + 1]
-    tail = data[len(complete):]
+def _parse_line(path: Path):
+    def parse(raw: bytes, number: int) -> Record:
+        try:
+            return parse_record(raw)
+        except ValueError as exc:
+            raise _bad_line(path, number, exc) from None
+    return parse
+
+
+def _bad_line(path: Path, number: int, exc: ValueError) -> DataError:
+    return DataError(f"{path} line {number}: {exc}; fix or delete the line, or set bad lines "
+                     f"aside with `{REBUILD_HINT.format(root=path.parent)}`")
+
+
+def _complete_end(path: Path, repair: bool) -> int:
+    """The bytes of the manifest's complete lines, without a cut-off last one (a killed
+    append): with ``repair`` it is cut off in place, never rewriting the rest. A last line
+    that is a whole record but lacks its newline (an editor dropped it) is kept, and with
+    ``repair`` given its newline. Only the last line is read."""
+    size = _stat_size(path)
+    tail = _last_line(path, size)
     if not tail.strip():
-        return data
+        return size
     try:
         parse_record(tail)
     except ValueError:
         if repair:
-            os.truncate(path, len(complete))
-        return complete
+            os.truncate(path, size - len(tail))
+        return size - len(tail)
     if repair:
         with open(path, "ab") as f:
             f.write(b"\n")
-    return data + b"\n"
+        return size + 1
+    return size
+
+
+def _stat_size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+    except OSError as exc:
+        raise DataError(f"{path}: cannot be read ({exc.strerror})") from None
+
+
+def _last_line(path: Path, size: int, block: int = 1 << 16) -> bytes:
+    """The bytes after the last newline of the file's first ``size`` bytes."""
+    if size == 0:
+        return b""
+    try:
+        with open(path, "rb") as f:
+            start = size
+            while start > 0:
+                start = max(0, start - block)
+                f.seek(start)
+                data = f.read(size - start)
+                if b"\n" in data:
+                    return data[data.rfind(b"\n") + 1:]
+                block *= 2
+            return data
+    except OSError as exc:
+        raise DataError(f"{path}: cannot be read ({exc.strerror})") from None
 
 
 def _read(path: Path) -> bytes:
@@ -250,9 +412,7 @@ def parse_lines(path: Path, data: bytes, bad: list | None = None) -> list[Record
             records.append(parse_record(raw))
         except ValueError as exc:
             if bad is None:
-                raise DataError(f"{path} line {number}: {exc}; fix or delete the line, or set "
-                                f"bad lines aside with `{REBUILD_HINT.format(root=path.parent)}`"
-                                ) from None
+                raise _bad_line(path, number, exc) from None
             bad.append((number, raw, str(exc)))
     return records
 
@@ -377,14 +537,14 @@ def _why(root: Path, exc: OSError) -> str:
     return exc.strerror or type(exc).__name__
 
 
-def _finish_saves(root: Path, records: list[Record], sources: tuple[str, ...]) -> None:
+def _finish_saves(root: Path, manifest: Manifest, sources: tuple[str, ...]) -> None:
     """A ``.part`` with a record is renamed to its name; one without a record, and an older
     version's ``.<name>.<random>.tmp``, is deleted: both are temporary names of ours."""
-    recorded = {r.file for r in records}
     for source in sources:
         for part in root.glob(f"*/*/.{source}-*{PART}"):
             final = part.with_name(part.name[1:-len(PART)])
-            if final.relative_to(root).as_posix() in recorded and not final.exists():
+            if manifest.record(final.relative_to(root).as_posix()) is not None \
+                    and not final.exists():
                 os.replace(part, final)
             else:
                 part.unlink()
@@ -392,7 +552,7 @@ def _finish_saves(root: Path, records: list[Record], sources: tuple[str, ...]) -
             temporary.unlink()
 
 
-def unrecorded_images(root: Path, recorded: set[str], sources: tuple[str, ...] | None = None
+def unrecorded_images(root: Path, recorded, sources: tuple[str, ...] | None = None
                       ) -> list[str]:
     """Relative paths of images named as a collector names them (of ``sources``, or of any
     source) that have no record."""
@@ -407,7 +567,7 @@ def unrecorded_images(root: Path, recorded: set[str], sources: tuple[str, ...] |
     return found
 
 
-def _refuse_unrecorded(root: Path, recorded: set[str], sources: tuple[str, ...]) -> None:
+def _refuse_unrecorded(root: Path, recorded, sources: tuple[str, ...]) -> None:
     if not sources:
         return
     lost = unrecorded_images(root, recorded, sources)

@@ -81,10 +81,12 @@ def dataset_stats(root: str | Path, page: bool = True) -> DatasetStats:
                 stats.sizes["unreadable"] += 1
                 stats.formats["unreadable"] += 1
     if (root / MANIFEST).is_file():
-        records = open_manifest(root, repair=False).records
-        stats.sources.update(r.source for r in records)
-        stats.licences.update(r.licence for r in records if r.licence)
-        stats.places = [(r.lat, r.lon) for r in records if r.lat is not None]
+        for r in open_manifest(root, repair=False).iter_records(present=True):  # lazily
+            stats.sources[r.source] += 1
+            if r.licence:
+                stats.licences[r.licence] += 1
+            if r.lat is not None:
+                stats.places.append((r.lat, r.lon))
     newest = _newest_change(root, files)
     rows = _report_rows(root / DEDUP_REPORT, ("group", "file"))
     if rows is not None:

@@ -74,3 +74,18 @@ def write_csv(path: str | Path, header: list, rows) -> None:
 def read_csv(path: str | Path) -> list[dict]:
     with open(path, newline="", encoding="utf-8") as f:
         return list(csv.DictReader(f))
+
+
+def set_aside(path: str | Path) -> Path:
+    """Rename an SQLite database (and its -wal and -shm files) to the first free
+    ``.unreadable-N`` (kept, never deleted); returns the new name."""
+    path = Path(path)
+    n = 1
+    while path.with_name(f"{path.name}.unreadable-{n}").exists():
+        n += 1
+    aside = path.with_name(f"{path.name}.unreadable-{n}")
+    for suffix in ("-wal", "-shm", ""):
+        part = path.with_name(path.name + suffix)
+        if part.exists():
+            part.rename(aside.with_name(aside.name + suffix))
+    return aside

@@ -13,6 +13,7 @@ from PIL import Image
 
 from geoconvnet.curate.importers import import_folders, import_osv5m
 from geoconvnet.data.manifest import LOCK, NAME, open_manifest
+from geoconvnet.data.manifest_index import NAME as INDEX
 
 # Run in a child: the import with batches of 4 records, killed at the AT-th image written
 # ("after": the image is there, its record not yet; "before": its temporary file may be)
@@ -80,7 +81,8 @@ def _sources(root):
 
 def _state(out):
     files = {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*")
-             if p.is_file() and p.name not in (LOCK, NAME)}
+             if p.is_file() and p.name not in (LOCK, NAME)
+             and not p.name.startswith(INDEX)}  # the manifest's index: derived, may differ
     records = [{k: v for k, v in asdict(r).items() if k != "collected"}
                for r in open_manifest(out, repair=False).all_records]
     return files, records
