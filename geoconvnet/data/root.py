@@ -111,5 +111,8 @@ class DataRoot:
         return f"{os.path.abspath(source)}|{stat.st_size}|{stat.st_mtime_ns}"
 
     def display(self, source: str | int) -> str:
-        """How reports name a sample: its path (a sharded cache's: the source's path)."""
-        return self.shards.key(source) if self.shards else str(source)
+        """How reports name a sample: its path; for a sharded cache, the source image it was
+        made from (where a person, and the report's figures, can open it)."""
+        if self.shards:
+            return str(Path(self.shards.table["source"]) / self.shards.key(source))
+        return str(source)

@@ -26,6 +26,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import zlib
+from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -40,7 +43,7 @@ from .shardstore import Store, is_remote, sha256_file
 TABLE = "geoconvnet-shards.json"
 FORMAT = "geoconvnet-shards/1"
 SPLIT_CODES = {"train": 0, "test": 1}
-INDEX_ARRAYS = ("shard", "offset", "length", "label", "split", "keyhash", "key_end")
+INDEX_ARRAYS = ("shard", "offset", "length", "crc32", "label", "split", "keyhash", "key_end")
 
 
 def is_sharded(location: str | Path) -> bool:
@@ -65,7 +68,13 @@ def read_table(store: Store) -> dict:
 
 
 class ShardedCache:
-    """Random access to the samples of a sharded cache (local folder or ``s3://`` URL)."""
+    """Random access to the samples of a sharded cache (local folder or ``s3://`` URL).
+
+    Each read checks the CRC-32 of exactly the bytes it read (a shard's SHA-256 is checked
+    when it is written, downloaded and by ``data verify``): checking costs what reading
+    does, however many workers and ranks read, and a damaged sample is named, never used."""
+
+    OPEN_FILES = 64  # shards kept open per process (a 5M cache has ~5,000)
 
     def __init__(self, location: str | Path):
         self.store = Store(location)
@@ -74,23 +83,37 @@ class ShardedCache:
         self.scale = float(self.table["scale"])
         self._arrays: dict | None = None
         self._keys = None
-        self._shards: dict[int, np.ndarray] = {}  # shard -> bytes, checked in this process
+        self._files: OrderedDict[int, int] = OrderedDict()  # shard -> fd, least recent first
+        self._pid = os.getpid()
 
-    def __getstate__(self):  # memory maps are reopened where they are used
-        return {**self.__dict__, "_arrays": None, "_keys": None, "_shards": {}}
+    def __getstate__(self):  # memory maps and files are reopened where they are used
+        return {**self.__dict__, "_arrays": None, "_keys": None, "_files": OrderedDict()}
+
+    def __del__(self):
+        for fd in getattr(self, "_files", {}).values():
+            os.close(fd)
 
     @property
     def arrays(self) -> dict[str, np.ndarray]:
         if self._arrays is None:
-            self._arrays = {name: np.load(self._index_file(f"{name}.npy"), mmap_mode="r")
-                            for name in INDEX_ARRAYS}
-            self._keys = np.memmap(self._index_file("keys.bin"), mode="r") \
-                if self.table["counts_all"] else np.zeros(0, np.uint8)
+            try:
+                self._arrays = {name: np.load(self._index_file(f"{name}.npy"), mmap_mode="r")
+                                for name in INDEX_ARRAYS}
+                self._keys = np.memmap(self._index_file("keys.bin"), mode="r") \
+                    if self.table["counts_all"] else np.zeros(0, np.uint8)
+            except (OSError, ValueError) as exc:
+                raise DataError(f"{self.store.location}: unreadable index ({exc}); run "
+                                "`geoconvnet data prepare` again") from exc
         return self._arrays
 
     def _index_file(self, name: str) -> Path:
         index = self.table["index"]
-        return self.store.local(f"{index['folder']}/{name}", index["files"][name])
+        path = self.store.local(f"{index['folder']}/{name}", index["files"][name])
+        if not self.store.remote and sha256_file(path) != index["files"][name]:
+            # a few bytes an image (~60 MB at a million): checked once per process
+            raise DataError(f"{path}: corrupted index file (checksum mismatch); run "
+                            "`geoconvnet data prepare` again")
+        return path
 
     def __len__(self) -> int:
         return int(self.table["counts_all"])
@@ -120,25 +143,39 @@ class ShardedCache:
         return bytes(self._keys[start:int(ends[sample])]).decode()
 
     def find(self, keys: list[str]) -> list[int]:
-        """Sample ids of source paths (rare: a run's recorded validation split)."""
-        wanted = {k: None for k in keys}
-        for sample in range(len(self)):
-            key = self.key(sample)
-            if key in wanted:
-                wanted[key] = sample
-        missing = [k for k, v in wanted.items() if v is None]
-        if missing:
-            raise DataError(f"{self.store.location}: {len(missing)} recorded file(s) are not in "
-                            f"this cache, e.g. {missing[0]}")
-        return [wanted[k] for k in keys]
+        """Sample ids of source paths (a run's recorded validation split), found through
+        the key hashes: numpy over the index, Python only for the keys asked for. Keys of
+        a file cache (``<source>.jpg``) are found too."""
+        keys = [_source_key(k) for k in keys]
+        hashes = np.asarray(self.arrays["keyhash"])
+        order = np.argsort(hashes, kind="stable")
+        wanted = np.array([key_hash(k) for k in keys], dtype=np.uint64)
+        at = np.searchsorted(hashes[order], wanted)
+        found = []
+        for key, i in zip(keys, at.tolist()):
+            while i < len(order) and hashes[order[i]] == key_hash(key) \
+                    and self.key(int(order[i])) != key:
+                i += 1  # a 64-bit collision: the next with the same hash
+            if i >= len(order) or self.key(int(order[i])) != key:
+                raise DataError(f"{self.store.location}: a recorded file is not in this "
+                                f"cache: {key}")
+            found.append(int(order[i]))
+        return found
 
     def read(self, sample: int):
         """One sample as an RGB image or a :class:`~.cachefile.TiledImage`."""
         arrays = self.arrays
         shard = int(arrays["shard"][sample])
         start, length = int(arrays["offset"][sample]), int(arrays["length"][sample])
-        data = bytes(self._shard(shard)[start:start + length])
-        return open_cached_bytes(f"{self.shard_name(shard)}:{self.key(sample)}", data)
+        name = f"{self.shard_name(shard)}:{self.key(sample)}"
+        try:
+            data = os.pread(self._fd(shard), length, start)
+        except OSError as exc:
+            raise DataError(f"{name}: unreadable ({exc.strerror or exc})") from exc
+        if len(data) != length or zlib.crc32(data) != int(arrays["crc32"][sample]):
+            raise DataError(f"{name}: corrupted (checksum mismatch); run `geoconvnet data "
+                            "verify` and `data prepare` again")
+        return open_cached_bytes(name, data)
 
     def identity(self, sample: int) -> str:
         """What names a sample's bytes for good: its source path and its shard's SHA-256
@@ -149,15 +186,18 @@ class ShardedCache:
     def shard_name(self, shard: int) -> str:
         return f"shards/{self.table['shards'][shard]['name']}.tar"
 
-    def _shard(self, shard: int) -> np.ndarray:
-        if shard not in self._shards:
-            entry = self.table["shards"][shard]
-            path = self.store.local(self.shard_name(shard), entry["sha256"])
-            if sha256_file(path) != entry["sha256"]:
-                raise DataError(f"{path}: corrupted shard (checksum mismatch); run `geoconvnet "
-                                "data prepare` again to rebuild it")
-            self._shards[shard] = np.memmap(path, mode="r") if entry["bytes"] else np.zeros(0, np.uint8)
-        return self._shards[shard]
+    def _fd(self, shard: int) -> int:
+        if self._pid != os.getpid():  # a forked worker: its own descriptors
+            self._files, self._pid = OrderedDict(), os.getpid()
+        if shard in self._files:
+            self._files.move_to_end(shard)
+            return self._files[shard]
+        entry = self.table["shards"][shard]
+        path = self.store.local(self.shard_name(shard), entry["sha256"])
+        self._files[shard] = os.open(path, os.O_RDONLY)
+        if len(self._files) > self.OPEN_FILES:
+            os.close(self._files.popitem(last=False)[1])
+        return self._files[shard]
 
 
 def verify(location: str | Path) -> tuple[int, dict[str, str]]:
@@ -180,6 +220,12 @@ def verify(location: str | Path) -> tuple[int, dict[str, str]]:
                 bad[name] = str(exc)
             bar.advance(task)
     return len(files), bad
+
+
+def _source_key(key: str) -> str:
+    """A file cache names its files ``<source name>.jpg``: the source's own name."""
+    stem = key[:-4] if key.endswith(".jpg") else key
+    return stem if "." in stem.rsplit("/", 1)[-1] else key
 
 
 class ShardSamples(Sequence):

@@ -43,7 +43,7 @@ class Store:
         self.location = str(location)
         self.remote = is_remote(location)
         self.folder = _mirror(self.location) if self.remote else Path(location)
-        self._client = None
+        self._client, self._pid = None, os.getpid()
 
     def __getstate__(self):  # a boto3 client does not cross process boundaries
         return {**self.__dict__, "_client": None}
@@ -58,13 +58,15 @@ class Store:
         return self._get(name)
 
     def local(self, name: str, sha256: str) -> Path:
-        """A checked local copy of ``name`` (downloaded once for a remote cache)."""
+        """A checked local copy of ``name`` (downloaded once for a remote cache, under a
+        name that carries its checksum: a cache replaced at the same URL is fetched anew)."""
         path = self.folder / name
         if not self.remote:
             if not path.is_file():
                 raise DataError(f"{path}: shard missing; run `geoconvnet data prepare` again "
                                 "to rebuild it")
             return path
+        path = path.with_name(f"{path.name}.{sha256[:16]}")
         if path.is_file():
             return path  # only ever renamed into place after its checksum matched
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -102,6 +104,8 @@ class Store:
                             "your AWS credentials and AWS_ENDPOINT_URL") from None
 
     def client(self):
+        if self._pid != os.getpid():  # a forked loader worker: never share the parent's socket
+            self._client, self._pid = None, os.getpid()
         if self._client is None:
             try:
                 import boto3  # lazy: only remote caches need it (pip install geoconvnet[s3])

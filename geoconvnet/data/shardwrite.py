@@ -16,10 +16,12 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import tarfile
 import time
+import zlib
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -75,17 +77,19 @@ def _sidecar(out: Path, name: str) -> dict | None:
 
 
 def _plan(sources: dict, old: dict | None, out: Path, shard_size: int | None):
-    """(kept shard names, new shard jobs): old shards keep their unchanged members; new or
-    changed sources go to new shards."""
-    known, kept = set(), []
+    """(kept shard names, new shard jobs, generation, whether a kept shard lost members):
+    old shards keep their unchanged members; new or changed sources go to new shards."""
+    known, kept, shrunk = set(), [], False
     for shard in (old or {}).get("shards", []):
         side = _sidecar(out, shard["name"])
         if side is None:
             raise DataError(f"{out / 'shards' / shard['name']}.json: member list of a finished "
                             "shard is missing or unreadable; prepare into a new --out")
-        live = [m["key"] for m in side["members"] + side["bad"]
+        members = side["members"] + side["bad"]
+        live = [m["key"] for m in members
                 if tuple(sources.get(m["key"], ())[2:4]) == (m["size"], m["mtime_ns"])]
         known.update(live)
+        shrunk = shrunk or len(live) < len(members)  # a source deleted or changed
         if live:
             kept.append(shard["name"])
     generation = (old or {}).get("generation", 0) + 1
@@ -97,13 +101,18 @@ def _plan(sources: dict, old: dict | None, out: Path, shard_size: int | None):
         for i in range(0, len(new), size):
             name = f"{split}-{generation:04d}-{i // size:06d}"
             jobs.append((name, [(k, *sources[k][1:4]) for k in new[i:i + size]]))
-    return kept, jobs, generation
+    return kept, jobs, generation, shrunk
 
 
-def _done(out: Path, name: str, members: list) -> bool:
+def _done(out: Path, name: str, members: list, settings: Settings) -> bool:
+    """Whether a shard of the plan was written, by these settings, from these very files
+    (a resumed run may have been started with other flags, or a source changed since)."""
     side = _sidecar(out, name)
-    return (side is not None and (out / "shards" / f"{name}.tar").is_file()
-            and [m["key"] for m in side["members"] + side["bad"]] == [m[0] for m in members])
+    written = sorted([(m["key"], m["size"], m["mtime_ns"]) for m in
+                      (side or {}).get("members", []) + (side or {}).get("bad", [])])
+    return (side is not None and side.get("settings") == asdict(settings)
+            and (out / "shards" / f"{name}.tar").is_file()
+            and written == sorted((k, size, mtime) for k, _, size, mtime in members))
 
 
 def write_shard(job) -> tuple[str, int, int]:
@@ -124,6 +133,7 @@ def write_shard(job) -> tuple[str, int, int]:
             except DataError as exc:
                 bad.append({**entry, "reason": str(exc)})
                 continue
+            entry["crc32"] = zlib.crc32(data)
             _add(tar, f"s{i:06d}.jpg", data)
             _add(tar, f"s{i:06d}.json", json.dumps({"path": key, "country": country}).encode())
             records.append({**entry, "member": f"s{i:06d}.jpg"})
@@ -135,7 +145,7 @@ def write_shard(job) -> tuple[str, int, int]:
     digest = _write_checked(out / "shards" / f"{name}.tar", blob)
     write_json(out / "shards" / f"{name}.json",
                {"name": name, "sha256": digest, "bytes": len(blob), "members": records,
-                "bad": bad})
+                "bad": bad, "settings": asdict(settings)})
     return name, len(records), len(bad)
 
 
@@ -174,8 +184,9 @@ def prepare_shards(root: str | Path, out: str | Path, scale: float, quality: int
     if (root / TABLE).is_file():
         raise DataError(f"{root} is already a sharded cache; prepare from the dataset folder")
     sources = _sources(root)
-    kept, jobs, generation = _plan(sources, old, out, shard_size)
-    todo = [(n, m) for n, m in jobs if not _done(out, n, m)]
+    kept, jobs, generation, shrunk = _plan(sources, old, out, shard_size)
+    _check_countries(root, sources)  # before a day of encoding, not after
+    todo = [(n, m) for n, m in jobs if not _done(out, n, m, settings)]
     mine = [j for k, j in enumerate(jobs) if k % nodes == node_rank and j in todo]
     copies = ({k: v[4:] for k, v in sources.items()} if is_cache(root) else None)
     converted, bad = _run(out, root, mine, settings, workers, copies)
@@ -186,12 +197,19 @@ def prepare_shards(root: str | Path, out: str | Path, scale: float, quality: int
         log(f"{len(waiting)} shard(s) of other nodes not written yet; the index is written "
             "by the run that finds every shard done (run prepare again when all nodes finish)")
         return {**summary, "waiting": len(waiting)}
-    old_names = [s["name"] for s in (old or {}).get("shards", [])]
-    if not jobs and kept == old_names:
+    if old and not jobs and not shrunk:
         return {**summary, **_counts(old), "unchanged": True}
     table = _finish(out, root, sources, kept + [n for n, _ in jobs], generation, settings)
-    _drop_old(out, old, kept)
+    _drop_unused(out, table)
     return {**summary, **_counts(table), "unchanged": False}
+
+
+def _check_countries(root: Path, sources: dict) -> None:
+    train = {v[1] for v in sources.values() if v[0] == "train"}
+    unknown = sorted({v[1] for v in sources.values() if v[1] not in train})
+    if unknown:
+        raise DataError(f"{root / 'test' / unknown[0]}: country {unknown[0]!r} has test images "
+                        "but no train folder; add train images or remove the test folder")
 
 
 def _read_old(out: Path) -> dict | None:
@@ -254,10 +272,6 @@ def _finish(out: Path, root: Path, sources: dict, names: list[str], generation: 
         side = _sidecar(out, name)
         live = [m for m in side["members"]
                 if tuple(sources.get(m["key"], ())[2:4]) == (m["size"], m["mtime_ns"])]
-        unknown = [m for m in live if m["country"] not in label]
-        if unknown:
-            raise DataError(f"{root / unknown[0]['key']}: country {unknown[0]['country']!r} has "
-                            "test images but no train folder; add train images or remove it")
         parts.append(_columns(number, live, label))
         keys += [m["key"].encode() for m in live]
         bad_files.update({str(root / m["key"]): m["reason"] for m in side["bad"]
@@ -279,14 +293,14 @@ def _finish(out: Path, root: Path, sources: dict, names: list[str], generation: 
     return table
 
 
-COLUMNS = {"shard": np.uint32, "offset": np.uint64, "length": np.uint32, "label": np.int16,
-           "split": np.uint8, "keyhash": np.uint64}
+COLUMNS = {"shard": np.uint32, "offset": np.uint64, "length": np.uint32, "crc32": np.uint32,
+           "label": np.int16, "split": np.uint8, "keyhash": np.uint64}
 
 
 def _columns(number: int, live: list[dict], label: dict) -> dict[str, np.ndarray]:
     """The index columns of one shard's live members."""
     values = {"shard": [number] * len(live), "offset": [m["offset"] for m in live],
-              "length": [m["length"] for m in live],
+              "length": [m["length"] for m in live], "crc32": [m["crc32"] for m in live],
               "label": [label[m["country"]] for m in live],
               "split": [SPLIT_CODES[m["key"].split("/", 1)[0]] for m in live],
               "keyhash": [key_hash(m["key"]) for m in live]}
@@ -306,22 +320,27 @@ def _write_index(folder: Path, columns: dict, keys: list[bytes]) -> dict[str, st
     return files
 
 
-def _drop_old(out: Path, old: dict | None, kept: list[str]) -> None:
-    """Remove what the previous table named and the new one does not: files this command
-    wrote (their names are in its own table), never anything else."""
-    if not old:
-        return
-    for shard in old["shards"]:
-        if shard["name"] not in kept:
-            for suffix in (".tar", ".json"):
-                (out / "shards" / f"{shard['name']}{suffix}").unlink(missing_ok=True)
-    folder = out / old["index"]["folder"]
-    for name in old["index"]["files"]:
-        (folder / name).unlink(missing_ok=True)
-    try:
-        folder.rmdir()
-    except OSError:
-        pass
+SHARD_FILE = re.compile(r"(train|test)-\d{4}-\d{6}\.(tar|json)")
+INDEX_FOLDER = re.compile(r"index-\d{4}")
+INDEX_FILES = {f"{name}.npy" for name in COLUMNS} | {"key_end.npy", "keys.bin"}
+
+
+def _drop_unused(out: Path, table: dict) -> None:
+    """Once the new table is in place: remove shards and index files it does not name.
+    Only names this command gives its own files are touched (a killed run's shards of an
+    older plan, an earlier generation's index, shards with nothing left), never others."""
+    keep = {s["name"] for s in table["shards"]}
+    for path in (out / "shards").iterdir():
+        if SHARD_FILE.fullmatch(path.name) and path.name.rsplit(".", 1)[0] not in keep:
+            path.unlink(missing_ok=True)
+    for folder in out.iterdir():
+        if INDEX_FOLDER.fullmatch(folder.name) and folder.name != table["index"]["folder"]:
+            for name in INDEX_FILES:
+                (folder / name).unlink(missing_ok=True)
+            try:
+                folder.rmdir()
+            except OSError:
+                pass  # something else is in it: left alone
 
 
 def _counts(table: dict) -> dict:

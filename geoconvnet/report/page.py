@@ -22,11 +22,12 @@ from ..data.countries import shapes_for_map
 from ..data.images import load_image
 from ..data.preprocessing import EVAL_VIEWS
 from ..data.root import DataRoot
+from ..data.shardstore import is_remote
 from ..inference.evaluate import evaluate
 from ..models.checkpoint import read_meta
 from ..utils.errors import CheckpointError, GeoconvnetError
 from ..utils.io import atomic_write, read_csv, write_csv, write_json, write_text
-from ..utils.progress import add_task, progress_bar
+from ..utils.progress import add_task, log, progress_bar
 from . import plots
 from .analysis import (
     calibration_bins,
@@ -55,7 +56,7 @@ def _eval_dir(run: Path, data, split: str, view: str | None) -> Path:
     folder = run / "eval" / f"{split}-{view}"
     if not (folder / "predictions.csv").is_file():
         data = data or config.get("data")
-        if not data or not Path(data).exists():
+        if not data or not (is_remote(data) or Path(data).exists()):
             raise GeoconvnetError(f"{folder} is missing and the dataset is unknown: pass --data ROOT")
         evaluate(run, DataRoot.open(data), split=split, eval_view=view, out_dir=folder)
     return folder
@@ -81,6 +82,10 @@ def _prediction_figures(predictions: list[dict], out: Path, all_figures: bool, s
         return image
 
     readable = [p for p in predictions if Path(p["path"]).is_file()]
+    if len(readable) < len(predictions):
+        missing = next(p["path"] for p in predictions if not Path(p["path"]).is_file())
+        log(f"[yellow]{len(predictions) - len(readable)} evaluated image(s) are not on this "
+            f"machine (e.g. {missing}): left out of the prediction figures[/]")
     correct = sorted((p for p in readable if p["pred1"] == p["truth"]), key=lambda p: -float(p["prob1"]))
     wrong = sorted((p for p in readable if p["pred1"] != p["truth"]), key=lambda p: -float(p["prob1"]))
     figures = {}

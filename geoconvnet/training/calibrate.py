@@ -66,5 +66,5 @@ def calibrate(checkpoint, data=None, device: str | None = None, batch_size: int 
             "calibration": {"split": "val", "n": len(targets), "nll_before": before,
                             "nll_after": after}}
     save_checkpoint(path, read_state_dict(path), meta)
-    skipped = {val[i][0]: why for i, why in run.failed.items()}
+    skipped = {data.display(val[i][0]): why for i, why in run.failed.items()}
     return Calibration(temperature, before, after, len(targets), path, skipped)

@@ -92,22 +92,40 @@ def test_tar_shards_read_with_webdataset(sharded):
     Image.open(__import__("io").BytesIO(first["jpg"])).verify()
 
 
-def test_a_corrupted_or_missing_shard_is_named_when_first_read(sharded, tmp_path):
+def test_a_corrupted_sample_or_a_missing_shard_is_named_when_read(sharded, tmp_path):
     copy = tmp_path / "copy"
     shutil.copytree(sharded, copy)
-    root = DataRoot.open(copy)  # opening checks nothing: no start-up cost
-    sample = root.samples("train")[0][0]
-    shard = copy / root.shards.shard_name(int(root.shards.arrays["shard"][sample]))
+    root = DataRoot.open(copy)  # opening reads no shard: no start-up cost
+    sample, other = root.samples("train")[0][0], root.samples("train")[1][0]
+    arrays = root.shards.arrays
+    shard = copy / root.shards.shard_name(int(arrays["shard"][sample]))
     data = bytearray(shard.read_bytes())
-    data[len(data) // 2] ^= 0xFF
+    data[int(arrays["offset"][sample]) + int(arrays["length"][sample]) // 2] ^= 0xFF
     shard.write_bytes(bytes(data))
-    with pytest.raises(DataError, match=rf"{shard.name}: corrupted shard"):
+    with pytest.raises(DataError, match=rf"{shard.name}:{root.relative(sample)}: corrupted"):
         DataRoot.open(copy).read(sample)
+    if arrays["shard"][other] == arrays["shard"][sample]:
+        DataRoot.open(copy).read(other)  # the rest of the shard still reads
     checked, bad = verify(copy)
-    assert checked == 8 + 7 and list(bad) == [f"shards/{shard.name}"]  # 8 index files, 7 shards
+    assert checked == 9 + 7 and list(bad) == [f"shards/{shard.name}"]  # 9 index files
     shard.unlink()
     with pytest.raises(DataError, match=rf"{shard.name}: shard missing"):
         DataRoot.open(copy).read(sample)
+    index = copy / json.loads((copy / TABLE).read_text())["index"]["folder"] / "label.npy"
+    index.write_bytes(index.read_bytes()[:-1] + b"\x07")
+    with pytest.raises(DataError, match="label.npy: corrupted index file"):
+        DataRoot.open(copy).samples("train")
+
+
+def test_a_recorded_split_is_found_by_source_or_file_cache_names(sharded):
+    root = DataRoot.open(sharded)
+    samples = root.samples("train")
+    ids = [samples[i][0] for i in (0, 7, 33)]
+    keys = [root.relative(i) for i in ids]
+    assert root.shards.find(keys) == ids
+    assert root.shards.find([k + ".jpg" for k in keys]) == ids  # a run on the file cache
+    with pytest.raises(DataError, match="not in this cache: train/Nowhere/1.png"):
+        root.shards.find(["train/Nowhere/1.png"])
 
 
 def test_an_unchanged_rerun_writes_nothing_and_changes_are_incremental(tiny_data, tmp_path):
@@ -133,6 +151,12 @@ def test_an_unchanged_rerun_writes_nothing_and_changes_are_incremental(tiny_data
     assert {f"{name}/new.png", f"{name}/1.png"} <= keys
     assert f"{name}/2.png" not in keys and f"{name}/3.png" not in keys
     assert str(data / name / "3.png") in root.bad_files
+    named = {s["name"] for s in json.loads(table.read_text())["shards"]}
+    assert {p.name.rsplit(".", 1)[0] for p in (out / "shards").iterdir()} == named  # no orphans
+    (country / "4.png").unlink()  # a deletion alone (as `dedup --move` makes) is a change too
+    gone = prepare_shards(data, out, shard_size=16, **SETTINGS)
+    assert not gone["unchanged"] and gone["converted"] == 0
+    assert gone["images"] == update["images"] - 1
 
 
 def _kill_when_shards_exist(cmd: list[str], folder: Path, count: int) -> None:
@@ -191,6 +215,25 @@ def test_ranks_read_disjoint_samples_whose_union_is_the_epoch(n, shard, world):
     again = ShardEpochSampler(samples, 3, True, 0, world)
     again.set_epoch(3)
     assert again.positions().tolist() != ranks[0].positions().tolist()  # new epoch, new order
+
+
+def test_a_resumed_run_with_other_settings_rewrites_the_shards(tiny_data, tmp_path):
+    out = tmp_path / "cache"
+    first = prepare_shards(tiny_data, out, shard_size=16, nodes=2, node_rank=0, **SETTINGS)
+    assert first["waiting"]  # shards written, no table: as a killed run leaves them
+    other = prepare_shards(tiny_data, out, shard_size=16, quality=80, scale=0.5, max_crop=108,
+                           workers=2)
+    assert other["shards_resumed"] == 0 and other["converted"] == 112
+
+
+def test_a_country_only_in_test_is_refused_before_any_shard_is_written(tiny_data, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(tiny_data, data)
+    country = sorted((data / "train").iterdir())[0]
+    shutil.rmtree(country)
+    with pytest.raises(DataError, match=f"{country.name}.*no train folder"):
+        prepare_shards(data, tmp_path / "cache", **SETTINGS)
+    assert not (tmp_path / "cache" / "shards").exists()
 
 
 def test_prepare_refuses_a_folder_of_other_files(tiny_data, tmp_path):
