@@ -156,7 +156,8 @@ def index_only(work: Path, n: int) -> dict[str, tuple[float, float]]:
     ids = np.arange(n)
     rng = np.random.default_rng(0)
     columns = {"shard": ids // per_shard, "offset": member.offset[ids % per_shard],
-               "length": member.length[ids % per_shard], "label": ids % len(COUNTRIES),
+               "length": member.length[ids % per_shard], "crc32": member.crc32[ids % per_shard],
+               "label": ids % len(COUNTRIES),
                "split": np.where(rng.random(n) < 0.1, SPLIT_CODES["test"], SPLIT_CODES["train"]),
                "keyhash": rng.integers(0, 2 ** 63, n)}
     columns = {k: np.asarray(v, dtype=COLUMNS[k]) for k, v in columns.items()}
@@ -181,13 +182,14 @@ def index_only(work: Path, n: int) -> dict[str, tuple[float, float]]:
 
 
 class DataRootProbe:
-    """Offsets and lengths of the members of a one-shard cache."""
+    """Offsets, lengths and checksums of the members of a one-shard cache."""
 
     def __init__(self, cache: Path):
         from geoconvnet.data.root import DataRoot
 
         arrays = DataRoot.open(cache).shards.arrays
         self.offset, self.length = np.asarray(arrays["offset"]), np.asarray(arrays["length"])
+        self.crc32 = np.asarray(arrays["crc32"])
 
 
 def _read_probe(work: Path, cache: Path) -> tuple[float, float]:
