@@ -186,7 +186,7 @@ def find_duplicates(root: str | Path, max_distance: int = DEFAULT_MAX_DISTANCE,
     links = _links_within(stars, {"exact": exact, "near": near})
     copy_groups = [Group(_in_split_order([relative[i] for i in star]), kinds,
                          relative[star[0]]) for star, kinds in zip(stars, links)]
-    unreadable = [r for r, ok in zip(relative, features.readable) if not ok]
+    unreadable = [relative[i] for i in np.flatnonzero(~features.readable).tolist()]
     result = DedupResult(root, len(files), groups, unreadable, copy_groups,
                          {"candidate pairs": len(candidates), **checker.work})
     if report:
