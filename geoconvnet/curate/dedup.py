@@ -58,7 +58,8 @@ from . import nearcopy
 from ..utils.pool import worker_pool
 from .hashcache import Verdicts
 from .hashes import PRELOAD, Features, Source, hash_files, read_frame, save_cache, \
-    training_cache_sources
+    source_lookup
+from .pathlist import PathList
 from .moves import move_files
 from .spots import spot_groups
 
@@ -169,11 +170,11 @@ def find_duplicates(root: str | Path, max_distance: int = DEFAULT_MAX_DISTANCE,
     originals (see :mod:`.hashes`)."""
     root = Path(root)
     check_options(max_distance, spot_m)
-    files = [f for paths in split_files(root).values() for f in paths]
+    files = PathList((f for paths in split_files(root).values() for f in paths), root)
     features = hash_files(root, files, workers, cache)
-    relative = [Path(f).relative_to(root).as_posix() for f in files]
-    checker = _Checker(features, training_cache_sources(root, cache, files), workers)
-    exact = _exact_pairs(features.sha256)
+    relative = files.relative
+    checker = _Checker(features, source_lookup(root, cache), workers)
+    exact = _exact_pairs(features.sha256.raw)
     candidates = _candidate_pairs(features, max_distance)
     verified = candidates[checker.check(candidates)]
     stars, star_edges = _stars(features, relative, np.concatenate([exact, verified]), checker)
@@ -185,7 +186,7 @@ def find_duplicates(root: str | Path, max_distance: int = DEFAULT_MAX_DISTANCE,
     links = _links_within(stars, {"exact": exact, "near": near})
     copy_groups = [Group(_in_split_order([relative[i] for i in star]), kinds,
                          relative[star[0]]) for star, kinds in zip(stars, links)]
-    unreadable = [r for r, ok in zip(relative, features.readable) if not ok]
+    unreadable = [relative[i] for i in np.flatnonzero(~features.readable).tolist()]
     result = DedupResult(root, len(files), groups, unreadable, copy_groups,
                          {"candidate pairs": len(candidates), **checker.work})
     if report:
@@ -226,75 +227,131 @@ def move_duplicates(result: DedupResult, move_dir: str | Path) -> int:
 # ---------------------------------------------------------------- candidates
 
 
-def _exact_pairs(digests: list[str]) -> np.ndarray:
-    first: dict[str, int] = {}
-    pairs = []
-    for i, digest in enumerate(digests):
-        if not digest:
-            continue
-        if digest in first:
-            pairs.append((first[digest], i))
-        else:
-            first[digest] = i
-    return np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+def _exact_pairs(digests: np.ndarray) -> np.ndarray:
+    """(first row of a digest, a later row of it), by the later row; b"": no digest."""
+    _, first, inverse = np.unique(digests, return_index=True, return_inverse=True)
+    rows = np.arange(len(digests))
+    first = first[inverse.ravel()]
+    later = (first != rows) & (digests != b"")
+    return np.stack([first[later], rows[later]], 1).astype(np.int64).reshape(-1, 2)
 
 
 def _candidate_pairs(features: Features, max_distance: int) -> np.ndarray:
     """Pairs (i < j) worth a pixel check, byte-identical ones left out (already copies)."""
-    readable = np.flatnonzero(features.readable)
-    if len(readable) < 2:
+    readable = np.asarray(features.readable, bool)
+    if readable.sum() < 2:
         return np.empty((0, 2), np.int64)
-    found = [_whole_pairs(features.phash[readable], max_distance)]
+    found = [_close_pairs(features.phash[:, 0], readable, max_distance,
+                          values=features.phash.reshape(-1))]
     for half in range(features.halves.shape[1]):
-        found.append(_close_pairs(features.halves[readable, half], None, HALF_DISTANCE))
-    pairs = readable[np.concatenate(found)]
-    pairs = np.unique(np.sort(pairs, axis=1), axis=0)
-    digests = np.array(features.sha256, "S64")  # (not "<U64": 256 bytes an image)
+        found.append(_close_pairs(features.halves[:, half], readable, HALF_DISTANCE))
+    pairs = np.unique(np.sort(np.concatenate(found), axis=1), axis=0)
+    digests = features.sha256.raw
     return pairs[digests[pairs[:, 0]] != digests[pairs[:, 1]]]
 
 
-def _whole_pairs(hashes: np.ndarray, max_distance: int) -> np.ndarray:
-    """Rows whose whole-frame hash is within ``max_distance`` of another row's whole-frame
-    or crop hash."""
-    n, variants = hashes.shape
-    owners = np.repeat(np.arange(n), variants)
-    return _close_pairs(hashes[:, 0], (hashes.ravel(), owners), max_distance)
+SEARCH_BLOCK = 1 << 16  # index entries keyed or compared at once (4 MB of temporaries)
+KEY_SHIFT = 40  # an index entry: its LSH key above this bit, its position below
 
 
-def _close_pairs(queries: np.ndarray, index: tuple[np.ndarray, np.ndarray] | None,
-                 radius: int, seed: int = 0) -> np.ndarray:
-    """Pairs (query row, index owner) within ``radius`` bits; ``index`` (values, owner
-    rows) defaults to the queries themselves. Identical query values are collapsed to one
-    representative (linked to the others directly), and each row keeps its
-    ``MAX_CANDIDATES`` nearest."""
-    unique, first, inverse = np.unique(queries, return_index=True, return_inverse=True)
-    representative = first[inverse]
-    pairs = [np.stack([representative, np.arange(len(queries))], 1)]
-    keep_rows = np.zeros(len(queries), bool)
-    keep_rows[first] = True
-    values, owners = index if index is not None else (queries, np.arange(len(queries)))
-    useful = keep_rows[owners]  # members of an identical group are reached via its first
-    values, owners = values[useful], owners[useful]
-    q_rows = first
+def _close_pairs(queries: np.ndarray, valid: np.ndarray, radius: int,
+                 values: np.ndarray | None = None, seed: int = 0) -> np.ndarray:
+    """Pairs (query row, owner row) within ``radius`` bits, rows of ``valid`` only.
+    ``values``: what is searched, ``len(values) // len(queries)`` hashes per row (the
+    whole-frame and crop hashes of each image, row-major); default the queries themselves.
+    Identical query values are collapsed to one representative (linked to the others
+    directly), and each row keeps its ``MAX_CANDIDATES`` nearest.
+
+    Memory is the index (a uint64 an indexed hash: its key and position packed, sorted in
+    place, one table at a time), a few numbers a query, and ``SEARCH_BLOCK`` entries compared
+    at once; never several 8-byte arrays an indexed hash."""
+    rows = np.flatnonzero(valid)
+    unique, first, inverse = np.unique(queries[rows], return_index=True, return_inverse=True)
+    q_rows = rows[first]  # each distinct value's first row
+    representative = q_rows[inverse.ravel()]
+    linked = representative != rows
+    pairs = [np.stack([representative[linked], rows[linked]], 1)]
+    del representative, inverse, linked
+    keep = np.zeros(len(queries), bool)
+    keep[q_rows] = True  # members of an identical group are reached via its first
+    values = queries if values is None else values
+    per = len(values) // len(queries)
     bits, tables = _lsh_shape(radius)
     rng = np.random.default_rng(seed)
-    found = []
+    near = np.empty(0, np.uint64)
     for _ in range(tables):
         chosen = rng.choice(64, bits, replace=False)
-        q_keys, v_keys = _keys(queries[q_rows], chosen), _keys(values, chosen)
-        order = np.argsort(v_keys)
-        low = np.searchsorted(v_keys[order], q_keys, "left")
-        counts = np.searchsorted(v_keys[order], q_keys, "right") - low
-        q = np.repeat(np.arange(len(q_rows)), counts)
-        v = order[np.repeat(low, counts) + np.arange(counts.sum())
-                  - np.repeat(np.cumsum(counts) - counts, counts)]
-        distance = np.bitwise_count(queries[q_rows][q] ^ values[v])
-        close = (distance <= radius) & (q_rows[q] != owners[v])
-        found.append(np.stack([q_rows[q][close], owners[v][close], distance[close]], 1))
-    near = np.unique(np.concatenate(found), axis=0) if found else np.empty((0, 3), np.int64)
+        index = _index(values, keep, per, chosen)
+        found = _search(unique, q_rows, _keys(unique, chosen), index, values, per, radius,
+                        len(queries))
+        near = _closest_per_pair(np.concatenate([near, found]))
+        del index
+    near = _unpack_near(near, len(queries))
     pairs.append(_nearest(near)[:, :2])
     pairs = np.concatenate(pairs).astype(np.int64)
     return pairs[pairs[:, 0] != pairs[:, 1]]
+
+
+def _index(values: np.ndarray, keep: np.ndarray, per: int, chosen: np.ndarray) -> np.ndarray:
+    """The LSH table of ``values`` whose row is kept: (key << KEY_SHIFT | position), sorted;
+    built a block at a time (the key's temporaries stay small)."""
+    useful = np.repeat(keep, per)
+    index = np.empty(int(useful.sum()), np.uint64)
+    filled = 0
+    for start in range(0, len(values), SEARCH_BLOCK):
+        part = np.flatnonzero(useful[start:start + SEARCH_BLOCK])
+        keys = _keys(values[start + part], chosen)
+        index[filled:filled + len(part)] = (keys << np.uint64(KEY_SHIFT)) | \
+            (part + start).astype(np.uint64)
+        filled += len(part)
+    index.sort()
+    return index
+
+
+def _search(unique: np.ndarray, q_rows: np.ndarray, q_keys: np.ndarray, index: np.ndarray,
+            values: np.ndarray, per: int, radius: int, n: int) -> np.ndarray:
+    """Packed (query row, owner row, bits) (:func:`_pack_near`) of every query and indexed
+    value that share a key and are within ``radius``, ``SEARCH_BLOCK`` entries at a time."""
+    shift = np.uint64(KEY_SHIFT)
+    low = np.searchsorted(index, q_keys << shift, "left")
+    counts = np.searchsorted(index, (q_keys + np.uint64(1)) << shift, "left") - low
+    ends = np.cumsum(counts)
+    found, start = [], 0
+    while start < len(unique):
+        before = int(ends[start - 1]) if start else 0
+        stop = max(int(np.searchsorted(ends, before + SEARCH_BLOCK, "right")), start + 1)
+        block = np.arange(start, stop)
+        q = np.repeat(block, counts[block])
+        at = np.repeat(low[block] - (ends[block] - counts[block]), counts[block]) + \
+            np.arange(before, int(ends[stop - 1]))
+        position = (index[at] & np.uint64((1 << KEY_SHIFT) - 1)).astype(np.int64)
+        distance = np.bitwise_count(unique[q] ^ values[position])
+        owner = position // per
+        close = (distance <= radius) & (q_rows[q] != owner)
+        found.append(_pack_near(q_rows[q[close]], owner[close], distance[close], n))
+        start = stop
+    return np.concatenate(found) if found else np.empty(0, np.uint64)
+
+
+def _pack_near(query: np.ndarray, owner: np.ndarray, distance: np.ndarray, n: int
+               ) -> np.ndarray:
+    """One uint64 a found pair, ordered as (query, owner, bits) (``n`` rows: up to 500
+    million)."""
+    return ((query.astype(np.uint64) * np.uint64(n) + owner.astype(np.uint64)) * np.uint64(65)
+            + distance.astype(np.uint64))
+
+
+def _closest_per_pair(near: np.ndarray) -> np.ndarray:
+    """Of packed finds, the closest of each (query, owner), sorted."""
+    near = np.unique(near)
+    pair = near // np.uint64(65)
+    return near[np.r_[True, pair[1:] != pair[:-1]]] if len(near) else near
+
+
+def _unpack_near(near: np.ndarray, n: int) -> np.ndarray:
+    pair, distance = np.divmod(near, np.uint64(65))
+    query, owner = np.divmod(pair, np.uint64(max(n, 1)))
+    return np.stack([query, owner, distance], 1).astype(np.int64).reshape(-1, 3)
 
 
 def _nearest(near: np.ndarray) -> np.ndarray:
@@ -337,9 +394,9 @@ class _Checker:
     """The pixel check (:mod:`.nearcopy`) of pairs of rows, with its verdicts cached by
     content (``features.verdicts``, saved in the hash cache)."""
 
-    def __init__(self, features: Features, sources: dict[str, Source], workers: int | None):
-        self.features, self.workers = features, workers
-        self.sources = [sources[f] for f in features.files]
+    def __init__(self, features: Features, source, workers: int | None):
+        """``source(path)``: where to decode an image from (:func:`.hashes.source_lookup`)."""
+        self.features, self.workers, self.source = features, workers, source
         self.new_verdicts = 0
         self.work = {"thumbnail checks": 0, "pixel checks": 0, "cached verdicts": 0}
 
@@ -405,7 +462,8 @@ class _Checker:
         f = self.features
         order = np.lexsort((pairs[:, 1], pairs[:, 0]))  # one image's pairs together
         close = [f.verdicts[self._key(i, j)][0] <= nearcopy.COARSE_CLOSE for i, j in pairs]
-        jobs = [(self.sources[i], self.sources[j], tuple(f.size[i]), tuple(f.size[j]),
+        jobs = [(self.source(f.files[i]), self.source(f.files[j]), tuple(f.size[i]),
+                 tuple(f.size[j]),
                  hypotheses[k], close[k]) for k, (i, j) in ((k, pairs[k]) for k in order)]
         chunks = [jobs[s:s + 16] for s in range(0, len(jobs), 16)]
         values = []

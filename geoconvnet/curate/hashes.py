@@ -47,6 +47,7 @@ import zipfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -61,13 +62,14 @@ from ..utils.pool import worker_pool
 from ..utils.progress import add_task, err_console, progress_bar
 from . import hashcache, nearcopy
 from .hashcache import HashCache, Verdicts, save_verdicts
+from .pathlist import Digests, PathList
 
 CACHE = hashcache.NAME
 OLD_CACHE = ".geoconvnet-hashes.npz"  # copied into CACHE once, then left alone
 FORMAT = 1  # of a cached row; a row of another format is hashed again
 COMMIT_ROWS, COMMIT_SECONDS = 2000, 2.0  # a batch of rows committed at once
 SLICE = 4096  # files handed to the worker pool at once (its futures hold their results)
-LOOKUP_BATCH = 20_000  # cached rows looked up (and held) at once
+LOOKUP_BATCH = 4096  # cached rows looked up (and held) at once
 BASE = (512, 288)  # the analysis frame (width, height)
 THUMB = (32, 18)
 THUMB_SHAPE = (THUMB[1], THUMB[0], 3)
@@ -85,8 +87,8 @@ class Features:
     """Per image (rows in the order of ``files``); unreadable images have ``readable``
     False and zeros elsewhere, but a SHA-256."""
 
-    files: list[str]
-    sha256: list[str]
+    files: PathList  # (a sequence of str)
+    sha256: Digests  # hex strings when indexed; ``.raw``: the digests as one array
     size: np.ndarray  # (n, 2) width, height of the original
     readable: np.ndarray
     phash: np.ndarray  # (n, len(VARIANTS)) uint64
@@ -108,11 +110,11 @@ class Thumbnails:
     an image, 8.6 GB at 5 million, where the pixel check needs those of its candidate pairs
     only. An unreadable image's is zeros."""
 
-    def __init__(self, root: Path, files: list[str], sha256: list[str], readable: np.ndarray):
-        self.root, self.files, self.sha256, self.readable = root, files, sha256, readable
+    def __init__(self, root: Path, relative: PathList, sha256: Digests, readable: np.ndarray):
+        self.root, self.relative, self.sha256, self.readable = root, relative, sha256, readable
 
     def __len__(self) -> int:
-        return len(self.files)
+        return len(self.relative)
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
         every = self[np.arange(len(self))]
@@ -121,8 +123,8 @@ class Thumbnails:
     def __getitem__(self, rows) -> np.ndarray:
         rows = np.asarray(rows, np.int64)
         wanted, inverse = np.unique(rows.ravel(), return_inverse=True)
-        wanted = [i for i in wanted.tolist()]
-        relative = [os.path.relpath(self.files[i], self.root) for i in wanted]
+        wanted = wanted.tolist()
+        relative = [self.relative[i] for i in wanted]
         with HashCache(self.root) as cache:
             found = cache.thumbs(relative)
         out = np.zeros((len(wanted),) + THUMB_SHAPE, np.uint8)
@@ -130,7 +132,7 @@ class Thumbnails:
             if not self.readable[i]:
                 continue
             row = found.get(path)
-            if row is None or row[0].hex() != self.sha256[i] or row[1] is None:
+            if row is None or bytes(row[0]) != self.sha256.digest(i) or row[1] is None:
                 raise DataError(f"{self.root / CACHE}: the row of {path} changed during this "
                                 "run (another `data dedup` of this root?); run again")
             out[k] = _unpack_thumb(row[1])
@@ -335,7 +337,7 @@ _ARRAYS = ("sha256", "size", "readable", "phash", "halves", "thumb", "detail", "
 
 
 def _empty(n: int) -> dict:
-    return {"sha256": [""] * n, "size": np.zeros((n, 2), np.int32),
+    return {"sha256": Digests(n), "size": np.zeros((n, 2), np.int32),
             "readable": np.zeros(n, bool),
             "phash": np.zeros((n, len(VARIANTS)), np.uint64),
             "halves": np.zeros((n, len(HALVES)), np.uint64),
@@ -363,7 +365,7 @@ def _restat(row: tuple, relative: str, stat: np.ndarray) -> tuple:
 
 def _fill(new: dict, i: int, row: tuple, errors: dict, path: str) -> None:
     """Row ``i`` of the arrays from a cache row."""
-    new["sha256"][i] = row[4].hex()
+    new["sha256"].set(i, row[4])
     if not row[5]:
         errors[path] = row[13] or f"{path}: not a readable image"
         return
@@ -467,26 +469,33 @@ def save_cache(root: Path, features: Features) -> None:
 def training_cache_sources(root: Path, cache_dir: str | Path | None,
                            files: list[str]) -> dict[str, Source]:
     """{path: Source}: the training-cache file for each original it still matches."""
+    source = source_lookup(root, cache_dir)
+    return {path: source(path) for path in files}
+
+
+def source_lookup(root: Path, cache_dir: str | Path | None) -> Callable[[str], Source]:
+    """``source(path)``: where to decode ``path`` from (:func:`training_cache_sources` for
+    one path), asked as needed rather than held for every image; the training cache's
+    manifest is read once."""
     if cache_dir is None:
-        return {path: Source(path) for path in files}
+        return Source
     manifest = load_cache_manifest(cache_dir)
     source = Path(manifest.get("source", ""))
-    if source.is_absolute() and source.resolve() != root.resolve():
+    if source.is_absolute() and source.resolve() != Path(root).resolve():
         raise DataError(f"{cache_dir} is the training cache of {source}, not of {root}; give "
                         f"the cache made by `geoconvnet data prepare {root} --out DIR`")
-    entries = manifest.get("entries", {})
-    sources = {}
-    for path in files:
+    entries, scale = manifest.get("entries", {}), manifest.get("scale", 1.0)
+
+    def lookup(path: str) -> Source:
         entry = entries.get(os.path.relpath(path, root))
         stat = os.stat(path)
         if entry and (entry.get("size"), entry.get("mtime_ns")) == (stat.st_size,
                                                                    stat.st_mtime_ns) \
-                and _large_enough(entry, scale=manifest.get("scale", 1.0)):
-            sources[path] = Source(path, str(Path(cache_dir) / entry["file"]),
-                                   entry.get("sha256"))
-        else:  # changed since the cache was made (or too small a copy): the original
-            sources[path] = Source(path)
-    return sources
+                and _large_enough(entry, scale=scale):
+            return Source(path, str(Path(cache_dir) / entry["file"]), entry.get("sha256"))
+        return Source(path)  # changed since the cache was made (or too small a copy)
+
+    return lookup
 
 
 def _large_enough(entry: dict, scale: float) -> bool:
@@ -505,7 +514,8 @@ def hash_files(root: Path, files: list[str], workers: int | None = None,
     in batches as it comes, so a killed run loses only the last seconds of it.
     ``features.work`` counts the images "cached", found "by content" and "hashed"."""
     root = Path(root)
-    relative = [os.path.relpath(p, root) for p in files]
+    files = files if isinstance(files, PathList) else PathList(files, root)
+    relative = files.relative
     stats = _stats(files)
     new, errors = _empty(len(files)), {}
     with HashCache(root) as cache:
@@ -519,9 +529,8 @@ def hash_files(root: Path, files: list[str], workers: int | None = None,
         _hash(root, cache, files, relative, stats, todo, new, errors, workers, cache_dir)
         work["hashed"] = len(todo)
         if cache.count() > len(files):
-            _forget_others(cache, set(relative))
-    files = list(files)
-    thumbs = Thumbnails(root, files, new["sha256"], new["readable"])
+            _forget_others(cache, relative)
+    thumbs = Thumbnails(root, relative, new["sha256"], new["readable"])
     return Features(files, new["sha256"], new["size"], new["readable"], new["phash"],
                     new["halves"], thumbs, new["detail"], new["from_cache"], stats[:, 0].copy(),
                     errors, Verdicts(root, nearcopy.VERSION), work)
@@ -582,17 +591,18 @@ def _hash(root, cache, files, relative, stats, todo, new, errors, workers, cache
     """Hash ``todo`` in worker processes, committing rows in batches as results come."""
     if not todo:
         return
-    sources = training_cache_sources(root, cache_dir, [files[i] for i in todo])
+    source = source_lookup(root, cache_dir)
     batches = _Batches(cache)
     try:
         with progress_bar() as bar, worker_pool(workers, len(todo), PRELOAD) as pool:
             task = add_task(bar, "Hashing images", len(todo))
             for start in range(0, len(todo), SLICE):  # a slice at a time: bounded memory
                 part = todo[start:start + SLICE]
-                jobs = [sources[files[i]] for i in part]
+                jobs = [source(files[i]) for i in part]
                 for i, (path, digest, result, error) in zip(
                         part, pool.map(_features, jobs, chunksize=8)):
-                    new["sha256"][i] = digest
+                    if digest:
+                        new["sha256"].set(i, digest)
                     if result is None:
                         errors[path] = error
                     else:
@@ -605,6 +615,28 @@ def _hash(root, cache, files, relative, stats, todo, new, errors, workers, cache
         batches.flush()  # Ctrl-C keeps what was finished too
 
 
-def _forget_others(cache: HashCache, current: set[str]) -> None:
-    """Drop the rows of files not hashed this time (gone, or moved out of the root)."""
-    cache.delete([p for p in cache.paths() if p not in current])
+def _forget_others(cache: HashCache, current: PathList) -> None:
+    """Drop the rows of files not hashed this time (gone, or moved out of the root). The
+    current paths are known by a 64-bit hash each (a set of 5 million str would take GBs);
+    a row whose path's hash matches a current one by chance stays, which a cache can
+    afford."""
+    known = np.sort(np.fromiter((_path_key(p) for p in current), np.uint64, len(current)))
+    gone, batch = [], []
+    for path in cache.paths():
+        batch.append(path)
+        if len(batch) == 10_000:
+            gone += _unknown(batch, known)
+            batch = []
+    cache.delete(gone + _unknown(batch, known))
+
+
+def _path_key(path: str) -> int:
+    return int.from_bytes(hashlib.blake2b(path.encode("utf-8", "surrogateescape"),
+                                          digest_size=8).digest(), "little")
+
+
+def _unknown(paths: list[str], known: np.ndarray) -> list[str]:
+    keys = np.fromiter((_path_key(p) for p in paths), np.uint64, len(paths))
+    at = np.minimum(np.searchsorted(known, keys), max(len(known) - 1, 0))
+    found = known[at] == keys if len(known) else np.zeros(len(paths), bool)
+    return [p for p, ok in zip(paths, found.tolist()) if not ok]
