@@ -70,8 +70,9 @@ def test_whole_image_training_beats_chance(edge_data, tmp_path, view, source):
     if source == "cache":
         prepare(edge_data, tmp_path / "cache")
         data = tmp_path / "cache"
+    # 5 epochs: top-1 1.0 on 2 cores, as with 8 (43 s instead of 62 s alone)
     run = train(data=str(data), runs_dir=str(tmp_path), name=view, train_view=view,
-                full_width=192, **{**SMALL, "epochs": 8, "patience": 8, "lr": 2e-3})
+                full_width=192, **{**SMALL, "epochs": 5, "patience": 5, "lr": 2e-3})
     meta = read_meta(run)
     assert meta["preprocessing"]["train_view"] == view and not meta["preprocessing"]["hflip"]
     top1 = evaluate(run, edge_data, write=False, num_workers=0).metrics["top1"]
