@@ -108,6 +108,9 @@ class GeoGuessr:
                 return self._play_round(taken)
             except (_SiteDown, _playwright_error()) as exc:
                 if self.page.is_closed():  # the browser went away (Ctrl-C reaches it too)
+                    # Ctrl-C reaches the browser and us at once; the browser may die before
+                    # our KeyboardInterrupt is raised: let it arrive, so Ctrl-C stays Ctrl-C.
+                    time.sleep(0.5)
                     raise CollectError("geoguessr: the browser closed") from None
                 problem = exc
         retries = f"after {self.reloads} retries" if self.reloads else "at once"
