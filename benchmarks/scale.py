@@ -8,6 +8,10 @@ read with ``os.wait4``; pool workers are separate processes and smaller):
 - ``import``: ``data import folders SRC --out ROOT``;
 - ``dedup`` first and cached (a second run), ``split``, ``stats --no-page``;
 - ``prepare`` into a file cache and into shards, first and incremental (1% new images);
+Peak RSS of a finished command is its ``ru_maxrss``, which on Linux also counts the memory
+of this script at the fork; the per-size steps run while this script is small (<= ~40 MB),
+the grouping and start-up probes report their own peak (``VmHWM``).
+
 - reading 2,000 random samples from each cache (opening it as training does);
 - training start-up to the first optimizer step (``train --max-steps 1``; the log line
   "First step ... after start"), from both caches; the process is stopped there.
@@ -57,9 +61,11 @@ def run(cmd: list[str], until: str | None = None, timeout: float = 7200) -> tupl
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True, env={**os.environ, "COLUMNS": "200"})
-    seen, tail = None, []
+    seen, tail, own = None, [], None
     for line in proc.stdout:
         tail = (tail + [line])[-20:]
+        if line.startswith("VmHWM:"):  # the command reported its own peak
+            own = int(line.split()[1]) / 1024
         if until and until in line:
             seen = time.perf_counter() - start
             peak = _peak_rss(proc.pid)
@@ -73,7 +79,7 @@ def run(cmd: list[str], until: str | None = None, timeout: float = 7200) -> tupl
         return seen, peak
     if status != 0:
         raise SystemExit(f"failed: {' '.join(cmd)}\n{''.join(tail)}")
-    return time.perf_counter() - start, usage.ru_maxrss / 1024
+    return time.perf_counter() - start, own if own is not None else usage.ru_maxrss / 1024
 
 
 def _peak_rss(pid: int) -> float:
@@ -226,6 +232,8 @@ if which == "folds":
     assign_folds(countries, groups, 0.2, 0)
 else:
     spot_groups(lat, lon, 50.0)
+# This process's own peak: the rusage of a forked child also counts its parent's memory.
+print(next(l for l in open("/proc/self/status") if l.startswith("VmHWM")))
 """
     script = work / "grouping.py"
     script.write_text(code)
