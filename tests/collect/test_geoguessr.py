@@ -236,8 +236,11 @@ def test_ctrl_c_stops_cleanly_and_keeps_what_was_collected(site, tmp_path):
            "--countries", "Peru", "--per-country", "50", "--delay", "0", "--settle", "0.05",
            "--site-url", site.url, "--browser", site.browser,
            "--storage-state", site.storage_state(tmp_path / "s.json")]
+    # SIGINT as a terminal's Ctrl-C, also where the suite runs with it ignored (started in the
+    # background by a non-interactive shell), which children would inherit.
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+                            start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while len(open_manifest(root, repair=False).records) < 1:
         assert proc.poll() is None and time.monotonic() < deadline, "no capture in time"

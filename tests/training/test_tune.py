@@ -116,12 +116,19 @@ def test_archs_adds_the_architecture_to_the_space():
     assert space["arch"].choices == ["resnet18", "resnet34"]
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 # -- SQLite default -------------------------------------------------------------------------
 @pytest.mark.slow
 def test_interrupted_sqlite_study_continues_with_its_earlier_trials(tiny_data, tmp_path):
     """Ctrl-C during trial 1; the same command again finishes the study, keeping trial 0."""
     cmd = _tune_cmd(tiny_data, tmp_path, 3, "--no-finalize", "--study", "s", epochs=3, patience=3)
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # Ctrl-C as a terminal sends it, even where the suite itself runs with SIGINT ignored
+    # (started in the background by a non-interactive shell): the child must not inherit that.
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            preexec_fn=_default_sigint)
     trials_csv = tmp_path / "s" / "trials.csv"
     deadline = time.monotonic() + 240
     # Interrupt as soon as trial 1's training has started (its run folder exists): a fixed
