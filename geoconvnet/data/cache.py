@@ -98,7 +98,7 @@ def _convert(job) -> tuple[str, dict | None, str | None]:
                  "width": width, "height": height}, None
 
 
-def _sources(root: Path) -> list[str]:
+def source_files(root: Path) -> list[str]:
     """Relative paths of every image under train/ and test/, with the layout checks."""
     keys = []
     for split in SPLITS:
@@ -143,7 +143,7 @@ def prepare(root: str | Path, out: str | Path, scale: float = DEFAULT_SCALE,
                             f"chroma {settings[2]} and tiles overlapping by {settings[3]} pixels; "
                             "use another --out for different settings")
         manifest["entries"] = old["entries"]
-    keys = _sources(root)
+    keys = source_files(root)
     jobs, unchanged = [], 0
     for key in keys:
         stat, entry = os.stat(root / key), manifest["entries"].get(key)

@@ -13,10 +13,10 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
-import tempfile
 from pathlib import Path
 
 from ..utils.errors import DataError
+from ..utils.io import write_bytes
 
 S3 = "s3://"
 # Where shards and index files of a remote cache are kept; one folder per cache URL.
@@ -82,14 +82,7 @@ class Store:
             raise DataError(f"{self.url(name)}: checksum mismatch after download (corrupted or "
                             "replaced in the store); run `geoconvnet data prepare` and upload "
                             "the cache again")
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_bytes(path, data)  # temporary name, fsync, rename: never a torn copy
 
     def url(self, name: str) -> str:
         return f"{self.location.rstrip('/')}/{name}"

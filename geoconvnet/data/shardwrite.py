@@ -13,6 +13,7 @@ nothing new or changed writes nothing.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -29,10 +30,11 @@ import numpy as np
 from ..utils.errors import DataError
 from ..utils.io import write_bytes, write_json
 from ..utils.progress import add_task, log, progress_bar
-from .cache import DEFAULT_CHROMA, DEFAULT_QUALITY, encode_source, is_cache, load_manifest
+from .cache import (DEFAULT_CHROMA, DEFAULT_QUALITY, encode_source, is_cache, load_manifest,
+                    source_files)
 from .cachefile import CHROMA, checked_bytes
 from .images import DEFAULT_MAX_PIXELS
-from .layout import SPLITS, find_classes, image_files
+from .layout import SPLITS
 from .shards import FORMAT, SPLIT_CODES, TABLE, key_hash
 from .shardstore import sha256_file
 
@@ -57,15 +59,10 @@ def _sources(root: Path) -> dict[str, tuple]:
                       e["file"], e["sha256"])
                 for key, e in load_manifest(root)["entries"].items()}
     found = {}
-    for split in SPLITS:
-        split_dir = root / split
-        if split == "test" and not split_dir.exists():
-            continue
-        for country in find_classes(split_dir):
-            for path in image_files(split_dir / country):
-                stat = os.stat(path)
-                found[f"{split}/{country}/{Path(path).name}"] = (split, country, stat.st_size,
-                                                                 stat.st_mtime_ns)
+    for key in source_files(root):  # the file cache's listing and layout checks
+        stat = os.stat(root / key)
+        split, country = Path(key).parts[:2]
+        found[key] = (split, country, stat.st_size, stat.st_mtime_ns)
     return found
 
 
@@ -157,8 +154,6 @@ def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
 
 def _write_checked(path: Path, blob: bytes) -> str:
     """Write (temp, fsync, rename) and read back: the SHA-256 of what is on disk."""
-    import hashlib  # lazy: only here
-
     expected = hashlib.sha256(blob).hexdigest()
     write_bytes(path, blob)
     if sha256_file(path) != expected:

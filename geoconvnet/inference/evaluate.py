@@ -55,7 +55,8 @@ def evaluate(model, data: str | Path | DataRoot, *, split: str = "test",
     metrics = {**summarize(logits, run.labels), "split": split, "eval_view": run.view,
                "skipped": len(samples) - len(run.indices)}
     result = EvalResult(metrics, logits.softmax(dim=1).numpy(), run.labels.numpy(),
-                        [data.display(samples[i][0]) for i in run.indices.tolist()], loaded.class_names,
+                        [data.display(samples[i][0]) for i in run.indices.tolist()],
+                        loaded.class_names,
                         images_per_s=run.images_per_s,
                         skipped={data.display(samples[i][0]): why for i, why in run.failed.items()})
     if write:
