@@ -79,9 +79,11 @@ def _plan(sources: dict, old: dict | None, out: Path, shard_size: int | None):
     known, kept, shrunk = set(), [], False
     for shard in (old or {}).get("shards", []):
         side = _sidecar(out, shard["name"])
-        if side is None:
-            raise DataError(f"{out / 'shards' / shard['name']}.json: member list of a finished "
-                            "shard is missing or unreadable; prepare into a new --out")
+        if side is None:  # its images are written again; the shard itself is swept later
+            log(f"[yellow]{out / 'shards' / shard['name']}.json: member list missing or "
+                "unreadable; its images are converted again[/]")
+            shrunk = True
+            continue
         members = side["members"] + side["bad"]
         live = [m["key"] for m in members
                 if tuple(sources.get(m["key"], ())[2:4]) == (m["size"], m["mtime_ns"])]

@@ -217,6 +217,17 @@ def test_ranks_read_disjoint_samples_whose_union_is_the_epoch(n, shard, world):
     assert again.positions().tolist() != ranks[0].positions().tolist()  # new epoch, new order
 
 
+def test_a_lost_member_list_costs_only_its_shard(tiny_data, tmp_path):
+    out = tmp_path / "cache"
+    first = prepare_shards(tiny_data, out, shard_size=16, **SETTINGS)
+    lost = sorted((out / "shards").glob("train-*.json"))[0]
+    count = len(json.loads(lost.read_text())["members"])
+    lost.unlink()
+    again = prepare_shards(tiny_data, out, shard_size=16, **SETTINGS)
+    assert again["converted"] == count and again["images"] == first["images"]
+    assert not (out / "shards" / lost.with_suffix(".tar").name).exists()  # swept: ours
+
+
 def test_a_resumed_run_with_other_settings_rewrites_the_shards(tiny_data, tmp_path):
     out = tmp_path / "cache"
     first = prepare_shards(tiny_data, out, shard_size=16, nodes=2, node_rank=0, **SETTINGS)
