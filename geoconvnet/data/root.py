@@ -11,10 +11,12 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 
 from . import cache
 from .cachefile import TiledImage, open_cached
+from .coords import Coordinates, as_array, read_coordinates
 from .images import DEFAULT_MAX_PIXELS, load_image, scan_images
 from .layout import Sample, check_same_classes, find_classes, list_samples
 from .shards import ShardedCache, is_sharded
@@ -29,6 +31,8 @@ class DataRoot:
     bad_files: dict[str, str] = field(default_factory=dict)  # unreadable sources (cache only)
     max_pixels: int = DEFAULT_MAX_PIXELS
     shards: ShardedCache | None = None  # a sharded cache (local or s3://): samples are ids
+    # source-relative file -> (lat, lon); read on first use (a file cache: from its manifest)
+    coords_table: Coordinates | None = field(default=None, repr=False)
 
     @classmethod
     def open(cls, path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> "DataRoot":
@@ -41,8 +45,9 @@ class DataRoot:
             return cls(path, max_pixels=max_pixels)
         manifest = cache.load_manifest(path)
         bad = {str(Path(manifest["source"]) / k): v for k, v in manifest["bad_files"].items()}
+        coords = {k: tuple(e["latlon"]) for k, e in manifest["entries"].items() if "latlon" in e}
         return cls(path, True, float(manifest["scale"]), cache.checksums(path, manifest), bad,
-                   max_pixels)
+                   max_pixels, coords_table=coords)
 
     @property
     def location(self) -> str:
@@ -116,3 +121,22 @@ class DataRoot:
         if self.shards:
             return str(Path(self.shards.table["source"]) / self.shards.key(source))
         return str(source)
+
+    def source_key(self, source: str | int) -> str:
+        """A sample's file relative to the dataset folder it came from (``train/<Country>/
+        <name>``): what coordinate tables are keyed by, for a folder and its caches alike."""
+        if self.shards:
+            return self.shards.key(source)
+        relative = self.relative(source)
+        return relative[:-4] if self.is_cache and relative.endswith(".jpg") else relative
+
+    def coordinates(self, sources) -> np.ndarray:
+        """``[n, 2]`` (lat, lon) of samples' sources (paths, or a sharded cache's ids), NaN
+        where the root has no coordinates for one (see :mod:`.coords`)."""
+        if self.shards:
+            return self.shards.coordinates(np.asarray(sources))
+        if self.coords_table is None:
+            self.coords_table = read_coordinates(self.path)
+        if not self.coords_table:
+            return np.full((len(sources), 2), np.nan)
+        return as_array([self.source_key(s) for s in sources], self.coords_table)

@@ -136,6 +136,10 @@ class ShardedCache:
             labels = order[labels]
         return ShardSamples(ids, labels, np.asarray(arrays["shard"][ids]))
 
+    def coordinates(self, ids: np.ndarray) -> np.ndarray:
+        """``[n, 2]`` (lat, lon) of samples, NaN where unknown."""
+        return np.full((len(ids), 2), np.nan)  # coordinates are not stored in shards yet
+
     def key(self, sample: int) -> str:
         """The source path (relative to the dataset) that a sample was made from."""
         ends = self.arrays["key_end"]
