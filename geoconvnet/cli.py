@@ -73,6 +73,13 @@ TRAIN_HELP = {
     "progressive": "progressive resizing: the first epochs at this fraction of the training "
                    "resolution (e.g. 0.5), rising to full resolution for the last fifth of "
                    "the epochs; 0: off",
+    "geo": "location head over geocells: auto (when the root gives coordinates: a collect "
+           "manifest with lat/lon or coordinates.csv), on, off",
+    "geo_weight": "weight of the location head's loss beside the country loss",
+    "geocells": "at most this many geocells (cells never cross a border; crowded areas are "
+                "split further)",
+    "geocell_min": "training places a geocell needs to be split off",
+    "geo_tau": "km: decay of the haversine label smoothing over geocells",
     "eval_view": f"view for validation and later evaluation: {', '.join(EVAL_VIEWS)}, or auto "
                  "(every view scored on validation after training, the best kept)",
     "layer_decay": "layer-wise learning-rate decay for timm ViTs, e.g. 0.75 (0: off)",
@@ -381,6 +388,12 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--device", default="auto")
     ev.add_argument("--out", help="output folder (default: <run>/eval/<split>-<view>)")
     ev.add_argument("--json", action="store_true", help="print one JSON object")
+    ev.add_argument("--refine", choices=["knn"], help="also the location head's pin refined by "
+                    "the visually nearest training images in its likely cells")
+    ev.add_argument("--refine-data", help="training root for --refine knn (default: the root "
+                    "the model was trained on)")
+    ev.add_argument("--embedding-cache", help="folder of cached embeddings for --refine knn "
+                    "(default: ~/.cache/geoconvnet/embeddings)")
 
     pr = sub.add_parser("predict", help="top-k countries for images, folders or globs")
     pr.add_argument("checkpoint", help="checkpoint file, run folder or exported .onnx file")
@@ -862,7 +875,8 @@ def cmd_evaluate(args) -> int:
 
     result = evaluate(args.checkpoint, args.data, split=args.split, eval_view=args.eval_view,
                       batch_size=args.batch_size, device=args.device, num_workers=args.num_workers,
-                      out_dir=args.out)
+                      out_dir=args.out, refine=args.refine, refine_data=args.refine_data,
+                      embedding_cache=args.embedding_cache)
     m = result.metrics
     _print_skipped(result.skipped)
     if args.json:
@@ -873,8 +887,25 @@ def cmd_evaluate(args) -> int:
                          ["top-1", "top-3", "top-5", "loss"],
                          [[f"{m['top1']:.1%}", f"{m['top3']:.1%}", f"{m['top5']:.1%}",
                            f"{m['loss']:.4f}"]], right_from=0))
+    if m.get("geo"):
+        console.print(_geo_table(m["geo"]))
     console.print(f"Per-country report, confusion matrix and predictions: [bold]{result.out_dir}[/]")
     return 0
+
+
+GEO_LABELS = {"pin": "location head pin", "pin_knn": "location head pin, knn refined",
+              "country_pin": "country pin"}
+
+
+def _geo_table(geo: dict):
+    """How far the pins land: a row per pin."""
+    rows = [[GEO_LABELS.get(kind, kind), f"{g['median_km']:,.0f}", f"{g['mean_km']:,.0f}",
+             f"{g['geoscore']:,.0f}"] + [f"{g['within'][t]:.1%}" for t in ("25", "200", "750",
+                                                                             "2500")]
+            for kind, g in geo.items() if g["n"]]
+    return _table(f"Distance to the true place ({next(iter(geo.values()))['n']} images)",
+                  ["pin", "median km", "mean km", "GeoScore", "≤25 km", "≤200 km", "≤750 km",
+                   "≤2500 km"], rows, right_from=1)
 
 
 def _print_skipped(skipped: dict[str, str]) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -22,6 +22,7 @@ from ..data.root import DataRoot
 from ..data.shards import ShardSamples
 from ..data.transforms import eval_transform, normalize
 from ..models.checkpoint import LoadedModel
+from ..models.heads import COUNTRY, heads_of, output_size, split_logits
 from ..models.registry import check_input_size
 from ..utils.device import autocast, channels_last, resolve_device
 from ..utils.errors import ConfigError, DataError
@@ -35,18 +36,26 @@ UNLABELLED = -1
 class Inference:
     """What :func:`infer` returns: one row per input that could be read."""
 
-    logits: torch.Tensor  # [n, classes], averaged over the view's crops, before temperature
+    logits: torch.Tensor  # [n, classes]: the country head, before temperature
     labels: torch.Tensor  # [n]; UNLABELLED for inputs given without a label
     indices: torch.Tensor  # [n]: each row's position in the inputs
     failed: dict[int, str]  # input position -> why it could not be read (names the file)
     temperature: float
     view: str
     seconds: float
+    outputs: dict[str, torch.Tensor] = field(default_factory=dict)  # every head's logits
 
     @property
     def probs(self) -> torch.Tensor:
         """Calibrated probabilities (the checkpoint's temperature applied)."""
         return (self.logits / self.temperature).softmax(dim=1)
+
+    def head_probs(self, name: str) -> torch.Tensor | None:
+        """``[n, size]`` probabilities of head ``name`` (the country head calibrated), or
+        None when the model has no such head."""
+        if name == COUNTRY:
+            return self.probs
+        return self.outputs[name].softmax(dim=1) if name in self.outputs else None
 
     @property
     def images_per_s(self) -> float:
@@ -121,9 +130,10 @@ def infer(model: LoadedModel, inputs, *, view: str | None = None, data: DataRoot
                 labels.append(batch.labels)
                 indices.append(batch.indices)
             bar.advance(task, len(batch.labels) + len(batch.failed))
-    return Inference(_cat(logits, (0, len(model.class_names))), _cat(labels, (0,), torch.long),
+    outputs = split_logits(_cat(logits, (0, output_size(model.meta))), heads_of(model.meta))
+    return Inference(outputs[COUNTRY], _cat(labels, (0,), torch.long),
                      _cat(indices, (0,), torch.long), failed, model.temperature, view,
-                     time.perf_counter() - start)
+                     time.perf_counter() - start, outputs)
 
 
 @contextlib.contextmanager

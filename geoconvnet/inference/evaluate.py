@@ -16,7 +16,11 @@ from ..models.load import load_model
 from ..utils.device import resolve_device
 from ..utils.errors import ConfigError
 from ..utils.io import write_csv, write_json, write_text
+from ..data.geo import distance_summary
+from . import default_batch_size
 from .core import infer, require_some
+from .geoeval import CELL, GeoResult, locate
+from .refine import build_refiner
 from .metrics import per_class_table, summarize
 
 
@@ -30,19 +34,28 @@ class EvalResult:
     out_dir: Path | None = None
     images_per_s: float = 0.0
     skipped: dict[str, str] = field(default_factory=dict)  # unreadable file -> why
+    geo: GeoResult | None = None  # pins and true places, when the split has coordinates
 
 
 def evaluate(model, data: str | Path | DataRoot, *, split: str = "test",
              samples: list[Sample] | None = None, eval_view: str | None = None,
              batch_size: int | None = None, device: str | torch.device | None = None,
              num_workers: int | None = None, out_dir: str | Path | None = None,
-             write: bool = True) -> EvalResult:
+             write: bool = True, pins: bool = True, refine: str | None = None,
+             refine_data: str | Path | DataRoot | None = None,
+             embedding_cache: str | Path | None = None) -> EvalResult:
     """Top-1/3/5 and loss of a model on a dataset split.
 
     ``model``: a checkpoint file, a run folder or a :class:`LoadedModel`.
     ``data``: a dataset folder or cache (``split`` picks its sub-folder), or ``samples``
     of it (the validation split). With ``write`` the per-country report, confusion matrix
     and per-image predictions are written to ``out_dir`` (default ``<run>/eval/<split>-<view>``).
+    Where the split has coordinates, ``metrics["geo"]`` says how far the pins land
+    (:mod:`.geoeval`; ``pins=False``: only the likeliest geocell's centre, in
+    ``metrics["geo_cell"]``, as the training loop's validation wants it). ``refine``:
+    ``knn`` adds the location head's pin refined by the nearest training images of
+    ``refine_data`` (default: the root the model was trained on; :mod:`.refine`), embedded
+    once into ``embedding_cache`` (default ``~/.cache/geoconvnet/embeddings``).
     """
     device = resolve_device(device)
     loaded = model if isinstance(model, LoadedModel) else load_model(model, device)
@@ -59,6 +72,16 @@ def evaluate(model, data: str | Path | DataRoot, *, split: str = "test",
                         loaded.class_names,
                         images_per_s=run.images_per_s,
                         skipped={data.display(samples[i][0]): why for i, why in run.failed.items()})
+    truth = data.coordinates([samples[i][0] for i in run.indices.tolist()])
+    if np.isfinite(truth).all(axis=1).any():
+        refiner, vectors = _refiner(refine, loaded, refine_data, data,
+                                    [samples[i] for i in run.indices.tolist()], device,
+                                    batch_size, num_workers, embedding_cache)
+        result.geo = locate(loaded, run, truth, pins=pins, refiner=refiner, vectors=vectors)
+        if result.geo.summary():
+            metrics["geo"] = result.geo.summary()
+        if CELL in result.geo.pins:
+            metrics["geo_cell"] = distance_summary(result.geo.distances(CELL))
     if write:
         if out_dir is None:
             if isinstance(model, LoadedModel):
@@ -67,6 +90,28 @@ def evaluate(model, data: str | Path | DataRoot, *, split: str = "test",
             out_dir = resolve_checkpoint(model).parent / "eval" / f"{split}-{run.view}"
         result.out_dir = write_results(result, Path(out_dir))
     return result
+
+
+def _refiner(refine: str | None, model: LoadedModel, refine_data, data: DataRoot,
+             evaluated: list, device, batch_size: int | None, num_workers: int | None,
+             cache_dir) -> tuple:
+    """(refiner, embeddings of the evaluated images) for ``--refine knn``, else (None,
+    None)."""
+    if refine is None:
+        return None, None
+    if refine != "knn":
+        raise ConfigError(f"--refine {refine!r}: the only refinement is knn")
+    if model.geocells is None:
+        raise ConfigError("--refine knn refines the location head's pin; this model has no "
+                          "location head (train it on a root with coordinates)")
+    refine_data = refine_data or model.meta.get("config", {}).get("data")
+    if not refine_data:
+        raise ConfigError("--refine knn: pass the root the model was trained on with "
+                          "--refine-data")
+    train_root = refine_data if isinstance(refine_data, DataRoot) else DataRoot.open(refine_data)
+    batch_size = batch_size or default_batch_size(device.type)
+    refiner, cache = build_refiner(model, train_root, device, batch_size, num_workers, cache_dir)
+    return refiner, cache.get(data, evaluated, device, batch_size, num_workers).numpy()
 
 
 def write_results(result: EvalResult, out_dir: Path) -> Path:
@@ -94,4 +139,25 @@ def write_results(result: EvalResult, out_dir: Path) -> Path:
     body = [[path, names[t]] + [v for j in order for v in (names[j], f"{probs[j]:.4f}")]
             for path, t, order, probs in zip(result.paths, result.targets, top, result.probs)]
     write_csv(out_dir / "predictions.csv", header, body)
+    if result.geo is not None and result.geo.summary():
+        write_geo_predictions(result, out_dir / "geo_predictions.csv")
     return out_dir
+
+
+def write_geo_predictions(result: EvalResult, path: Path) -> None:
+    """Per image: the true place, each pin and its distance (plain data for the report)."""
+    geo, kinds = result.geo, [k for k in result.geo.pins if k != CELL]
+    header = ["path", "truth", "lat", "lon"] + [f"{kind}_{part}" for kind in kinds
+                                                for part in ("lat", "lon", "km")]
+    distances = {kind: geo.distances(kind) for kind in kinds}
+    rows = []
+    for i, (path_i, target) in enumerate(zip(result.paths, result.targets)):
+        if not np.isfinite(geo.truth[i]).all():
+            continue
+        row = [path_i, result.class_names[target], f"{geo.truth[i, 0]:.5f}",
+               f"{geo.truth[i, 1]:.5f}"]
+        for kind in kinds:
+            lat, lon = geo.pins[kind][i]
+            row += [f"{lat:.5f}", f"{lon:.5f}", f"{distances[kind][i]:.1f}"]
+        rows.append(row)
+    write_csv(path, header, rows)

@@ -1,5 +1,6 @@
 """Where to put the GeoGuessr pin: the point with the highest expected score under the
-predicted distribution over countries.
+predicted distribution over places: a location head's geocells when the model has one
+(each cell's probability spread over its training places), else its countries.
 
 A guess d kilometres from the answer scores 5000 * exp(-d / 1492.7) on the world map.
 Each country's probability is spread uniformly over its land (Natural Earth outlines, as
@@ -18,6 +19,7 @@ import numpy as np
 from scipy.optimize import minimize
 
 from ..data.countries import resolve
+from ..data.geo import GeoCells
 from ..data.places import Places
 
 EARTH_KM = 6371.0
@@ -34,7 +36,9 @@ class Pin:
 @dataclass
 class PinAdvice:
     suggested: Pin
-    naive: Pin  # the centre of the most likely country
+    naive: Pin  # the centre of the most likely country (geocell)
+    source: str = "country"  # the distribution it came from: "country" or "geocell"
+    country: Pin | None = None  # with a location head: the country pin, for comparison
 
 
 def score(distance_km: np.ndarray) -> np.ndarray:
@@ -97,20 +101,53 @@ class Target:
 
 def advise(probabilities: dict[str, float], land: Land | None = None,
            min_probability: float = 0.01) -> PinAdvice:
-    """The suggested and the naive pin for ``{country: probability}``."""
+    """The suggested and the naive pin for ``{country: probability}``: each country's
+    probability spread over its land."""
     land = land or Land()
     likely = {c: p for c, p in probabilities.items() if p >= min_probability} or \
         dict([max(probabilities.items(), key=lambda kv: kv[1])])
     clouds = [(p, land.points(c)) for c, p in likely.items()]
-    target = Target(clouds)
     top = max(likely, key=likely.get)
-    centre = land.points(top).mean(axis=0)
-    naive = Pin(float(centre[0]), float(centre[1]), float(target.expected(centre)[0]))
-    # Candidates: every 10th land sample of each likely country and each country's centre,
-    # ranked on a sixth of the land in float32; the best few are scored exactly and the
-    # best of those refined. A prediction spread over 35 countries takes ~0.1 s, not ~0.6 s.
+    return best_pin(clouds, land.points(top).mean(axis=0))
+
+
+def advise_model(country_probs: dict[str, float], cell_probs, cells: GeoCells | None,
+                 land: Land | None = None) -> PinAdvice:
+    """The pin of a model: from its location head when it has one (the country pin kept
+    beside it for comparison, when the classes are countries), else from its countries."""
+    if cells is None:
+        return advise(country_probs, land)
+    advice = advise_cells(np.asarray(cell_probs), cells)
+    if land is not None:
+        advice.country = advise(country_probs, land).suggested
+    return advice
+
+
+def advise_cells(probabilities: np.ndarray, cells: GeoCells,
+                 min_probability: float = 0.01) -> PinAdvice:
+    """The pin for a location head's ``[cells]`` probabilities: each likely cell's
+    probability spread over its training places; the naive pin is the likeliest cell's
+    centre (one of its places)."""
+    clouds = cells.cell_distribution(np.asarray(probabilities, dtype=float), min_probability)
+    top = int(np.argmax(probabilities))
+    advice = best_pin(clouds, np.asarray(cells.centres[top], dtype=float))
+    advice.source = "geocell"
+    return advice
+
+
+def best_pin(clouds: list[tuple[float, np.ndarray]], naive_centre: np.ndarray) -> PinAdvice:
+    """The point of highest expected score under ``clouds`` (probability, ``[k, 2]`` places
+    it is spread over), and the ``naive_centre`` scored under the same distribution."""
+    target = Target(clouds)
+    naive_centre = np.asarray(naive_centre, dtype=float)
+    naive = Pin(float(naive_centre[0]), float(naive_centre[1]),
+                float(target.expected(naive_centre)[0]))
+    # Candidates: every 10th place of each cloud and each cloud's centre, ranked on a sixth
+    # of the places in float32; the best few are scored exactly and the best of those
+    # refined. A prediction spread over 35 countries takes ~0.1 s, not ~0.6 s.
     candidates = np.vstack([pts[::10] for _, pts in clouds] +
-                           [pts.mean(axis=0, keepdims=True) for _, pts in clouds])
+                           [pts.mean(axis=0, keepdims=True) for _, pts in clouds] +
+                           [naive_centre[None]])
     coarse = Target(clouds, step=6, dtype=np.float32).expected(candidates)
     shortlist = candidates[np.argsort(coarse)[-8:]]
     scores = target.expected(shortlist)

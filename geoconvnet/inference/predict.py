@@ -11,11 +11,13 @@ import torch
 from ..data.countries import resolve
 from ..data.layout import image_files
 from ..models.checkpoint import LoadedModel
+from ..models.heads import GEOCELL
 from ..models.load import load_model
 from ..utils.device import resolve_device
 from .core import describe_source, infer, read_any
 from .explain import write_overlays
-from .pin import Land, PinAdvice, advise
+from .geoeval import countries_known
+from .pin import Land, PinAdvice, advise_model
 
 
 @dataclass
@@ -32,10 +34,12 @@ class Prediction:
         if self.heat_maps:
             out["heat_maps"] = self.heat_maps
         if self.pin is not None:
+            pins = [("suggested", self.pin.suggested), ("naive", self.pin.naive)]
+            pins += [("country", self.pin.country)] if self.pin.country is not None else []
             out["pin"] = {kind: {"lat": round(p.lat, 5), "lon": round(p.lon, 5),
                                  "expected_score": round(p.expected_score, 1)}
-                          for kind, p in (("suggested", self.pin.suggested),
-                                          ("naive", self.pin.naive))}
+                          for kind, p in pins}
+            out["pin"]["source"] = self.pin.source
         return out
 
 
@@ -95,7 +99,7 @@ def predict(checkpoint, inputs, top_k: int = 5, eval_view: str | None = None,
     k = max(1, min(top_k, len(model.class_names)))
     values, classes = run.probs.topk(k, dim=1)
     found = dict(zip(run.indices.tolist(), zip(values.tolist(), classes.tolist())))
-    pins = _pins(model.class_names, run) if pin else {}
+    pins = _pins(model, run) if pin else {}
     items = []
     for i, source in enumerate(sources):
         name = describe_source(source)
@@ -112,9 +116,14 @@ def predict(checkpoint, inputs, top_k: int = 5, eval_view: str | None = None,
     return Predictions(items, run.seconds)
 
 
-def _pins(class_names: list[str], run) -> dict[int, PinAdvice]:
-    for name in class_names:
-        resolve(name)  # a ConfigError naming a class that is not a country
-    land = Land()
-    return {i: advise(dict(zip(class_names, row)), land)
-            for i, row in zip(run.indices.tolist(), run.probs.tolist())}
+def _pins(model: LoadedModel, run) -> dict[int, PinAdvice]:
+    """The pin of every image: from the location head when the model has one."""
+    cells, class_names = model.geocells, model.class_names
+    if cells is None:
+        for name in class_names:
+            resolve(name)  # a ConfigError naming a class that is not a country
+    land = Land() if countries_known(class_names) else None
+    cell_probs = run.head_probs(GEOCELL)
+    return {i: advise_model(dict(zip(class_names, row)),
+                            cell_probs[n].numpy() if cell_probs is not None else None, cells, land)
+            for n, (i, row) in enumerate(zip(run.indices.tolist(), run.probs.tolist()))}

@@ -8,6 +8,7 @@ would need arbitrary unpickling is refused.
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,9 +18,11 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from .. import __version__
+from ..data.geo import GeoCells
 from ..data.preprocessing import Preprocessing
 from ..utils.errors import CheckpointError, ConfigError
 from ..utils.io import atomic_path
+from .heads import COUNTRY, GEOCELL, head, output_size
 from .registry import GeoNet, build_model
 from .weights import read_state_dict
 
@@ -47,13 +50,21 @@ class LoadedModel:
     def temperature(self) -> float:
         return float(self.meta.get("temperature", 1.0))
 
+    @functools.cached_property
+    def geocells(self) -> GeoCells | None:
+        """The location head's cells, or None for a country-only model."""
+        entry = head(self.meta, GEOCELL)
+        return GeoCells.from_dict(entry["cells"]) if entry is not None else None
+
 
 def make_meta(arch: str, class_names: list[str], dropout: float, preprocessing: Preprocessing,
               config: dict | None = None, metrics: dict | None = None, pool: str = "avg",
-              view_pool: str = "mean") -> dict:
+              view_pool: str = "mean", extra_heads: list[dict] | None = None) -> dict:
+    """``extra_heads``: heads after the country head (:mod:`.heads`), e.g. the geocells."""
+    heads = [{"name": COUNTRY, "size": len(class_names)}] + list(extra_heads or [])
     return {"format": FORMAT_VERSION, "geoconvnet_version": __version__, "arch": arch,
             "num_classes": len(class_names), "class_names": list(class_names), "dropout": dropout,
-            "pool": pool, "view_pool": view_pool,
+            "pool": pool, "view_pool": view_pool, "heads": heads,
             "preprocessing": preprocessing.to_dict(), "config": config or {},
             "metrics": metrics or {}}
 
@@ -111,11 +122,15 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Loa
     meta = read_meta(path)
     options = model_options(meta)
     try:
-        net = build_model(meta["arch"], meta["num_classes"], weights="none", **options)
+        net = build_model(meta["arch"], output_size(meta), weights="none", **options)
     except ConfigError as exc:  # metadata written by another version, or edited
         raise CheckpointError(f"{path}: its metadata describes a model this version cannot "
                               f"build ({exc})") from None
-    missing, unexpected = net.load_state_dict(read_state_dict(path), strict=False)
+    try:
+        missing, unexpected = net.load_state_dict(read_state_dict(path), strict=False)
+    except RuntimeError as exc:  # a tensor of another shape: weights and metadata disagree
+        raise CheckpointError(f"{path}: weights do not match its metadata ({str(exc)[:300]})"
+                              ) from None
     if missing or unexpected:
         raise CheckpointError(f"{path}: weights do not match {meta['arch']} with pool "
                               f"{options['pool']} and view pool {options['view_pool']} (missing "
@@ -138,7 +153,13 @@ def load_all_weights(net: GeoNet, path: str | Path, class_names: list[str],
         raise CheckpointError(f"--init-from {path}: it pools with --pool "
                               f"{meta.get('pool', 'avg')}, this run with --pool {pool}; use "
                               "the same, or start from its backbone only with --weights PATH")
-    missing, unexpected = net.load_state_dict(read_state_dict(path), strict=False)
+    try:
+        missing, unexpected = net.load_state_dict(read_state_dict(path), strict=False)
+    except RuntimeError:  # the head's size: trained with other heads (e.g. other geocells)
+        raise CheckpointError(f"--init-from {path}: its heads ({output_size(meta)} outputs) "
+                              "differ from this run's (another set of geocells, or --geo "
+                              "on/off); use the same data and --geo settings, or start from "
+                              "its backbone only with --weights PATH") from None
     missing = [k for k in missing if not k.startswith("view_pool.")]
     if missing or unexpected:
         raise CheckpointError(f"--init-from {path}: a {meta['arch']} checkpoint does not fit "

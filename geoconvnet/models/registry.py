@@ -123,6 +123,8 @@ def _average_pool_flattens(pool) -> bool | None:
 
 
 class GeoNet(nn.Module):
+    """``num_classes``: the head's outputs, every named head's together (:mod:`.heads`)."""
+
     def __init__(self, backbone: Backbone, num_classes: int, dropout: float,
                  view_pool: str = "mean"):
         super().__init__()

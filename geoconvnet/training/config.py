@@ -25,6 +25,7 @@ from ..utils.errors import ConfigError
 from ..utils.io import write_text
 
 OPTIMIZERS = ("adam", "adamw")
+GEO_MODES = ("auto", "on", "off")
 SCHEDULERS = ("step", "cosine", "none")
 
 
@@ -59,6 +60,12 @@ class TrainConfig:
     view_pool: str = "mean"
     progressive: float = 0.0  # 0: off; 0.5: the first epochs at half the resolution
     eval_view: str = "auto"
+    # The location head (geocells): "auto" trains it when the root has coordinates.
+    geo: str = "auto"
+    geo_weight: float = 1.0  # its loss's weight beside the country loss
+    geocells: int = 512  # at most this many cells (fewer where the data cannot fill them)
+    geocell_min: int = 10  # training places a cell needs to be split off
+    geo_tau: float = 75.0  # km: the haversine label smoothing's decay (PIGEON's 75)
     layer_decay: float = 0.0
     ema_decay: float = 0.0
     freeze_backbone: bool = False
@@ -86,6 +93,11 @@ class TrainConfig:
         if self.lr <= 0:
             raise ConfigError(f"lr must be positive, got {self.lr}")
         check_choice("eval view", self.eval_view, EVAL_VIEWS + ("auto",))
+        check_choice("geo", self.geo, GEO_MODES)
+        if self.geo_weight < 0 or self.geocells < 1 or self.geocell_min < 1 or self.geo_tau <= 0:
+            raise ConfigError(f"geo_weight must be >= 0, geocells and geocell_min >= 1 and "
+                              f"geo_tau > 0 km; got {self.geo_weight}, {self.geocells}, "
+                              f"{self.geocell_min}, {self.geo_tau}")
         check_choice("train view", self.train_view, TRAIN_VIEWS)
         for name in ("layer_decay", "ema_decay"):
             if not 0 <= getattr(self, name) < 1:

@@ -35,6 +35,7 @@ from ..models.checkpoint import (
     make_meta,
     save_checkpoint,
 )
+from ..models.heads import COUNTRY, GEOCELL, heads_of, split_logits
 from ..models.registry import (
     build_model,
     builder_for,
@@ -48,11 +49,13 @@ from ..utils.io import atomic_path, write_csv, write_json
 from ..utils.progress import add_task, log, progress_bar
 from . import distributed
 from .config import TrainConfig, resolve_config, save_config
-from .frozen import EmbeddingCache
+from ..inference.embeddings import EmbeddingCache
+from .geohead import plan_geo
 from .views import choose_view
 
 METRIC_FIELDS = ["epoch", "train_loss"] + [f"train_top{k}" for k in TOP_K] + ["val_loss"] + \
-    [f"val_top{k}" for k in TOP_K] + ["lr", "epoch_seconds", "train_images_per_s"]
+    [f"val_top{k}" for k in TOP_K] + ["lr", "epoch_seconds", "train_images_per_s",
+                                      "train_geo_loss", "val_cell_median_km"]
 STATE_NAME, LAST_NAME = "train_state.pt", "last.safetensors"
 
 
@@ -139,7 +142,11 @@ class Trainer:
         torch.backends.cudnn.benchmark = self.device.type == "cuda"
         self.is_main = distributed.is_main()
         torch.manual_seed(cfg.seed)
-        net = build_model(cfg.arch, len(index.classes),
+        # The location head's cells come from the training coordinates (none: country only).
+        self.geo = plan_geo(cfg.geo, index, cells=cfg.geocells, min_size=cfg.geocell_min,
+                            tau_km=cfg.geo_tau, weight=cfg.geo_weight, seed=cfg.seed)
+        extra_heads = [self.geo.head] if self.geo is not None else []
+        net = build_model(cfg.arch, len(index.classes) + sum(h["size"] for h in extra_heads),
                           "none" if resume or cfg.init_from else cfg.weights, cfg.dropout,
                           pool=cfg.pool, view_pool=cfg.view_pool)
         if cfg.init_from and not resume:
@@ -151,7 +158,9 @@ class Trainer:
             raise ConfigError(f"--progressive shrinks the images, but {cfg.arch} takes only "
                               f"{net.fixed_size}x{net.fixed_size} inputs; leave it out")
         meta = make_meta(cfg.arch, index.classes, cfg.dropout, pp, cfg.to_dict(),
-                         pool=cfg.pool, view_pool=cfg.view_pool)
+                         pool=cfg.pool, view_pool=cfg.view_pool, extra_heads=extra_heads)
+        self.heads = heads_of(meta)
+        self.geo = self.geo.to(self.device) if self.geo is not None else None
         self.model = LoadedModel(net.to(self.device), meta)
         if cfg.channels_last and self.device.type == "cuda":
             net.to(memory_format=torch.channels_last)
@@ -235,6 +244,7 @@ class Trainer:
         loader.sampler.set_epoch(epoch)
         net.train()
         loss_sum = torch.zeros((), device=device)
+        geo_sum = torch.zeros((), device=device)  # the location head's share of loss_sum
         correct = torch.zeros(len(TOP_K), device=device, dtype=torch.long)
         seen, start = 0, time.perf_counter()
         world = distributed.world_size()
@@ -247,8 +257,8 @@ class Trainer:
                     continue
                 labels = batch.labels.to(device, non_blocking=True)
                 with autocast(device, cfg.amp):
-                    logits = self.train_logits(batch.images)
-                    loss = self.criterion(logits.float(), labels)
+                    loss, geo_loss, logits = self.loss(self.train_logits(batch.images), labels,
+                                                       batch.indices)
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 self.optimizer.step()
@@ -260,6 +270,8 @@ class Trainer:
                     if self.is_main:
                         log(f"First step {self.first_step_seconds:.1f} s after start")
                 loss_sum += loss.detach() * len(labels)
+                if geo_loss is not None:
+                    geo_sum += geo_loss.detach() * len(labels)
                 correct += topk_correct(logits.detach(), labels)
                 seen += len(labels)
                 if step % 10 == 0:  # .item() waits for the GPU: only now and then
@@ -268,7 +280,7 @@ class Trainer:
                 if self.out_of_steps:  # every rank counts the same steps: all stop here
                     break
             counts = torch.tensor(seen, device=device)
-            distributed.all_sum(loss_sum, correct, counts)
+            distributed.all_sum(loss_sum, geo_sum, correct, counts)
             seen = int(counts.item())
             bar.update(task, total=seen, completed=seen, info=f"loss {loss_sum.item() / max(1, seen):.3f}")
         seconds = time.perf_counter() - start
@@ -277,8 +289,23 @@ class Trainer:
         metrics = {"train_loss": loss_sum.item() / max(1, seen), "epoch_seconds": seconds,
                    "train_images_per_s": seen / seconds, "lr": lr,
                    "resolution": self.resolution}
+        if self.geo is not None:
+            metrics["train_geo_loss"] = geo_sum.item() / max(1, seen)
         metrics.update({f"train_top{k}": c.item() / max(1, seen) for k, c in zip(TOP_K, correct)})
         return metrics
+
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor, indices: torch.Tensor):
+        """(total loss, the location head's loss or None, the country logits) of a batch
+        of the training split's images at ``indices``: the country's cross-entropy, plus
+        ``--geo-weight`` times the geocells' smoothed cross-entropy."""
+        outputs = split_logits(logits.float(), self.heads)
+        loss = self.criterion(outputs[COUNTRY], labels)
+        geo_loss = None
+        if self.geo is not None and self.geo.weight:
+            geo_loss = self.geo.loss(outputs[GEOCELL], indices)
+            if geo_loss is not None:
+                loss = loss + self.geo.weight * geo_loss
+        return loss, geo_loss, outputs[COUNTRY]
 
     def train_logits(self, images) -> torch.Tensor:
         """Logits of a training batch: ``[B, 3, h, w]`` (crop, full), ``[B, K, 3, s, s]``
@@ -296,10 +323,14 @@ class Trainer:
     def validate(self) -> dict:
         result = evaluate(self.evaluated, self.index.data, split="val", samples=self.index.val,
                           device=self.device, batch_size=self.cfg.batch_size,
-                          num_workers=self.cfg.num_workers, write=False)
+                          num_workers=self.cfg.num_workers, write=False, pins=False)
         for reason in result.skipped.values():  # broke after the scan: skipped, say so
             warnings.warn(f"skipping {reason}", stacklevel=1)
-        return {f"val_{k}": result.metrics[k] for k in ["loss"] + [f"top{k}" for k in TOP_K]}
+        row = {f"val_{k}": result.metrics[k] for k in ["loss"] + [f"top{k}" for k in TOP_K]}
+        cell_km = result.metrics.get("geo_cell", {}).get("median_km")
+        if cell_km is not None:
+            row["val_cell_median_km"] = cell_km
+        return row
 
     @property
     def out_of_steps(self) -> bool:
@@ -355,21 +386,25 @@ class Trainer:
         total = len(x_train) + len(x_val)
         log(f"Embeddings ({view} view): {cache.computed} computed, {total - cache.computed} "
             f"from the cache {cache.path}")
-        head = self.model.net.head
-        self.optimizer = torch.optim.AdamW(head.parameters(), lr=cfg.lr * cfg.head_lr_mult,
+        net_head = self.model.net.head
+        self.optimizer = torch.optim.AdamW(net_head.parameters(), lr=cfg.lr * cfg.head_lr_mult,
                                            weight_decay=cfg.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda step: 1.0)
         order = torch.Generator().manual_seed(cfg.seed)
+
+        def head(x):  # the country logits (the location head's are trained in the loss)
+            return split_logits(net_head(x), self.heads)[COUNTRY]
+
         while self.epoch < cfg.epochs and self.stale_epochs < cfg.patience:
             start = time.perf_counter()
-            head.train()
+            net_head.train()
             for chunk in torch.randperm(len(x_train), generator=order).split(cfg.batch_size):
                 chunk = chunk.to(device)
-                loss = self.criterion(head(x_train[chunk]), y_train[chunk])
+                loss, _, _ = self.loss(net_head(x_train[chunk]), y_train[chunk], chunk)
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 self.optimizer.step()
-            head.eval()
+            net_head.eval()
             with torch.no_grad():
                 row = {"epoch": self.epoch + 1, **_scores("train", head(x_train), y_train),
                        **_scores("val", head(x_val), y_val)}
@@ -486,7 +521,9 @@ def _log_epoch(row: dict) -> None:
     log(f"epoch {row['epoch']}: train loss {row['train_loss']:.3f} top1 {row['train_top1']:.1%} "
         f"| val loss {row['val_loss']:.3f} top1 {row['val_top1']:.1%} top3 {row['val_top3']:.1%} "
         f"| {row['train_images_per_s']:.1f} img/s"
-        + (f" | {resolution:.0%} resolution" if resolution < 1 else ""))
+        + (f" | {resolution:.0%} resolution" if resolution < 1 else "")
+        + (f" | val cell median {row['val_cell_median_km']:,.0f} km"
+           if row.get("val_cell_median_km") is not None else ""))
 
 
 def train(config: TrainConfig | None = None, *, config_file: str | Path | None = None,

@@ -15,7 +15,7 @@ from geoconvnet.inference.predict import predict
 from geoconvnet.models.checkpoint import read_meta
 from geoconvnet.models.registry import build_model
 from geoconvnet.training.config import TrainConfig
-from geoconvnet.training.frozen import EmbeddingCache
+from geoconvnet.inference.embeddings import EmbeddingCache
 from geoconvnet.training.train import train
 
 COLOURS = {"Norway": (220, 30, 30), "Peru": (30, 60, 220), "Japan": (240, 220, 30)}

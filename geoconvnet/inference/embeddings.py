@@ -1,4 +1,7 @@
-"""``--freeze-backbone``: a linear probe. The backbone's embedding of every image (in one eval
+"""Embeddings of a backbone, computed once and cached: the ``--freeze-backbone`` linear
+probe trains on them and ``--refine knn`` finds visually near training images with them.
+
+``--freeze-backbone``: a linear probe. The backbone's embedding of every image (in one eval
 view, its crops pooled) is computed once and kept in an embedding cache; the head then
 trains on those vectors, so an epoch takes milliseconds even on a CPU. The checkpoint is the
 whole model (frozen backbone + trained head): it predicts like any other, and
@@ -22,10 +25,10 @@ from safetensors.torch import load_file, save_file
 from ..data.loader import make_loader
 from ..data.root import DataRoot
 from ..data.transforms import eval_transform
-from ..inference.core import forward_views
 from ..models.checkpoint import LoadedModel
 from ..utils.io import atomic_path
 from ..utils.progress import add_task, progress_bar
+from .core import forward_views
 
 DEFAULT_CACHE = Path("~/.cache/geoconvnet/embeddings")
 

@@ -1,0 +1,140 @@
+"""The location head across the stages: training with coordinates, the checkpoint's heads,
+evaluate's distances, predict's pin, old checkpoints."""
+
+import csv
+import json
+import random
+import shutil
+
+import numpy as np
+import pytest
+from conftest import TINY_TRAIN
+
+from geoconvnet.cli import main
+from geoconvnet.data.countries import resolve
+from geoconvnet.data.layout import image_files
+from geoconvnet.data.places import Places
+from geoconvnet.inference.evaluate import evaluate
+from geoconvnet.inference.predict import predict
+from geoconvnet.models.checkpoint import load_checkpoint, read_meta, save_checkpoint
+from geoconvnet.models.heads import GEOCELL, heads_of
+from geoconvnet.models.weights import read_state_dict
+from geoconvnet.training.train import train
+from geoconvnet.utils.errors import ConfigError
+
+QUICK = {**TINY_TRAIN, "epochs": 2, "patience": 2, "eval_view": "center"}
+
+
+def _with_coordinates(tiny_data, tmp_path, skip_every: int = 0):
+    """A copy of the tiny dataset with a coordinates.csv: a random place inside each image's
+    country (every ``skip_every``-th image left without one)."""
+    root = tmp_path / "places"
+    shutil.copytree(tiny_data, root)
+    rng = random.Random(0)
+    rows = []
+    for n, path in enumerate(image_files(root)):
+        relative = path[len(str(root)) + 1:]
+        if skip_every and n % skip_every == 0:
+            continue
+        country = relative.split("/")[1]
+        rows.append([relative, *Places(resolve(country).code, rng).point()])
+    with open(root / "coordinates.csv", "w", newline="") as f:
+        csv.writer(f).writerows([["file", "lat", "lon"]] + rows)
+    return root
+
+
+@pytest.fixture(scope="module")
+def geo_run(tiny_data, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("geo")
+    root = _with_coordinates(tiny_data, tmp, skip_every=7)
+    run = train(data=str(root), runs_dir=str(tmp / "runs"), name="geo", geocells=12,
+                geocell_min=4, **QUICK)
+    return root, run
+
+
+def test_a_root_with_coordinates_trains_a_location_head(geo_run):
+    _, run = geo_run
+    meta = read_meta(run)
+    heads = heads_of(meta)
+    assert [h["name"] for h in heads] == ["country", GEOCELL]
+    cells = load_checkpoint(run).geocells
+    assert 4 <= len(cells) <= 12 and heads[1]["size"] == len(cells)
+    assert set(cells.countries) == set(meta["class_names"])  # every country has a cell
+    rows = list(csv.DictReader(open(run / "metrics.csv")))
+    assert all(float(r["train_geo_loss"]) > 0 for r in rows)
+    assert all(float(r["val_cell_median_km"]) > 0 for r in rows)
+
+
+def test_evaluate_reports_both_pins_the_fields_way(geo_run, tmp_path):
+    root, run = geo_run
+    result = evaluate(run, root, split="test", num_workers=0, out_dir=tmp_path / "ev")
+    geo = result.metrics["geo"]
+    assert set(geo) == {"pin", "country_pin"}
+    for m in geo.values():
+        assert set(m) >= {"median_km", "mean_km", "geoscore", "within"}
+        assert list(m["within"]) == ["1", "25", "200", "750", "2500"]
+        assert 0 < m["geoscore"] <= 5000 and m["median_km"] >= 0
+    with open(tmp_path / "ev" / "geo_predictions.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert rows and {"pin_km", "country_pin_km", "lat", "lon"} <= set(rows[0])
+    # images without coordinates (every 7th) are left out of the distances
+    assert len(rows) == geo["pin"]["n"] < result.metrics["n"]
+
+
+def test_evaluate_json_prints_the_geo_key(geo_run, tmp_path, capsys):
+    root, run = geo_run
+    assert main(["evaluate", str(run), "--data", str(root), "--json", "--num-workers", "0",
+                 "--out", str(tmp_path / "ev")]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["geo"]["pin"]["n"] > 0 and "country_pin" in printed["geo"]
+
+
+def test_predict_pin_comes_from_the_location_head(geo_run):
+    root, run = geo_run
+    images = image_files(root / "test")[:2]
+    results = predict(run, images, pin=True, num_workers=0)
+    for r in results:
+        out = r.to_dict()["pin"]
+        assert out["source"] == "geocell"
+        assert {"suggested", "naive", "country"} <= set(out)
+        assert out["suggested"]["expected_score"] >= out["naive"]["expected_score"] - 1e-6
+
+
+def test_knn_refinement_adds_a_third_pin(geo_run, tmp_path):
+    root, run = geo_run
+    result = evaluate(run, root, split="test", num_workers=0, write=False, refine="knn",
+                      embedding_cache=tmp_path / "emb")
+    assert set(result.metrics["geo"]) == {"pin", "pin_knn", "country_pin"}
+    assert result.metrics["geo"]["pin_knn"]["n"] == result.metrics["geo"]["pin"]["n"]
+
+
+def test_a_country_only_model_reports_the_country_pin_alone(geo_run, trained_run, tmp_path):
+    root, _ = geo_run
+    result = evaluate(trained_run, root, split="test", num_workers=0, write=False)
+    assert set(result.metrics["geo"]) == {"country_pin"}
+    with pytest.raises(ConfigError, match="no location head"):
+        evaluate(trained_run, root, split="test", num_workers=0, write=False, refine="knn")
+
+
+def test_geo_off_and_roots_without_coordinates_train_the_country_head_only(
+        geo_run, tiny_data, tmp_path):
+    root, _ = geo_run
+    off = train(data=str(root), runs_dir=str(tmp_path), name="off", geo="off",
+                **{**QUICK, "epochs": 1})
+    assert [h["name"] for h in heads_of(read_meta(off))] == ["country"]
+    with pytest.raises(ConfigError, match="no coordinates"):
+        train(data=str(tiny_data), runs_dir=str(tmp_path), name="on", geo="on", **QUICK)
+
+
+def test_a_checkpoint_from_before_heads_loads_and_predicts(trained_run, tiny_data, tmp_path):
+    meta = read_meta(trained_run)
+    old = {k: v for k, v in meta.items() if k != "heads"}
+    path = save_checkpoint(tmp_path / "old.safetensors",
+                           read_state_dict(trained_run / "best.safetensors"), old)
+    model = load_checkpoint(path)
+    assert model.geocells is None
+    image = image_files(tiny_data / "test")[0]
+    new, before = predict(path, [image], num_workers=0), predict(trained_run, [image],
+                                                                 num_workers=0)
+    assert new[0].top == before[0].top
+    assert np.isfinite(new[0].top[0][1])
