@@ -8,8 +8,10 @@ On the sample data the cache is about 4.3% of the PNG bytes and a training sampl
 about 1.3 ms of one core instead of 30 ms (see benchmarks/RESULTS.md).
 
 Layout: the reference layout with ``<source name>.jpg`` files, plus ``geoconvnet-cache.json``
-(manifest: scale, quality, and per source file its size, mtime, cache file and SHA-256).
-A re-run only converts new or changed sources and drops entries whose source is gone.
+(manifest: scale, quality, and per source file its size, mtime, cache file and SHA-256, and
+``latlon`` where the source's coordinates (:mod:`.coords`) name the file). A re-run only
+converts new or changed sources and drops entries whose source is gone; every entry's
+coordinates are taken again from the source (coordinates alone re-encode nothing).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from ..utils.errors import DataError
 from ..utils.io import write_bytes, write_json
 from ..utils.progress import add_task, progress_bar
 from .cachefile import CHROMA, checked_bytes, encode
+from .coords import Coordinates, read_coordinates
 from .images import DEFAULT_MAX_PIXELS, load_image
 from .layout import SPLITS, find_classes, list_samples
 from .preprocessing import Preprocessing
@@ -59,6 +62,12 @@ def load_manifest(root: str | Path) -> dict:
     except (OSError, json.JSONDecodeError) as exc:
         raise DataError(f"{path}: unreadable cache manifest ({exc}); run "
                         "`geoconvnet data prepare` again") from exc
+
+
+def entry_coordinates(manifest: dict) -> Coordinates:
+    """{source file: (lat, lon)} of the entries of a cache manifest that carry coordinates."""
+    return {key: (float(e["latlon"][0]), float(e["latlon"][1]))
+            for key, e in manifest["entries"].items() if "latlon" in e}
 
 
 def checksums(root: str | Path, manifest: dict | None = None) -> dict[str, str]:
@@ -144,6 +153,7 @@ def prepare(root: str | Path, out: str | Path, scale: float = DEFAULT_SCALE,
                             "use another --out for different settings")
         manifest["entries"] = old["entries"]
     keys = source_files(root)
+    places = read_coordinates(root)  # before converting: a bad coordinates.csv stops us now
     jobs, unchanged = [], 0
     for key in keys:
         stat, entry = os.stat(root / key), manifest["entries"].get(key)
@@ -155,13 +165,29 @@ def prepare(root: str | Path, out: str | Path, scale: float = DEFAULT_SCALE,
                      overlap, max_pixels))
     removed = _drop_vanished(manifest, set(keys), out)
     _run_jobs(jobs, manifest, workers)
+    with_coordinates = _set_coordinates(manifest["entries"], places)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / MANIFEST, manifest, indent=0)
     summary = {"converted": len(jobs) - sum(1 for j in jobs if j[0] in manifest["bad_files"]),
                "unchanged": unchanged, "removed": removed, "bad": len(manifest["bad_files"]),
                "source_bytes": sum(e["size"] for e in manifest["entries"].values()),
-               "cache_bytes": sum(e["bytes"] for e in manifest["entries"].values())}
+               "cache_bytes": sum(e["bytes"] for e in manifest["entries"].values()),
+               "with_coordinates": with_coordinates}
     return summary
+
+
+def _set_coordinates(entries: dict, places: Coordinates) -> int:
+    """Every entry's ``latlon`` as the source gives it now (added, changed or dropped);
+    returns how many entries have coordinates."""
+    count = 0
+    for key, entry in entries.items():
+        place = places.get(key)
+        if place is None:
+            entry.pop("latlon", None)
+        else:
+            entry["latlon"] = [float(place[0]), float(place[1])]
+            count += 1
+    return count
 
 
 def _drop_vanished(manifest: dict, keys: set[str], out: Path) -> int:

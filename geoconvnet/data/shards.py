@@ -15,7 +15,9 @@ On disk (``out/``)::
     shards/<split>-GGGG-NNNNNN.tar one shard (GGGG: the prepare generation that wrote it)
     shards/<split>-GGGG-NNNNNN.json what `prepare` knows of its members (resume, incremental)
     index-GGGG/*.npy              per sample: shard, byte offset, length, label, split, key hash;
-                                  keys.bin + key_end.npy: the source paths
+                                  keys.bin + key_end.npy: the source paths; lat.npy + lon.npy:
+                                  where the source was taken (float64, NaN where unknown; a
+                                  cache made before they existed has none: all unknown)
 
 Nothing is read in full when training starts: the table is a few hundred kB at 5M images,
 the index is memory-mapped (shared by every loader worker through the page cache), and a
@@ -44,6 +46,9 @@ TABLE = "geoconvnet-shards.json"
 FORMAT = "geoconvnet-shards/1"
 SPLIT_CODES = {"train": 0, "test": 1}
 INDEX_ARRAYS = ("shard", "offset", "length", "crc32", "label", "split", "keyhash", "key_end")
+# Optional index arrays (older caches lack them), loaded on first use only: a loader worker
+# that never asks for coordinates does not check or map them.
+COORDINATE_ARRAYS = ("lat", "lon")
 
 
 def is_sharded(location: str | Path) -> bool:
@@ -82,12 +87,14 @@ class ShardedCache:
         self.classes: list[str] = self.table["classes"]
         self.scale = float(self.table["scale"])
         self._arrays: dict | None = None
+        self._places: tuple | None = None  # (lat, lon) memory maps; () when not stored
         self._keys = None
         self._files: OrderedDict[int, int] = OrderedDict()  # shard -> fd, least recent first
         self._pid = os.getpid()
 
     def __getstate__(self):  # memory maps and files are reopened where they are used
-        return {**self.__dict__, "_arrays": None, "_keys": None, "_files": OrderedDict()}
+        return {**self.__dict__, "_arrays": None, "_places": None, "_keys": None,
+                "_files": OrderedDict()}
 
     def __del__(self):
         for fd in getattr(self, "_files", {}).values():
@@ -136,9 +143,34 @@ class ShardedCache:
             labels = order[labels]
         return ShardSamples(ids, labels, np.asarray(arrays["shard"][ids]))
 
+    @property
+    def places(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """The index's (lat, lon) arrays, memory-mapped; None for a cache made before they
+        were stored (its table lists no ``lat.npy``/``lon.npy``)."""
+        if self._places is None:
+            files = self.table["index"]["files"]
+            if not all(f"{name}.npy" in files for name in COORDINATE_ARRAYS):
+                self._places = ()
+            else:
+                try:
+                    places = tuple(np.load(self._index_file(f"{name}.npy"), mmap_mode="r")
+                                   for name in COORDINATE_ARRAYS)
+                except (OSError, ValueError) as exc:
+                    raise DataError(f"{self.store.location}: unreadable index ({exc}); run "
+                                    "`geoconvnet data prepare` again") from exc
+                if any(p.shape != (len(self),) for p in places):
+                    raise DataError(f"{self.store.location}: the index's coordinates do not "
+                                    "match its samples; run `geoconvnet data prepare` again")
+                self._places = places
+        return self._places or None
+
     def coordinates(self, ids: np.ndarray) -> np.ndarray:
-        """``[n, 2]`` (lat, lon) of samples, NaN where unknown."""
-        return np.full((len(ids), 2), np.nan)  # coordinates are not stored in shards yet
+        """``[n, 2]`` float64 (lat, lon) of samples, NaN where unknown."""
+        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+        places = self.places
+        if places is None:
+            return np.full((len(ids), 2), np.nan)
+        return np.stack([np.asarray(p[ids], dtype=np.float64) for p in places], axis=1)
 
     def key(self, sample: int) -> str:
         """The source path (relative to the dataset) that a sample was made from."""

@@ -9,6 +9,11 @@ run is a function of the sources and of the last *finished* prepare only, so a r
 another machine, ``nodes``/``node_rank``) finds the same shard names and skips those done.
 The index and the table are written last, once every planned shard exists; a run with
 nothing new or changed writes nothing.
+
+Coordinates (:mod:`.coords`: the source's collect manifest or ``coordinates.csv``; a file
+cache's entries) live in the index only (``lat.npy``, ``lon.npy``), looked up by source path
+whenever the index is written: coordinates that changed while the images did not rewrite
+the index alone, converting nothing.
 """
 
 from __future__ import annotations
@@ -30,12 +35,13 @@ import numpy as np
 from ..utils.errors import DataError
 from ..utils.io import write_bytes, write_json
 from ..utils.progress import add_task, log, progress_bar
-from .cache import (DEFAULT_CHROMA, DEFAULT_QUALITY, encode_source, is_cache, load_manifest,
-                    source_files)
+from .cache import (DEFAULT_CHROMA, DEFAULT_QUALITY, encode_source, entry_coordinates, is_cache,
+                    load_manifest, source_files)
 from .cachefile import CHROMA, checked_bytes
+from .coords import Coordinates, read_coordinates
 from .images import DEFAULT_MAX_PIXELS
 from .layout import SPLITS
-from .shards import FORMAT, SPLIT_CODES, TABLE, key_hash
+from .shards import COORDINATE_ARRAYS, FORMAT, SPLIT_CODES, TABLE, key_hash
 from .shardstore import sha256_file
 
 DEFAULT_SHARD_SIZE = 1000  # ~120 MB of 800x450 tiled JPEG: within WebDataset's 100 MB-1 GB
@@ -64,6 +70,11 @@ def _sources(root: Path) -> dict[str, tuple]:
         split, country = Path(key).parts[:2]
         found[key] = (split, country, stat.st_size, stat.st_mtime_ns)
     return found
+
+
+def _coordinates(root: Path) -> Coordinates:
+    """{source path: (lat, lon)} of a dataset folder (or of the file cache's entries)."""
+    return entry_coordinates(load_manifest(root)) if is_cache(root) else read_coordinates(root)
 
 
 def _sidecar(out: Path, name: str) -> dict | None:
@@ -183,6 +194,7 @@ def prepare_shards(root: str | Path, out: str | Path, scale: float, quality: int
     sources = _sources(root)
     kept, jobs, generation, shrunk = _plan(sources, old, out, shard_size)
     _check_countries(root, sources)  # before a day of encoding, not after
+    places = _coordinates(root)  # likewise: a bad coordinates.csv is said now
     todo = [(n, m) for n, m in jobs if not _done(out, n, m, settings)]
     mine = [j for k, j in enumerate(jobs) if k % nodes == node_rank and j in todo]
     copies = ({k: v[4:] for k, v in sources.items()} if is_cache(root) else None)
@@ -194,9 +206,10 @@ def prepare_shards(root: str | Path, out: str | Path, scale: float, quality: int
         log(f"{len(waiting)} shard(s) of other nodes not written yet; the index is written "
             "by the run that finds every shard done (run prepare again when all nodes finish)")
         return {**summary, "waiting": len(waiting)}
-    if old and not jobs and not shrunk:
+    if old and not jobs and not shrunk and _same_coordinates(out, old, places):
         return {**summary, **_counts(old), "unchanged": True}
-    table = _finish(out, root, sources, kept + [n for n, _ in jobs], generation, settings)
+    table = _finish(out, root, sources, kept + [n for n, _ in jobs], generation, settings,
+                    places)
     _drop_unused(out, table)
     return {**summary, **_counts(table), "unchanged": False}
 
@@ -259,9 +272,50 @@ def _run(out: Path, root: Path, jobs: list, settings: Settings, workers: int | N
     return converted, bad
 
 
+def _same_coordinates(out: Path, old: dict, places: Coordinates) -> bool:
+    """Whether the index of ``old`` holds ``places``' coordinates for its samples (an index
+    without them: whether there are none to add). Its keys are read from its own files;
+    anything unreadable or not as the table recorded counts as changed (rewritten)."""
+    index = old["index"]
+    folder, files = out / index["folder"], index["files"]
+    try:
+        if any(sha256_file(folder / name) != files[name] for name in ("keys.bin", "key_end.npy")):
+            return False
+        ends = np.load(folder / "key_end.npy")
+        blob = (folder / "keys.bin").read_bytes()
+    except (OSError, ValueError, KeyError):
+        return False
+    if len(ends) != old["counts_all"] or (len(ends) and int(ends[-1]) != len(blob)):
+        return False
+    starts = np.concatenate([[0], ends[:-1]]).astype(np.int64)
+    lat, lon = _coordinate_arrays((blob[a:b].decode() for a, b in zip(starts.tolist(),
+                                                                      ends.tolist())),
+                                  len(ends), places)
+    if not all(f"{name}.npy" in files for name in COORDINATES):
+        return not np.isfinite(lat).any()  # a cache made before coordinates: still none
+    try:  # the files themselves too: a damaged one is written again
+        return all(hashlib.sha256(_npy(array)).hexdigest() == files[f"{name}.npy"]
+                   == sha256_file(folder / f"{name}.npy")
+                   for name, array in (("lat", lat), ("lon", lon)))
+    except OSError:
+        return False
+
+
+def _coordinate_arrays(keys, n: int, places: Coordinates) -> tuple[np.ndarray, np.ndarray]:
+    """(lat, lon) of ``n`` source paths, NaN where ``places`` has none."""
+    lat, lon = np.full(n, np.nan, COORDINATES["lat"]), np.full(n, np.nan, COORDINATES["lon"])
+    if places:
+        for i, key in enumerate(keys):
+            place = places.get(key)
+            if place is not None:
+                lat[i], lon[i] = place
+    return lat, lon
+
+
 def _finish(out: Path, root: Path, sources: dict, names: list[str], generation: int,
-            settings: Settings) -> dict:
-    """Build the index from the shards' member lists (live members only), then the table."""
+            settings: Settings, places: Coordinates) -> dict:
+    """Build the index from the shards' member lists (live members only) and the source's
+    coordinates, then the table."""
     classes = sorted({v[1] for v in sources.values() if v[0] == "train"})
     label = {c: i for i, c in enumerate(classes)}
     parts, keys, bad_files, shards = [], [], {}, []
@@ -269,21 +323,22 @@ def _finish(out: Path, root: Path, sources: dict, names: list[str], generation: 
         side = _sidecar(out, name)
         live = [m for m in side["members"]
                 if tuple(sources.get(m["key"], ())[2:4]) == (m["size"], m["mtime_ns"])]
-        parts.append(_columns(number, live, label))
+        parts.append(_columns(number, live, label, places))
         keys += [m["key"].encode() for m in live]
         bad_files.update({str(root / m["key"]): m["reason"] for m in side["bad"]
                           if m["key"] in sources})
         shards.append({"name": side["name"], "sha256": side["sha256"], "bytes": side["bytes"],
                        "count": len(live)})
     columns = {k: np.concatenate([p[k] for p in parts]) if parts else np.zeros(0)
-               for k in COLUMNS}
+               for k in {**COLUMNS, **COORDINATES}}
     folder = f"index-{generation:04d}"
     files = _write_index(out / folder, columns, keys)
     counts = {s: int((columns["split"] == code).sum()) for s, code in SPLIT_CODES.items()}
     table = {"format": FORMAT, "generation": generation, "scale": settings.scale,
              "quality": settings.quality, "chroma": settings.chroma,
              "tile_overlap": settings.overlap, "source": str(root.resolve()), "classes": classes,
-             "counts": counts, "counts_all": len(keys), "shards": shards,
+             "counts": counts, "counts_all": len(keys),
+             "with_coordinates": int(np.isfinite(columns["lat"]).sum()), "shards": shards,
              "index": {"folder": folder, "files": files}, "bad_files": bad_files,
              "written": time.strftime("%Y-%m-%dT%H:%M:%S")}
     write_json(out / TABLE, table, indent=0)
@@ -292,34 +347,48 @@ def _finish(out: Path, root: Path, sources: dict, names: list[str], generation: 
 
 COLUMNS = {"shard": np.uint32, "offset": np.uint64, "length": np.uint32, "crc32": np.uint32,
            "label": np.int16, "split": np.uint8, "keyhash": np.uint64}
+# Where each source was taken, NaN where unknown (float64: the source's very numbers).
+# Written when given (by prepare, always); an index without them reads as all unknown.
+COORDINATES = dict.fromkeys(COORDINATE_ARRAYS, np.float64)  # lat, lon
 
 
-def _columns(number: int, live: list[dict], label: dict) -> dict[str, np.ndarray]:
+def _columns(number: int, live: list[dict], label: dict,
+             places: Coordinates) -> dict[str, np.ndarray]:
     """The index columns of one shard's live members."""
     values = {"shard": [number] * len(live), "offset": [m["offset"] for m in live],
               "length": [m["length"] for m in live], "crc32": [m["crc32"] for m in live],
               "label": [label[m["country"]] for m in live],
               "split": [SPLIT_CODES[m["key"].split("/", 1)[0]] for m in live],
               "keyhash": [key_hash(m["key"]) for m in live]}
-    return {k: np.asarray(v, dtype=COLUMNS[k]) for k, v in values.items()}
+    columns = {k: np.asarray(v, dtype=COLUMNS[k]) for k, v in values.items()}
+    columns["lat"], columns["lon"] = _coordinate_arrays((m["key"] for m in live), len(live),
+                                                        places)
+    return columns
+
+
+def _npy(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
 
 
 def _write_index(folder: Path, columns: dict, keys: list[bytes]) -> dict[str, str]:
     folder.mkdir(parents=True, exist_ok=True)
     arrays = {name: np.asarray(columns[name], dtype=dtype) for name, dtype in COLUMNS.items()}
     arrays["key_end"] = np.cumsum([len(k) for k in keys], dtype=np.uint64)
+    arrays.update({name: np.asarray(columns[name], dtype=dtype)
+                   for name, dtype in COORDINATES.items() if name in columns})
     files = {}
     for name, array in arrays.items():
-        buffer = io.BytesIO()
-        np.save(buffer, array)
-        files[f"{name}.npy"] = _write_checked(folder / f"{name}.npy", buffer.getvalue())
+        files[f"{name}.npy"] = _write_checked(folder / f"{name}.npy", _npy(array))
     files["keys.bin"] = _write_checked(folder / "keys.bin", b"".join(keys))
     return files
 
 
 SHARD_FILE = re.compile(r"(train|test)-\d{4}-\d{6}\.(tar|json)")
 INDEX_FOLDER = re.compile(r"index-\d{4}")
-INDEX_FILES = {f"{name}.npy" for name in COLUMNS} | {"key_end.npy", "keys.bin"}
+INDEX_FILES = {f"{name}.npy" for name in {**COLUMNS, **COORDINATES}} | {"key_end.npy",
+                                                                          "keys.bin"}
 
 
 def _drop_unused(out: Path, table: dict) -> None:
@@ -344,4 +413,5 @@ def _counts(table: dict) -> dict:
     return {"images": table["counts_all"], "train": table["counts"]["train"],
             "test": table["counts"]["test"], "shards": len(table["shards"]),
             "bad": len(table["bad_files"]),
-            "cache_bytes": sum(s["bytes"] for s in table["shards"])}
+            "cache_bytes": sum(s["bytes"] for s in table["shards"]),
+            "with_coordinates": table.get("with_coordinates", 0)}  # 0: made before them

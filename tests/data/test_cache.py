@@ -27,6 +27,7 @@ def test_round_trip_size_and_content(source, tmp_path, max_crop, tiles, share):
     out = tmp_path / "cache"
     summary = cache.prepare(source, out, workers=1, max_crop=max_crop)
     assert summary["converted"] == 24 and summary["bad"] == 0
+    assert summary["with_coordinates"] == 0  # synth writes none: no entry has latlon
     assert summary["cache_bytes"] < share * summary["source_bytes"]
     manifest = cache.load_manifest(out)
     key = "train/" + sorted(os.listdir(source / "train"))[0] + "/0.png"
@@ -126,6 +127,13 @@ def test_prepare_is_incremental(source, tmp_path):
     second = cache.load_manifest(out)
     key = str(changed.relative_to(source))
     assert second["entries"][key]["sha256"] != first["entries"][key]["sha256"]
+    assert not any("latlon" in e for e in second["entries"].values())
+    (source / "coordinates.csv").write_text(f"file,lat,lon\n{key},45.5,-73.25\n")
+    third = cache.prepare(source, out, workers=1)  # coordinates alone: nothing re-encoded
+    assert (third["converted"], third["unchanged"], third["with_coordinates"]) == (0, 24, 1)
+    assert cache.load_manifest(out)["entries"][key]["latlon"] == [45.5, -73.25]
+    place = DataRoot.open(out).coordinates([str(out / (key + ".jpg"))])
+    assert place.tolist() == [[45.5, -73.25]]
     assert not (out / (str(removed.relative_to(source)) + ".jpg")).exists()
 
 

@@ -40,8 +40,10 @@ def _index_state(out: Path) -> dict:
     root = DataRoot.open(out)
     arrays = {k: np.asarray(v).tolist() for k, v in root.shards.arrays.items()}
     keys = [root.shards.key(i) for i in range(len(root.shards))]
+    places = root.shards.coordinates(np.arange(len(root.shards)))
     return {"shards": [(s["name"], s["sha256"], s["count"]) for s in table["shards"]],
-            "arrays": arrays, "keys": keys, "classes": table["classes"]}
+            "arrays": arrays, "keys": keys, "classes": table["classes"],
+            "coordinates": np.nan_to_num(places, nan=999.0).tolist()}  # NaN != NaN in lists
 
 
 def test_shards_hold_the_same_images_as_the_file_cache(tiny_data, sharded, tmp_path):
@@ -107,7 +109,7 @@ def test_a_corrupted_sample_or_a_missing_shard_is_named_when_read(sharded, tmp_p
     if arrays["shard"][other] == arrays["shard"][sample]:
         DataRoot.open(copy).read(other)  # the rest of the shard still reads
     checked, bad = verify(copy)
-    assert checked == 9 + 7 and list(bad) == [f"shards/{shard.name}"]  # 9 index files
+    assert checked == 11 + 7 and list(bad) == [f"shards/{shard.name}"]  # 11 index files
     shard.unlink()
     with pytest.raises(DataError, match=rf"{shard.name}: shard missing"):
         DataRoot.open(copy).read(sample)
