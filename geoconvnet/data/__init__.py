@@ -4,6 +4,7 @@ pair, loaders, sample data and importers.
 Modules: ``layout`` (folders and classes), ``images`` (safe decoding, bad-file scan),
 ``cachefile`` + ``cache`` (one cache file; building and verifying a cache), ``root``
 (:class:`DataRoot`: a folder or a cache), ``index`` (train/val/test of a root),
-``preprocessing`` + ``transforms`` (the train/eval pair), ``loader``, ``synth`` (sample
+``coords`` (where each image was
+taken), ``geo`` (distances, the GeoGuessr score, geocells), ``preprocessing`` + ``transforms`` (the train/eval pair), ``loader``, ``synth`` (sample
 data), ``download`` (the reference dataset).
 """

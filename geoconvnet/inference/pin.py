@@ -19,11 +19,8 @@ import numpy as np
 from scipy.optimize import minimize
 
 from ..data.countries import resolve
-from ..data.geo import GeoCells
+from ..data.geo import EARTH_KM, GeoCells, geoscore, haversine_km, unit_vectors
 from ..data.places import Places
-
-EARTH_KM = 6371.0
-SCALE_KM = 1492.7  # GeoGuessr's world-map decay
 
 
 @dataclass
@@ -39,17 +36,6 @@ class PinAdvice:
     naive: Pin  # the centre of the most likely country (geocell)
     source: str = "country"  # the distribution it came from: "country" or "geocell"
     country: Pin | None = None  # with a location head: the country pin, for comparison
-
-
-def score(distance_km: np.ndarray) -> np.ndarray:
-    return 5000.0 * np.exp(-distance_km / SCALE_KM)
-
-
-def distance_km(lat: float, lon: float, lats: np.ndarray, lons: np.ndarray) -> np.ndarray:
-    """Great-circle distances from one point to many (haversine)."""
-    lat1, lon1, lat2, lon2 = map(np.radians, (lat, lon, lats, lons))
-    h = np.sin((lat2 - lat1) / 2) ** 2 + np.cos(lat1) * np.cos(lat2) * np.sin((lon2 - lon1) / 2) ** 2
-    return 2 * EARTH_KM * np.arcsin(np.sqrt(np.clip(h, 0, 1)))
 
 
 class Land:
@@ -68,14 +54,8 @@ class Land:
 def expected_score(lat: float, lon: float, clouds: list[tuple[float, np.ndarray]]) -> float:
     """Expected score of a pin: sum over countries of p * mean score over its land. The
     plain definition, one pin at a time (:class:`Target` scores many at once)."""
-    return float(sum(p * score(distance_km(lat, lon, pts[:, 0], pts[:, 1])).mean()
+    return float(sum(p * geoscore(haversine_km(lat, lon, pts[:, 0], pts[:, 1])).mean()
                      for p, pts in clouds))
-
-
-def unit_vectors(latlon: np.ndarray) -> np.ndarray:
-    """[N, 2] (lat, lon) in degrees -> [N, 3] points on the unit sphere."""
-    lat, lon = np.radians(latlon[:, 0]), np.radians(latlon[:, 1])
-    return np.stack([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)], axis=1)
 
 
 class Target:
@@ -96,7 +76,7 @@ class Target:
         """Expected scores of pins [N, 2] (lat, lon)."""
         pins = unit_vectors(np.atleast_2d(latlon)).astype(self.dtype)
         cosines = np.clip(pins @ self.vectors.T, -1.0, 1.0)
-        return score(EARTH_KM * np.arccos(cosines)) @ self.weights
+        return geoscore(EARTH_KM * np.arccos(cosines)) @ self.weights
 
 
 def advise(probabilities: dict[str, float], land: Land | None = None,
