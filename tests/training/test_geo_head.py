@@ -138,3 +138,19 @@ def test_a_checkpoint_from_before_heads_loads_and_predicts(trained_run, tiny_dat
                                                                  num_workers=0)
     assert new[0].top == before[0].top
     assert np.isfinite(new[0].top[0][1])
+
+
+def test_the_onnx_export_carries_both_heads(geo_run, tmp_path):
+    pytest.importorskip("onnxruntime")
+    from geoconvnet.models.onnx import export_onnx
+
+    root, run = geo_run
+    out = export_onnx(run, tmp_path / "geo.onnx")
+    images = image_files(root / "test")[:2]
+    torch_pins = predict(run, images, pin=True, num_workers=0)
+    onnx_pins = predict(out, images, pin=True, num_workers=0)
+    for a, b in zip(torch_pins, onnx_pins):
+        assert b.pin.source == "geocell"
+        assert [c for c, _ in a.top] == [c for c, _ in b.top]
+        assert abs(a.pin.suggested.lat - b.pin.suggested.lat) < 0.05
+        assert abs(a.pin.suggested.lon - b.pin.suggested.lon) < 0.05
