@@ -245,7 +245,10 @@ def build_parser() -> argparse.ArgumentParser:
                                                                         required=True)
     synth = data.add_parser("synth", help="write the procedurally drawn sample dataset")
     synth.add_argument("out")
-    synth.add_argument("--classes", type=int, default=10)
+    synth.add_argument("--classes", type=int, help="how many countries, spread over the "
+                       "reference's list (default 10)")
+    synth.add_argument("--countries", help="the countries by name instead, e.g. "
+                       "Russia,Brazil,USA,Canada,Australia")
     synth.add_argument("--per-class", type=int, default=60, help="train images per class")
     synth.add_argument("--test-per-class", type=int, help="default: per-class / 4")
     synth.add_argument("--size", default="1600x900", help="WxH (default 1600x900)")
@@ -254,6 +257,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "as in real screenshots (tells the views and training modes apart)")
     synth.add_argument("--clue-scale", type=float, default=1.0, help="size of the small clues "
                        "(poles, signs, bollards), e.g. 0.5 for half (default 1)")
+    synth.add_argument("--coords", action="store_true", help="a place inside its country for "
+                       "every image, shown by a tint of sky and ground and written to "
+                       "OUT/collect-manifest.jsonl (for a location head)")
     scan = data.add_parser("scan", help="list unreadable images of a dataset folder")
     scan.add_argument("root")
     prep = data.add_parser("prepare", help="convert a dataset folder into a fast training cache "
@@ -465,12 +471,23 @@ def cmd_data(args) -> int:
 
 
 def data_synth(args) -> int:
-    from .data.synth import synth  # lazy: see the module doc
+    from .data.coords import read_coordinates  # lazy: see the module doc
+    from .data.synth import pick_countries, synth  # lazy: see the module doc
 
-    root = synth(args.out, args.classes, args.per_class, args.test_per_class,
+    if args.countries is not None and args.classes is not None:
+        raise GeoconvnetError("give --classes or --countries, not both")
+    countries = None if args.countries is None else args.countries.split(",")
+    classes = 10 if args.classes is None else args.classes
+    root = synth(args.out, classes, args.per_class, args.test_per_class,
                  _parse_size(args.size), args.seed, spread=args.spread,
-                 clue_scale=args.clue_scale)
-    console.print(f"Sample dataset written to [bold]{root}[/] ({args.classes} classes)")
+                 clue_scale=args.clue_scale, coords=args.coords, countries=countries)
+    if countries is not None:
+        classes = len(pick_countries(countries))
+    summary = f"Sample dataset written to [bold]{root}[/] ({classes} classes)"
+    if args.coords:
+        summary += (f"; {len(read_coordinates(root))} images there have coordinates "
+                    "(collect-manifest.jsonl)")
+    console.print(summary)
     return 0
 
 

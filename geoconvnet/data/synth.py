@@ -13,13 +13,26 @@ uniformly across the whole image, and the global cues (sky, terrain) are less re
 a single centre crop often misses what decides the country. ``clue_scale`` draws the
 small clues (poles, signs, bollards) smaller, e.g. 0.5 for half their size: the
 few-pixel plates and bollards a player squints at.
+
+``coords=True`` gives every image a place, drawn uniformly inside its country's outline
+(:class:`~.places.Places`), written with the image's file to the root's collect manifest
+(``OUT/collect-manifest.jsonl``, source ``synth``): what a location head learns from. The
+scene then also shows where in the country it is: the sky and the ground (terrain and road,
+not the roadside objects) are tinted by the place's position in the country's bounding box,
+``(u, v)`` in [0, 1]^2 from west to east and south to north: red shifted by
+``POSITION_TINT * (u - 0.5)``, blue by ``POSITION_TINT * (v - 0.5)`` (see
+:func:`position_in_country`). Every crop with sky or ground in it shows the tint; the class
+cues are drawn as without it. ``countries`` names the classes instead of ``classes``.
 """
 
 from __future__ import annotations
 
+import math
 import os
+import random
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +41,10 @@ from PIL import Image, ImageDraw
 from ..utils.errors import ConfigError
 from ..utils.io import atomic_write
 from ..utils.progress import add_task, progress_bar
-from .countries import REFERENCE_COUNTRIES
+from .countries import REFERENCE_COUNTRIES, resolve
+from .manifest import NAME as MANIFEST_NAME
+from .manifest import Record, lock_root, open_manifest
+from .places import Places
 
 # The reference's 85 countries; sample classes borrow these names so that reports
 # (maps, reference comparisons) work on sample data too.
@@ -44,6 +60,11 @@ POLES = ["none", "wood", "concrete", "striped"]
 SIGNS = ["none", "triangle", "diamond", "circle", "rectangle"]
 PLANTS = ["none", "conifer", "palm", "round"]
 BOLLARDS = ["none", "white_black", "red_white", "yellow"]
+# ``coords``: RGB units between the tints of a country's two ends (red west -> east, blue
+# south -> north), so +-POSITION_TINT/2 at its edges: 3-4 times the colours' jitter, less
+# than what tells most terrains (and skies) apart.
+POSITION_TINT = 64
+SOURCE = "synth"  # the manifest's source of the images of ``coords``
 CUES = {"sky": SKIES, "terrain": TERRAINS, "road": ROADS, "center": CENTER_LINES,
         "edge": EDGE_LINES, "side": ["right", "left"], "pole": POLES, "sign": SIGNS,
         "plant": PLANTS, "bollard": BOLLARDS}
@@ -70,6 +91,34 @@ def class_names(n: int) -> list[str]:
     return list(REFERENCE_COUNTRIES) + extra
 
 
+def pick_countries(names) -> list[str]:
+    """Class folders of the countries named (``"Brazil"``, ``"USA"``; also any name or code
+    :func:`~.countries.resolve` knows for one of them, e.g. ``"United States"``). Unknown
+    ones are a ConfigError naming them and the choices."""
+    names = [n.strip() for n in names if n.strip()]
+    picked, unknown = [], []
+    for name in names:
+        folder = name if name in REFERENCE_COUNTRIES else _reference_folder(name)
+        (picked if folder else unknown).append(folder or name)
+    if unknown:
+        raise ConfigError(f"--countries: unknown {', '.join(map(repr, unknown))}; choose from "
+                          f"{', '.join(REFERENCE_COUNTRIES)}")
+    twice = sorted({f for f in picked if picked.count(f) > 1})
+    if twice:
+        raise ConfigError(f"--countries names {', '.join(twice)} more than once")
+    if len(picked) < 2:
+        raise ConfigError(f"--countries must name at least 2 countries, got {len(picked)}")
+    return picked
+
+
+def _reference_folder(name: str) -> str | None:
+    try:
+        folder = resolve(name).folder
+    except ConfigError:
+        return None
+    return folder if folder in REFERENCE_COUNTRIES else None
+
+
 def class_styles(n: int, seed: int) -> list[ClassStyle]:
     """Distinct cue combinations; any two classes differ in at least two cues."""
     rng = np.random.default_rng(seed)
@@ -79,6 +128,60 @@ def class_styles(n: int, seed: int) -> list[ClassStyle]:
         if all(sum(cues[k] != s[k] for k in CUES) >= 2 for s in styles):
             styles.append(ClassStyle(cues))
     return styles
+
+
+@dataclass(frozen=True)
+class CountryBox:
+    """A country's extent in degrees, its longitudes continuous across the antimeridian:
+    each is taken within 180 degrees of ``centre`` (its largest ring's), so Russia's
+    Chukotka (-170) is at 190 and Fiji's east (-179.9) at 180.1."""
+
+    west: float
+    south: float
+    east: float
+    north: float
+    centre: float
+
+    def unwrap(self, lon):
+        """A longitude (or an array of them) within 180 degrees of ``centre``."""
+        return (lon - self.centre + 180) % 360 + self.centre - 180
+
+    def position(self, lat: float, lon: float) -> tuple[float, float]:
+        """(u, v) of a place: 0 at the west/south edge, 1 at the east/north one."""
+        u = (self.unwrap(lon) - self.west) / max(1e-9, self.east - self.west)
+        v = (lat - self.south) / max(1e-9, self.north - self.south)
+        return float(np.clip(u, 0, 1)), float(np.clip(v, 0, 1))
+
+
+@lru_cache(maxsize=None)
+def country_box(code: str) -> CountryBox:
+    """The :class:`CountryBox` of a country's outline (ISO alpha-3)."""
+    places = Places(code, random.Random())
+    rings = [polygon.vertices for polygon in places.polygons]
+    centre = float(rings[int(np.argmax(places.areas))][:, 0].mean())
+    unwrap = CountryBox(0, 0, 0, 0, centre).unwrap
+    lons = np.concatenate([unwrap(ring[:, 0]) for ring in rings])
+    lats = np.concatenate([ring[:, 1] for ring in rings])
+    return CountryBox(float(lons.min()), float(lats.min()), float(lons.max()),
+                      float(lats.max()), centre)
+
+
+def position_in_country(code: str, lat: float, lon: float) -> tuple[float, float]:
+    """(u, v) in [0, 1]^2: where (lat, lon) lies in the country's bounding box (u west ->
+    east, v south -> north; see :class:`CountryBox`)."""
+    return country_box(code).position(lat, lon)
+
+
+def position_tint(position: tuple[float, float] | None) -> tuple[int, int, int]:
+    """The RGB shift of the sky and ground of a scene at ``position`` (u, v)."""
+    if position is None:
+        return (0, 0, 0)
+    u, v = position
+    return (round(POSITION_TINT * (u - 0.5)), 0, round(POSITION_TINT * (v - 0.5)))
+
+
+def _tinted(color, tint):
+    return tuple(int(np.clip(c + t, 0, 255)) for c, t in zip(color, tint))
 
 
 def _vertical_gradient(draw: ImageDraw.ImageDraw, box, top, bottom) -> None:
@@ -98,8 +201,9 @@ class _Scene:
     """Draws one image; coordinates are fractions of the width/height."""
 
     def __init__(self, size, style: ClassStyle, rng: np.random.Generator, spread: bool = False,
-                 clue_scale: float = 1.0):
+                 clue_scale: float = 1.0, position: tuple[float, float] | None = None):
         self.w, self.h = size
+        self.tint = position_tint(position)
         self.style, self.rng, self.spread = style, rng, spread
         self.img = Image.new("RGB", size)
         self.draw = ImageDraw.Draw(self.img)
@@ -123,11 +227,14 @@ class _Scene:
 
     def background(self):
         top, bottom = SKIES[self.pick("sky", 0.4 if self.spread else 0.75)]
-        _vertical_gradient(self.draw, (0, 0, self.w, self.horizon), _jitter(top, self.rng),
-                           _jitter(bottom, self.rng))
+        top, bottom = _jitter(top, self.rng), _jitter(bottom, self.rng)
         ground = _jitter(TERRAINS[self.pick("terrain", 0.5 if self.spread else 0.85)], self.rng)
-        self.draw.rectangle([0, self.horizon, self.w, self.h], fill=ground)
         road = _jitter(ROADS[self.style["road"]], self.rng, 8)
+        if any(self.tint):  # where in the country: the same shift of sky and ground
+            top, bottom, ground, road = (_tinted(c, self.tint) for c in (top, bottom, ground,
+                                                                         road))
+        _vertical_gradient(self.draw, (0, 0, self.w, self.horizon), top, bottom)
+        self.draw.rectangle([0, self.horizon, self.w, self.h], fill=ground)
         self.draw.polygon([(self.vanish_x, self.horizon), (self.road_x(self.h, -1), self.h),
                            (self.road_x(self.h, 1), self.h)], fill=road)
 
@@ -275,27 +382,35 @@ class _Scene:
 
 
 def draw_scene(style: ClassStyle, size=(1600, 900), seed: int = 0,
-               spread: bool = False, clue_scale: float = 1.0) -> Image.Image:
-    """One street scene of the given class style; the same seed draws the same image."""
-    return _Scene(size, style, np.random.default_rng(seed), spread, clue_scale).render()
+               spread: bool = False, clue_scale: float = 1.0,
+               position: tuple[float, float] | None = None) -> Image.Image:
+    """One street scene of the given class style; the same seed draws the same image.
+    ``position``: (u, v) in the country (see :func:`position_in_country`), shown as a tint
+    of sky and ground; None draws the scene as without coordinates."""
+    return _Scene(size, style, np.random.default_rng(seed), spread, clue_scale,
+                  position).render()
 
 
 def _write_image(job) -> None:
-    path, style, size, seed, spread, clue_scale = job
+    path, style, size, seed, spread, clue_scale, position = job
     with atomic_write(path, "wb") as f:  # a killed run never leaves a half-written PNG behind
         # compress_level=1: fast; the grain keeps it ~2.5 MB like a real screenshot
-        draw_scene(style, size, seed, spread, clue_scale).save(f, format="PNG",
-                                                               compress_level=1)
+        draw_scene(style, size, seed, spread, clue_scale, position).save(
+            f, format="PNG", compress_level=1)
 
 
 def synth(out: str | Path, classes: int = 10, per_class: int = 60, test_per_class: int | None = None,
           size: tuple[int, int] = (1600, 900), seed: int = 0, workers: int | None = None,
-          spread: bool = False, clue_scale: float = 1.0) -> Path:
+          spread: bool = False, clue_scale: float = 1.0, coords: bool = False,
+          countries: list[str] | None = None) -> Path:
     """Write a sample dataset in the reference layout and return its root.
 
     ``test_per_class`` defaults to a quarter of ``per_class`` (the reference's 240/60).
     ``spread``: clues anywhere across the width; ``clue_scale``: the size of the small
-    clues (see the module doc). Re-running with the same arguments rewrites identical images.
+    clues; ``countries``: the classes by name instead of ``classes`` of them; ``coords``: a
+    place for every image, shown in the scene and written to the root's collect manifest
+    (see the module doc). Re-running with the same arguments rewrites identical images (and
+    records no image twice).
     """
     out = Path(out)
     if per_class < 2:
@@ -303,17 +418,98 @@ def synth(out: str | Path, classes: int = 10, per_class: int = 60, test_per_clas
     if not 0.1 <= clue_scale <= 4:
         raise ConfigError(f"--clue-scale must be between 0.1 and 4, got {clue_scale}")
     test_per_class = max(1, per_class // 4) if test_per_class is None else test_per_class
-    names, styles = class_names(classes), class_styles(classes, seed)
-    jobs = []
+    names = class_names(classes) if countries is None else pick_countries(countries)
+    styles = class_styles(len(names), seed)
+    codes = _country_codes(names) if coords else {}
+    if not coords:
+        _refuse_recorded_places(out)
+    jobs, records = [], []
     for split, count in (("train", per_class), ("test", test_per_class)):
         for c, (name, style) in enumerate(zip(names, styles)):
             folder = out / split / name
             folder.mkdir(parents=True, exist_ok=True)
             for i in range(count):
                 seq = np.random.SeedSequence([seed, int(split == "test"), c, i])
-                image_seed = int(seq.generate_state(1)[0])
+                image_seed, place_seed = (int(s) for s in seq.generate_state(2))
+                position = None
+                if coords:
+                    code, box = codes[name]
+                    lat, lon = Places(code, random.Random(place_seed)).point()
+                    position = box.position(lat, lon)
+                    file = f"{split}/{name}/{i}.png"
+                    records.append(Record(file, split, name, SOURCE, f"{SOURCE}:{file}",
+                                          lat=lat, lon=lon))
                 jobs.append((folder / f"{i}.png", style, tuple(size), image_seed, spread,
-                             clue_scale))
+                             clue_scale, position))
+    if not coords:
+        _draw(jobs, workers)
+        return out
+    lock = lock_root(out)
+    try:
+        manifest = open_manifest(out, (SOURCE,))
+        try:
+            new = _new_records(out, manifest, records)
+            _draw(jobs, workers)
+            with manifest.batch():  # after the images: a kill leaves images a rerun records
+                for record in new:
+                    manifest.append(record)
+        finally:
+            manifest.close()
+    finally:
+        lock.close()
+    return out
+
+
+def _country_codes(names: list[str]) -> dict[str, tuple[str, CountryBox]]:
+    """{class: (ISO alpha-3, box)} of classes that are countries; others are a ConfigError."""
+    found = {}
+    for name in names:
+        if name not in REFERENCE_COUNTRIES:
+            raise ConfigError(f"--coords: class {name} is not a country (over "
+                              f"{len(REFERENCE_COUNTRIES)} classes); use at most "
+                              f"{len(REFERENCE_COUNTRIES)} --classes, or --countries")
+        code = resolve(name).code
+        found[name] = (code, country_box(code))
+    return found
+
+
+def _new_records(out: Path, manifest, records: list[Record]) -> list[Record]:
+    """The records the manifest lacks. A file recorded with another place (a run with
+    another seed, or not of synth) is a ConfigError before anything is drawn: its image
+    would no longer show the recorded place."""
+    new = []
+    for record in records:
+        known = manifest.record(record.file)
+        if known is None:
+            new.append(record)
+        elif known.source != SOURCE or known.lat is None or known.lon is None or \
+                not (math.isclose(known.lat, record.lat, abs_tol=1e-9)
+                     and math.isclose(known.lon, record.lon, abs_tol=1e-9)):
+            raise ConfigError(f"{out / MANIFEST_NAME} records {record.file} at another place "
+                              f"({known.source}: {known.lat}, {known.lon}); this run would "
+                              f"draw it at {record.lat:.4f}, {record.lon:.4f} (another --seed "
+                              "or class order?). Write into a new folder, or delete the "
+                              "folder to draw it again")
+    return new
+
+
+def _refuse_recorded_places(out: Path) -> None:
+    """Without ``coords``: refuse a root whose manifest records places of synth images, as
+    redrawing them untinted would leave the records wrong."""
+    if not (out / MANIFEST_NAME).is_file():
+        return
+    manifest = open_manifest(out, repair=False)
+    try:
+        recorded = next(iter(manifest.index.ids(SOURCE)), None) is not None
+    finally:
+        manifest.close()
+    if recorded:
+        raise ConfigError(f"{out} holds images of `data synth --coords` (their places are in "
+                          f"{MANIFEST_NAME}); redraw them with --coords, or write into "
+                          "a new folder")
+
+
+def _draw(jobs: list, workers: int | None) -> None:
     workers = workers or min(len(jobs), os.cpu_count() or 1)
     with progress_bar() as bar:
         task = add_task(bar, "Drawing sample images", len(jobs))
@@ -325,4 +521,3 @@ def synth(out: str | Path, classes: int = 10, per_class: int = 60, test_per_clas
             with ProcessPoolExecutor(workers) as pool:
                 for _ in pool.map(_write_image, jobs, chunksize=4):
                     bar.advance(task)
-    return out
