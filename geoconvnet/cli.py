@@ -332,6 +332,15 @@ def build_parser() -> argparse.ArgumentParser:
     pb.add_argument("--private", action="store_true", help="create the Hub dataset private")
     pb.add_argument("--workers", type=int, help="processes decoding every image first "
                     "(default: all cores)")
+    gc = data.add_parser("geocells", help="the geocells of a root's training coordinates (or "
+                         "of a run's location head): a map and a table")
+    gc.add_argument("source", help="data root (cells built as train would) or run folder / "
+                                   "checkpoint (its stored cells)")
+    gc.add_argument("--out", default="geocells.png", help="map to write (.png, .svg, .pdf)")
+    gc.add_argument("--geocells", type=int, default=512, help="at most this many cells (512)")
+    gc.add_argument("--geocell-min", type=int, default=10,
+                    help="places a cell needs to be split off (10)")
+    gc.add_argument("--seed", type=int, default=0)
     st = data.add_parser("stats", help="images per country and split, sizes, formats, sources, "
                          "duplicates, leakage and places: a table and ROOT/stats/stats.html")
     st.add_argument("root")
@@ -465,7 +474,7 @@ def cmd_data(args) -> int:
     return {"synth": data_synth, "prepare": data_prepare, "verify": data_verify,
             "download": data_download, "scan": data_scan,
             "dedup": data_dedup, "split": data_split,
-            "filter": data_filter, "stats": data_stats,
+            "filter": data_filter, "stats": data_stats, "geocells": data_geocells,
             "import": data_import, "publish": data_publish,
             "manifest": data_manifest}[args.data_command](args)
 
@@ -619,6 +628,19 @@ def data_filter(args) -> int:
         (Path(args.root) / screen.REPORT).touch()  # it describes the data after its moves
         console.print(f"{moved} image(s) moved to {args.move_rejects}; put them back with "
                       f"`geoconvnet data filter --undo {args.move_rejects}`")
+    return 0
+
+
+def data_geocells(args) -> int:
+    from .report.geocells import draw, geocells  # lazy: see the module doc
+
+    view = geocells(args.source, cells=args.geocells, min_size=args.geocell_min, seed=args.seed)
+    rows = [[r["country"], r["cells"], r["places"], r["min"], f"{r['median']:g}", r["max"]]
+            for r in view.table()]
+    console.print(_table(f"{len(view.cells)} geocells of {view.source}",
+                         ["country", "cells", "places", "min / cell", "median / cell",
+                          "max / cell"], rows))
+    console.print(f"Map: [bold]{draw(view, args.out)}[/]")
     return 0
 
 

@@ -154,3 +154,17 @@ def test_the_onnx_export_carries_both_heads(geo_run, tmp_path):
         assert [c for c, _ in a.top] == [c for c, _ in b.top]
         assert abs(a.pin.suggested.lat - b.pin.suggested.lat) < 0.05
         assert abs(a.pin.suggested.lon - b.pin.suggested.lon) < 0.05
+
+
+def test_data_geocells_shows_the_cells_of_a_root_and_of_a_run(geo_run, tmp_path, capsys):
+    root, run = geo_run
+    assert main(["data", "geocells", str(root), "--geocells", "12", "--geocell-min", "4",
+                 "--out", str(tmp_path / "root.png")]) == 0
+    from_root = capsys.readouterr().out
+    assert main(["data", "geocells", str(run), "--out", str(tmp_path / "run.png")]) == 0
+    from_run = capsys.readouterr().out
+    cells = load_checkpoint(run).geocells
+    # the same build as training's: the same number of cells
+    assert f"{len(cells)} geocells" in from_root and f"{len(cells)} geocells" in from_run
+    assert (tmp_path / "root.png").stat().st_size > 10_000
+    assert (tmp_path / "run.png").stat().st_size > 10_000
