@@ -28,7 +28,7 @@ from ..models.checkpoint import read_meta
 from ..utils.errors import CheckpointError, GeoconvnetError
 from ..utils.io import atomic_write, read_csv, write_csv, write_json, write_text
 from ..utils.progress import add_task, log, progress_bar
-from . import plots
+from . import geo, plots
 from .analysis import (
     calibration_bins,
     cluster_order,
@@ -160,12 +160,13 @@ def report(run: str | Path, data: str | Path | None = None, split: str = "test",
     recall = {mapped[c["country"]]: c["recall"] for c in countries if c["country"] in mapped}
     figures["map"] = plots.world_map(shapes_for_map(), recall, out / "world_accuracy.png",
                                      "Accuracy (recall) by country", "share of the country's images guessed right")
+    where = geo.where(eval_dir, metrics, out)  # None: the split has no coordinates
     figures.update(_prediction_figures(predictions, out, all_figures, sample))
     write_csv(out / "per_class.csv", list(countries[0]), countries)
 
     views = view_rows(run, split, config)
     page = render_html(run, config, metrics, epochs, countries, pairs, ece, unmapped, figures, out,
-                       views)
+                       views, where)
     write_text(out / "report.html", page)
     if archive:
         write_archive(run, out, eval_dir)
@@ -218,8 +219,9 @@ def view_rows(run: Path, split: str, config: dict | None = None) -> list[dict]:
 
 def render_html(run: Path, config: dict, metrics: dict, epochs: list[dict], countries: list[dict],
                 pairs: list[dict], ece: float, unmapped: list[str], figures: dict[str, Path],
-                out: Path, views: list[dict] | None = None) -> str:
-    """One self-contained page: figures embedded as data URIs, no network needed."""
+                out: Path, views: list[dict] | None = None, where: geo.Where | None = None) -> str:
+    """One self-contained page: figures embedded as data URIs, no network needed. With
+    ``where`` (:func:`.geo.where`), the "Where" section after the world map."""
     template = jinja2.Environment(autoescape=True).from_string(
         resources.files("geoconvnet.resources").joinpath("report.html.j2").read_text())
     ranked = sorted(countries, key=lambda c: -c["f1"])
@@ -229,13 +231,17 @@ def render_html(run: Path, config: dict, metrics: dict, epochs: list[dict], coun
     if config.get("arch") in REFERENCE_ARCHS:
         last = reference_epochs(config["arch"])[-1]
         reference = {k: float(last[f"test_{k}"]) for k in ("top1", "top3", "top5")}
-    return template.render(
+    page = template.render(
         run=run.name, config=config, metrics=metrics, best_val=best_val, epochs=len(epochs),
         countries=countries, best=ranked[:5], worst=ranked[-5:][::-1], pairs=pairs, ece=ece,
         unmapped=unmapped, reference=reference, views=views or [], split=metrics.get("split"),
         has_reference_f1=any(c.get("reference_f1") is not None for c in countries),
         fig={k: _data_uri(v) for k, v in figures.items()},
         cards=[(p.parent.name, _data_uri(p)) for p in cards])
+    if where is None:
+        return page
+    section = geo.render_section(where, {k: _data_uri(v) for k, v in where.figures.items()})
+    return geo.insert_section(page, section)
 
 
 def write_archive(run: Path, out: Path, eval_dir: Path) -> Path:

@@ -205,3 +205,109 @@ def points_map(shapes: dict[str, list], points: list[tuple[float, float]], path:
     ax.set(xlim=(-180, 180), ylim=(-60, 85), title=title, aspect="equal")
     ax.set_axis_off()
     return _save(fig, path)
+
+
+def distance_cdf(series: dict[str, np.ndarray], guides, path: Path) -> Path:
+    """Share of images within d km, one curve per (label, distances in km); a log distance
+    axis from 1 to 20,000 km (half the Earth's circumference) with dotted guides at
+    ``guides`` km. Distances under 1 km count at 1 km; NaN ones (no place) are left out."""
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for label, km in series.items():
+        km = np.sort(np.asarray(km, dtype=float)[np.isfinite(km)])
+        if not km.size:
+            continue
+        x = np.concatenate([[1.0], np.clip(km, 1.0, 20000.0), [20000.0]])
+        y = np.concatenate([[0.0], np.arange(1, km.size + 1) / km.size, [1.0]])
+        ax.step(x, y, where="post", label=label)
+    for g in guides:
+        ax.axvline(g, color="gray", linestyle=":", linewidth=1)
+        ax.text(g, 1.01, f"{g:,} km", ha="center", va="bottom", fontsize=7, color="gray",
+                transform=ax.get_xaxis_transform())
+    ax.set_xscale("log")
+    ax.set(xlim=(1, 20000), ylim=(0, 1), xlabel="distance from the true place (km)",
+           ylabel="share of images within d km")
+    ax.set_title("How far the pins land", pad=16)
+    ax.grid(alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8, loc="upper left")
+    return _save(fig, path)
+
+
+def km_bars(names: list[str], series: dict[str, list], path: Path) -> Path:
+    """Grouped horizontal bars of median km per country (log scale), one colour per
+    (label, medians); ``names`` in display order, top to bottom; None = no bar."""
+    n, k = len(names), max(1, len(series))
+    height = max(2.5, (0.16 + 0.1 * k) * n + 1)
+    fig, ax = plt.subplots(figsize=(7, height))
+    y = np.arange(n)
+    width = 0.8 / k
+    top = 1.0
+    for j, (label, values) in enumerate(series.items()):
+        v = np.array([np.nan if x is None else max(float(x), 1.0) for x in values])
+        top = max(top, np.nanmax(v) if np.isfinite(v).any() else 1.0)
+        ax.barh(y - 0.4 + width * (j + 0.5), v, height=width, color=f"C{j}", label=label)
+    ax.set_yticks(y, names, fontsize=8 if n < 40 else 6)
+    ax.invert_yaxis()
+    ax.set_xscale("log")
+    ax.set(xlim=(1, max(20000, top * 1.2)), xlabel="median distance (km, log scale)",
+           title="Median km by country")
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    return _save(fig, path)
+
+
+def _great_circle(a: tuple[float, float], b: tuple[float, float], steps: int = 32) -> list:
+    """(lon, lat) pieces of the great circle from a to b ((lat, lon) in degrees), split
+    where it crosses the antimeridian so that no piece runs across the whole map."""
+    def unit(lat, lon):
+        phi, lam = np.radians(lat), np.radians(lon)
+        return np.array([np.cos(phi) * np.cos(lam), np.cos(phi) * np.sin(lam), np.sin(phi)])
+
+    p, q = unit(*a), unit(*b)
+    omega = np.arccos(np.clip(p @ q, -1.0, 1.0))
+    t = np.linspace(0, 1, steps)[:, None]
+    if omega < 1e-9:
+        points = np.repeat(p[None], steps, axis=0)
+    else:
+        points = (np.sin((1 - t) * omega) * p + np.sin(t * omega) * q) / np.sin(omega)
+    lat = np.degrees(np.arcsin(np.clip(points[:, 2], -1, 1)))
+    lon = np.degrees(np.arctan2(points[:, 1], points[:, 0]))
+    cuts = np.flatnonzero(np.abs(np.diff(lon)) > 180) + 1
+    return [np.column_stack([lo, la]) for lo, la in zip(np.split(lon, cuts), np.split(lat, cuts))
+            if len(lo) > 1]
+
+
+def error_map(shapes: dict[str, list], places: np.ndarray, pins: np.ndarray, km: np.ndarray,
+              path: Path, title: str) -> Path:
+    """Country outlines in grey; per image a dot at the true place ``places`` ([n, 2] lat,
+    lon) and a great-circle line to its pin, coloured by the distance ``km`` (log scale,
+    1 to 20,000 km); the longest lines drawn first so the short ones stay visible."""
+    from matplotlib.collections import LineCollection, PolyCollection
+    from matplotlib.colors import ListedColormap, LogNorm
+
+    fig, ax = plt.subplots(figsize=(12, 6))
+    rings = [ring for country in shapes.values() for ring in country]
+    ax.add_collection(PolyCollection(rings, facecolor="#e6e6e6", edgecolor="white",
+                                     linewidth=0.3))
+    norm = LogNorm(vmin=1, vmax=20000)
+    cmap = ListedColormap(plt.cm.plasma_r(np.linspace(0.15, 1, 256)))  # no pale yellow on grey
+    order = np.argsort(-np.nan_to_num(np.asarray(km, dtype=float), nan=0.0))
+    segments, values = [], []
+    for i in order:
+        pieces = _great_circle(tuple(places[i]), tuple(pins[i]))
+        segments += pieces
+        values += [max(float(km[i]), 1.0)] * len(pieces)
+    lines = LineCollection(segments, array=np.asarray(values), cmap=cmap, norm=norm,
+                           linewidth=1.1, alpha=0.9)
+    ax.add_collection(lines)
+    if len(places):
+        ax.scatter(places[:, 1], places[:, 0], s=4, color="black", zorder=3, label="true place")
+        ax.scatter(pins[order, 1], pins[order, 0], s=12, marker="x", linewidths=0.8, zorder=4,
+                   c=np.clip(np.asarray(km, dtype=float)[order], 1, None), cmap=cmap, norm=norm,
+                   label="pin")
+        ax.legend(fontsize=8, loc="lower left")
+    fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, fraction=0.025,
+                 label="km from the true place")
+    ax.set(xlim=(-180, 180), ylim=(-60, 85), title=title, aspect="equal")
+    ax.set_axis_off()
+    return _save(fig, path)
