@@ -403,6 +403,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--device", default="auto")
     ev.add_argument("--out", help="output folder (default: <run>/eval/<split>-<view>)")
     ev.add_argument("--json", action="store_true", help="print one JSON object")
+    ev.add_argument("--no-pins", action="store_true", help="skip placing every image's pins "
+                    "(a search per image and pin: minutes at 10,000s of images); the distance "
+                    "to the likeliest geocell's centre is still reported")
     ev.add_argument("--refine", choices=["knn"], help="also the location head's pin refined by "
                     "the visually nearest training images in its likely cells")
     ev.add_argument("--refine-data", help="training root for --refine knn (default: the root "
@@ -914,7 +917,8 @@ def cmd_evaluate(args) -> int:
 
     result = evaluate(args.checkpoint, args.data, split=args.split, eval_view=args.eval_view,
                       batch_size=args.batch_size, device=args.device, num_workers=args.num_workers,
-                      out_dir=args.out, refine=args.refine, refine_data=args.refine_data,
+                      out_dir=args.out, pins=not args.no_pins, refine=args.refine,
+                      refine_data=args.refine_data,
                       embedding_cache=args.embedding_cache)
     m = result.metrics
     _print_skipped(result.skipped)

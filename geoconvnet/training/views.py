@@ -38,7 +38,7 @@ def choose_view(run_dir: Path, index: DatasetIndex, device: torch.device,
     for view in views:
         try:
             result = evaluate(model, index.data, split="val", samples=index.val, eval_view=view,
-                              device=device, num_workers=num_workers, write=False)
+                              device=device, num_workers=num_workers, write=False, pins=False)
         except Exception as exc:  # a model that cannot take a view's input size: skip it
             warnings.warn(f"--eval-view auto: the {view} view could not be scored ({exc}); "
                           "skipped", stacklevel=1)
