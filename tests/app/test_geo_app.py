@@ -179,6 +179,7 @@ def geo_server(geo):
     stop_server(proc)
 
 
+@pytest.mark.slow
 def test_the_page_shades_the_likely_cells_and_shows_both_pins(geo, geo_server, chromium,
                                                              tmp_path):
     pytest.importorskip("playwright")
