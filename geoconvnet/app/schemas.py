@@ -25,7 +25,26 @@ class Pin(BaseModel):
 
 class Pins(BaseModel):
     suggested: Pin = Field(description="the point with the highest expected score")
-    naive: Pin = Field(description="the centre of the most likely country")
+    naive: Pin = Field(description="the centre of the most likely country, or with a location "
+                                   "head the centre of the most likely cell")
+    source: str = Field("country", description="what the suggested pin comes from: 'geocell' "
+                        "(the location head) or 'country' (the countries' land)")
+    country: Pin | None = Field(None, description="with a location head: the pin the countries "
+                                "alone give, for comparison; null otherwise (or when the "
+                                "classes are not countries)")
+
+
+class Cell(BaseModel):
+    lat: float = Field(description="the cell's centre (one of its training places)")
+    lon: float
+    probability: float = Field(description="the location head's probability of the cell")
+    country: str = Field(description="the class name of the cell's country")
+    radius_km: float = Field(description="how far the cell reaches: 80% of its training "
+                             "places lie within it of the centre (at least 10 km)")
+
+
+class LocationHead(BaseModel):
+    cells: int = Field(description="the geocells the location head chooses among")
 
 
 class ImageInfo(BaseModel):
@@ -40,7 +59,11 @@ class PredictResponse(BaseModel):
     calibrated: bool
     top: list[Guess]
     probabilities: list[Guess] = Field(description="every class, most likely first")
-    pin: Pins | None = Field(description="null when the classes are not countries")
+    pin: Pins | None = Field(description="null when the classes are not countries and the "
+                             "model has no location head")
+    cells: list[Cell] | None = Field(None, description="with a location head: the likely cells "
+                                     "(probability >= 0.01, the top one always, at most 32), "
+                                     "most likely first; null without one")
     timings_ms: dict[str, float]
 
 
@@ -71,4 +94,6 @@ class ModelInfo(BaseModel):
     geoconvnet_version: str | None
     heat_maps: bool = Field(description="whether POST /api/heatmap works (not for ONNX)")
     pin: bool
+    location_head: LocationHead | None = Field(None, description="the location head (geocells), "
+                                               "null for a country-only model")
     device: str

@@ -1,6 +1,10 @@
 """What the app does with a screenshot, without the web: the model's guesses, the GeoGuessr
 pin and heat maps. :mod:`.server` only moves bytes between HTTP and these methods.
 
+A model with a location head (geocells) gets its pin from the cells (the country pin kept
+beside it for comparison) and its likely cells listed for the map, each with a radius that
+covers most of its training places.
+
 Everything goes through the inference core (:func:`~geoconvnet.inference.core.infer`), so a
 screenshot gets the same eval transform, view and temperature as in ``predict``. Heat maps
 cost about ten forward passes each on a CPU, so they are made on demand, one guess at a
@@ -18,13 +22,16 @@ import time
 from collections import OrderedDict
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 
 from ..data.countries import display_name, iso3, split_camel
 from ..data.images import decode_image
 from ..inference.core import infer
 from ..inference.explain import explain
-from ..inference.pin import Land, advise
+from ..data.geo import GeoCells, haversine_km
+from ..inference.pin import Land, advise_model
+from ..models.heads import GEOCELL
 from ..models.load import load_model
 from ..models.onnx import OnnxNet
 from ..utils.device import resolve_device
@@ -38,6 +45,11 @@ HEAT_MAP_PIXELS = 1600 * 900
 APP_MAX_PIXELS = 16_000_000  # a 5K screenshot (5120x2880) is 14.7 million
 MAX_ASPECT = 8  # a screenshot is at most 32:9 (3.6); a 1x40,000,000 strip is not one
 MIN_SIDE = 64  # pixels; an icon or a 1x1 tracking pixel is no screenshot to guess from
+# The likely cells drawn on the map: those this likely (the top one always), at most this many.
+CELL_MIN_PROBABILITY, CELL_MAX = 0.01, 32
+# A cell's drawn radius: this quantile of its places' distances from its centre (robust to
+# a stray place), and at least this many km (a cell of one place, a city's cell).
+CELL_RADIUS_QUANTILE, CELL_MIN_RADIUS_KM = 0.8, 10.0
 
 
 class UnknownClassError(GeoconvnetError):
@@ -63,6 +75,8 @@ class Service:
         self.names = {name: display_name(code) if code else split_camel(name)
                       for name, code in self.codes.items()}
         self.land = Land() if all(self.codes.values()) else None
+        self.cells: GeoCells | None = self.model.geocells  # the location head's, or None
+        self.cell_radii = cell_radii_km(self.cells) if self.cells is not None else None
         self._heat_maps: OrderedDict[tuple[str, int], bytes] = OrderedDict()
         self._lock = threading.Lock()
         # Grad-CAM hooks into the network it explains: a copy of its own, used one call at a
@@ -75,8 +89,10 @@ class Service:
         return not isinstance(self.model.net, OnnxNet)
 
     def warm_up(self) -> float:
-        """One prediction on a blank screenshot and the land samples of every class, so the
-        first requests are as fast as the others; returns the seconds it took."""
+        """One prediction on a blank screenshot and the land samples of every class (the
+        country pin, also shown beside a location head's), so the first requests are as fast
+        as the others; returns the seconds it took. The cells and their radii are read when
+        the service is made, and the blank screenshot's prediction runs the cell pin."""
         start = time.perf_counter()
         buffer = io.BytesIO()
         Image.new("RGB", (320, 180), (128, 128, 128)).save(buffer, format="PNG")
@@ -96,24 +112,31 @@ class Service:
                 "preprocessing": meta["preprocessing"], "temperature": self.model.temperature,
                 "calibrated": "temperature" in meta, "metrics": meta.get("metrics", {}),
                 "geoconvnet_version": meta.get("geoconvnet_version"),
-                "heat_maps": self.can_explain, "pin": self.land is not None,
+                "heat_maps": self.can_explain,
+                "pin": self.land is not None or self.cells is not None,
+                "location_head": None if self.cells is None else {"cells": len(self.cells)},
                 "device": str(self.device)}
 
     def analyse(self, data: bytes, filename: str) -> dict:
-        """Guesses for one uploaded file: the top-k, every class's probability, the pin;
-        raises DataError (ImageTooLargeError for too many pixels) naming ``filename``."""
+        """Guesses for one uploaded file: the top-k, every class's probability, the pin (from
+        the location head when the model has one) and the likely cells (None without a
+        location head); raises DataError (ImageTooLargeError for too many pixels) naming
+        ``filename``."""
         started = time.perf_counter()
         image = self._decode(data, filename)
         run = infer(self.model, [image], device=self.device, num_workers=0, progress=False)
         probs = run.probs[0].tolist()
         ranking = sorted(range(len(probs)), key=lambda c: -probs[c])
+        cell_probs = run.head_probs(GEOCELL) if self.cells is not None else None
+        cell_probs = cell_probs[0].numpy().astype(float) if cell_probs is not None else None
         predicted = time.perf_counter()
         result = {
             "image": {"filename": filename, "width": image.width, "height": image.height},
             "view": run.view, "calibrated": "temperature" in self.model.meta,
             "top": [self._guess(c, probs[c]) for c in ranking[:self.top_k]],
             "probabilities": [self._guess(c, probs[c]) for c in ranking],
-            "pin": self._pin(dict(zip(self.model.class_names, probs))),
+            "pin": self._pin(dict(zip(self.model.class_names, probs)), cell_probs),
+            "cells": self._likely_cells(cell_probs) if cell_probs is not None else None,
         }
         result["timings_ms"] = {"predict": round(1000 * (predicted - started), 1),
                                 "pin": round(1000 * (time.perf_counter() - predicted), 1)}
@@ -168,13 +191,45 @@ class Service:
         return {"country": name, "name": self.names[name], "code": self.codes[name],
                 "probability": round(probability, 6)}
 
-    def _pin(self, probabilities: dict[str, float]) -> dict | None:
-        if self.land is None:  # class names that are not all countries: no map position
+    def _pin(self, probabilities: dict[str, float], cell_probs: np.ndarray | None) -> dict | None:
+        """The pins: from the location head when the model has one (with the country pin
+        beside it when the classes are countries), else from the countries."""
+        if self.land is None and self.cells is None:  # classes that are not all countries
             return None
-        advice = advise(probabilities, self.land)
-        return {kind: {"lat": round(p.lat, 4), "lon": round(p.lon, 4),
-                       "expected_score": round(p.expected_score, 1)}
-                for kind, p in (("suggested", advice.suggested), ("naive", advice.naive))}
+        advice = advise_model(probabilities, cell_probs, self.cells, self.land)
+        return {"suggested": _pin_dict(advice.suggested), "naive": _pin_dict(advice.naive),
+                "source": advice.source,
+                "country": _pin_dict(advice.country) if advice.country is not None else None}
+
+    def _likely_cells(self, probs: np.ndarray) -> list[dict]:
+        """The cells to shade on the map, most likely first: those with a probability of at
+        least :data:`CELL_MIN_PROBABILITY` (the most likely one always), at most
+        :data:`CELL_MAX`."""
+        order = np.argsort(-np.nan_to_num(probs, nan=-np.inf), kind="stable")[:CELL_MAX]
+        chosen = order[:1].tolist() + [int(c) for c in order[1:]
+                                       if probs[c] >= CELL_MIN_PROBABILITY]
+        return [{"lat": round(float(self.cells.centres[c, 0]), 4),
+                 "lon": round(float(self.cells.centres[c, 1]), 4),
+                 "probability": round(float(probs[c]), 6), "country": self.cells.countries[c],
+                 "radius_km": round(float(self.cell_radii[c]), 1)} for c in chosen]
+
+
+def cell_radii_km(cells: GeoCells) -> np.ndarray:
+    """[C] how far each cell reaches: the :data:`CELL_RADIUS_QUANTILE` quantile of its
+    places' distances from its centre, at least :data:`CELL_MIN_RADIUS_KM`."""
+    radii = np.full(len(cells), CELL_MIN_RADIUS_KM)
+    for c, places in enumerate(cells.places):
+        places = places[np.isfinite(places).all(axis=1)]
+        if len(places):
+            far = haversine_km(cells.centres[c, 0], cells.centres[c, 1], places[:, 0],
+                               places[:, 1])
+            radii[c] = max(CELL_MIN_RADIUS_KM, float(np.quantile(far, CELL_RADIUS_QUANTILE)))
+    return radii
+
+
+def _pin_dict(pin) -> dict:
+    return {"lat": round(pin.lat, 4), "lon": round(pin.lon, 4),
+            "expected_score": round(pin.expected_score, 1)}
 
 
 def _at_most(image: Image.Image, pixels: int) -> Image.Image:

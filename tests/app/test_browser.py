@@ -47,6 +47,10 @@ def test_upload_shows_guesses_map_pin_and_switchable_heat_maps(server, chromium,
         assert page.locator(".map .pin-suggested").count() == 1
         assert page.locator(".map .pin-naive").count() == 1
         assert "expected points" in page.locator(".pins").inner_text()
+        # A country-only model: no cells, no country pin beside the suggested one.
+        assert page.locator(".map .cell, .inset .cell, .pin-country").count() == 0
+        assert "location head" not in page.locator(".pins").inner_text()
+        assert "location head" not in page.locator("#model").inner_text()
 
         shown = ".heatmap[data-rank='{}'][data-state='ready'][data-shows='heatmap']"
         page.wait_for_selector(shown.format(1))

@@ -29,6 +29,8 @@ def test_analyse_matches_predict_and_puts_the_pin_on_the_map(service, trained_ru
     assert top["code"] == resolve(top["country"]).code
     pins = result["pin"]
     assert pins["suggested"]["expected_score"] >= pins["naive"]["expected_score"]
+    assert pins["source"] == "country" and pins["country"] is None  # no location head
+    assert result["cells"] is None
     assert result["timings_ms"]["predict"] > 0
 
 
@@ -70,6 +72,7 @@ def test_info_describes_the_model_without_server_paths(service, trained_run):
     info = service.info()
     assert info["name"] == trained_run.name and info["arch"] == "resnet18"
     assert info["format"] == "pytorch" and info["heat_maps"] and info["pin"]
+    assert info["location_head"] is None
     assert str(trained_run.parent) not in repr(info)
 
 

@@ -1,6 +1,7 @@
 // The geoconvnet page: send screenshots to /api/predict one at a time and show, for each,
 // the top guesses, a world map shaded by probability with the GeoGuessr pins, and Grad-CAM
-// heat maps of the top guesses (made on demand by /api/heatmap, the top one first).
+// heat maps of the top guesses (made on demand by /api/heatmap, the top one first). A model
+// with a location head also gets its likely geocells shaded around the pin.
 "use strict";
 
 const NORTH = 84;  // the map's top latitude (equirectangular, 1 unit = 1 degree, down to 58 S)
@@ -18,6 +19,8 @@ state.queue = new Promise((resolve) => { state.ready = resolve; });
 const $ = (selector, root = document) => root.querySelector(selector);
 const percent = (p) => (100 * p).toFixed(p >= 0.995 || p < 0.0005 ? 0 : 1) + "%";
 const project = ([lon, lat]) => [lon + 180, NORTH - lat];
+const KM_PER_DEGREE = 111.2;  // of latitude; a degree of longitude is cos(lat) of it
+const CELL_MIN_RADIUS = 1;  // degrees: the least a cell is drawn with on the world map
 
 async function getJSON(url) {
   const response = await fetch(url);
@@ -34,9 +37,12 @@ async function start() {
   state.world = Object.entries(world).map(([code, rings]) => [code, ringsToPath(rings), extent(rings)]);
   const calibration = model.calibrated ? `calibrated (T=${model.temperature.toFixed(2)})`
                                        : "not calibrated";
-  const classes = `${model.class_names.length} ${model.pin ? "countries" : "classes"}`;
+  const countries = Object.values(model.codes).every((code) => code);
+  const classes = `${model.class_names.length} ${countries ? "countries" : "classes"}`;
+  const head = model.location_head
+    ? `a location head with ${model.location_head.cells} cells, ` : "";
   $("#model").textContent = `${model.name}: ${model.arch} (${model.format}), ${classes}, ` +
-    `${calibration}, on ${model.device}`;
+    `${head}${calibration}, on ${model.device}`;
   state.ready();
 }
 
@@ -203,11 +209,49 @@ function drawMap(svg, result) {
     dot.dataset.code = guess.code;
     svg.append(dot);
   }
+  if (result.cells) drawCells(svg, result.cells);
   if (result.pin) {
-    drawPin(svg, result.pin.naive, "pin-naive", 2.6, "centre of the top country");
-    drawPin(svg, result.pin.suggested, "pin-suggested", 2, "suggested pin");
+    const cells = fromCells(result.pin);
+    if (cells && result.pin.country) {
+      drawPin(svg, result.pin.country, "pin-country", 1.6, "country pin (for comparison)");
+    }
+    drawPin(svg, result.pin.naive, "pin-naive", 2.6,
+            cells ? "centre of the top cell" : "centre of the top country");
+    drawPin(svg, result.pin.suggested, "pin-suggested", 2,
+            cells ? "suggested pin (location head)" : "suggested pin");
   }
   withTooltip(svg);
+}
+
+const fromCells = (pin) => pin.source === "geocell";
+
+function drawCells(svg, cells) {
+  // The location head's likely cells: a translucent disc of each cell's radius around its
+  // centre (an ellipse on this map: a degree of longitude shrinks with the latitude), more
+  // opaque the likelier; the likeliest is drawn last, on top.
+  const highest = cells.length ? cells[0].probability || 1 : 1;
+  for (const cell of [...cells].reverse()) {
+    const [cx, cy] = project([cell.lon, cell.lat]);
+    const ry = cell.radius_km / KM_PER_DEGREE;
+    const rx = ry / Math.max(Math.cos(cell.lat * Math.PI / 180), 0.1);
+    const disc = svgElement("ellipse", { cx, cy, class: "cell" });
+    Object.assign(disc.dataset, { rx: String(rx), ry: String(ry) });
+    sizeCell(disc, CELL_MIN_RADIUS);
+    disc.style.fillOpacity = (0.12 + 0.5 * Math.sqrt(cell.probability / highest)).toFixed(3);
+    const country = state.model.names[cell.country] || cell.country;
+    disc.dataset.label = `Cell in ${country}: ${percent(cell.probability)} ` +
+      `(most of it within ${Math.round(cell.radius_km)} km of ${cell.lat.toFixed(2)}, ` +
+      `${cell.lon.toFixed(2)})`;
+    svg.append(disc);
+  }
+}
+
+function sizeCell(disc, least) {
+  // Its true size, or at least `least` map units across its shorter radius so it shows.
+  const rx = parseFloat(disc.dataset.rx), ry = parseFloat(disc.dataset.ry);
+  const grow = Math.max(1, least / Math.min(rx, ry));
+  disc.setAttribute("rx", (rx * grow).toFixed(3));
+  disc.setAttribute("ry", (ry * grow).toFixed(3));
 }
 
 function visible(probability, highest) {
@@ -240,9 +284,22 @@ function drawInset(inset, map, result) {
   const boxes = new Map(state.world.map(([code, , box]) => [code, box]));
   const highest = result.top[0].probability || 1;
   const points = [];
-  for (const guess of result.top) {
-    const box = guess.code && boxes.get(guess.code);
-    if (box && guess.probability >= 0.25 * highest) points.push([box[0], box[1]], [box[2], box[3]]);
+  const cells = result.pin && fromCells(result.pin) && result.cells && result.cells.length;
+  if (cells) {
+    // A location head: zoomed on its likely cells (and the pin), not the whole countries.
+    const top = result.cells[0].probability || 1;
+    for (const cell of result.cells) {
+      if (cell.probability < 0.25 * top) continue;
+      const ry = cell.radius_km / KM_PER_DEGREE;
+      const rx = ry / Math.max(Math.cos(cell.lat * Math.PI / 180), 0.1);
+      points.push([cell.lon - rx, cell.lat - ry], [cell.lon + rx, cell.lat + ry]);
+    }
+    $("figcaption", inset.closest("figure")).textContent = "Zoomed on the likely cells and the pin";
+  } else {
+    for (const guess of result.top) {
+      const box = guess.code && boxes.get(guess.code);
+      if (box && guess.probability >= 0.25 * highest) points.push([box[0], box[1]], [box[2], box[3]]);
+    }
   }
   if (result.pin) points.push([result.pin.suggested.lon, result.pin.suggested.lat]);
   if (!points.length) { inset.closest("figure").hidden = true; return; }
@@ -257,11 +314,16 @@ function drawInset(inset, map, result) {
   for (const node of map.children) {
     if (node.classList.contains("speck")) continue;  // outlines are big enough here
     const copy = node.cloneNode(true);
-    if (copy.tagName === "circle") copy.setAttribute("r", width / (copy.classList.contains("pin-naive") ? 45 : 60));
+    if (copy.classList.contains("cell")) sizeCell(copy, width / 150);
+    else if (copy.tagName === "circle") copy.setAttribute("r", width / pinScale(copy));
     inset.append(copy);
   }
   withTooltip(inset);
 }
+
+// A pin's radius in the inset: this fraction of the inset's width.
+const pinScale = (pin) => (pin.classList.contains("pin-naive") ? 45
+                           : pin.classList.contains("pin-country") ? 75 : 60);
 
 function drawPin(svg, pin, cls, radius, what) {
   const [x, y] = project([pin.lon, pin.lat]);
@@ -281,8 +343,14 @@ function showPins(box, pin) {
     "span", kind, element("span", `dot ${kind}`), `${label}: ${p.lat.toFixed(3)}, ` +
     `${p.lon.toFixed(3)}, `, element("strong", "", `${Math.round(p.expected_score)}`),
     " expected points");
-  box.replaceChildren(line("suggested", "Suggested pin", pin.suggested),
-                      line("naive", "Centre of the top country", pin.naive));
+  if (!fromCells(pin)) {
+    box.replaceChildren(line("suggested", "Suggested pin", pin.suggested),
+                        line("naive", "Centre of the top country", pin.naive));
+    return;
+  }
+  box.replaceChildren(line("suggested", "Suggested pin (location head)", pin.suggested),
+                      line("naive", "Centre of the top cell", pin.naive));
+  if (pin.country) box.append(line("country", "Country pin (for comparison)", pin.country));
 }
 
 function element(tag, cls, ...children) {
