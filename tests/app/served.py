@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -29,12 +30,13 @@ def start_server(model, *options: str, timeout: float = 90.0):
     port = free_port()
     log = open(f"{model}.serve-{port}.log", "w+")
     proc = subprocess.Popen([sys.executable, "-m", "geoconvnet", "serve", str(model),
-                             "--port", str(port), *options], stdout=log, stderr=subprocess.STDOUT)
+                             "--port", str(port), *options], stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)  # its workers die with it (killpg)
     url = f"http://127.0.0.1:{port}"
     if wait_until_healthy(url, timeout, proc):
         log.close()  # the process keeps its own handle
         return url, proc
-    proc.kill()
+    _kill_group(proc)
     log.seek(0)
     output = log.read()[-3000:]
     log.close()
@@ -46,7 +48,16 @@ def stop_server(proc) -> None:
     try:
         proc.wait(timeout=15)
     except subprocess.TimeoutExpired:
-        proc.kill()
+        _kill_group(proc)
+
+
+def _kill_group(proc) -> None:
+    """The server and every worker process it started (a failed start left ~1 GB ones)."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
 
 
 def png_bytes(image: Image.Image) -> bytes:
