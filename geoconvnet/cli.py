@@ -932,6 +932,9 @@ def cmd_evaluate(args) -> int:
                            f"{m['loss']:.4f}"]], right_from=0))
     if m.get("geo"):
         console.print(_geo_table(m["geo"]))
+    elif m.get("geo_cell", {}).get("n"):
+        console.print(f"Likeliest geocell's centre: median {m['geo_cell']['median_km']:,.0f} km "
+                      f"from the true place ({m['geo_cell']['n']} images)")
     console.print(f"Per-country report, confusion matrix and predictions: [bold]{result.out_dir}[/]")
     return 0
 

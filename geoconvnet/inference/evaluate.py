@@ -74,7 +74,7 @@ def evaluate(model, data: str | Path | DataRoot, *, split: str = "test",
                         skipped={data.display(samples[i][0]): why for i, why in run.failed.items()})
     truth = data.coordinates([samples[i][0] for i in run.indices.tolist()])
     if np.isfinite(truth).all(axis=1).any():
-        refiner, vectors = _refiner(refine, loaded, refine_data, data,
+        refiner, vectors = _refiner(refine if pins else None, loaded, refine_data, data,
                                     [samples[i] for i in run.indices.tolist()], device,
                                     batch_size, num_workers, embedding_cache)
         result.geo = locate(loaded, run, truth, pins=pins, refiner=refiner, vectors=vectors)
@@ -101,6 +101,9 @@ def _refiner(refine: str | None, model: LoadedModel, refine_data, data: DataRoot
         return None, None
     if refine != "knn":
         raise ConfigError(f"--refine {refine!r}: the only refinement is knn")
+    if not hasattr(model.net, "backbone"):
+        raise ConfigError("--refine knn compares the backbone's embeddings: evaluate the "
+                          "PyTorch checkpoint (run folder), not an ONNX export")
     if model.geocells is None:
         raise ConfigError("--refine knn refines the location head's pin; this model has no "
                           "location head (train it on a root with coordinates)")
@@ -141,6 +144,8 @@ def write_results(result: EvalResult, out_dir: Path) -> Path:
     write_csv(out_dir / "predictions.csv", header, body)
     if result.geo is not None and result.geo.summary():
         write_geo_predictions(result, out_dir / "geo_predictions.csv")
+    else:  # an earlier evaluation's pins must not pass for this one's (the report reads it)
+        (out_dir / "geo_predictions.csv").unlink(missing_ok=True)
     return out_dir
 
 

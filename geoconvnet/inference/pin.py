@@ -95,7 +95,10 @@ def advise_model(country_probs: dict[str, float], cell_probs, cells: GeoCells | 
                  land: Land | None = None) -> PinAdvice:
     """The pin of a model: from its location head when it has one (the country pin kept
     beside it for comparison, when the classes are countries), else from its countries."""
-    if cells is None:
+    top_country = max(country_probs, key=country_probs.get)
+    if cells is None or top_country not in cells.countries:
+        # No cells for the likeliest country (trained without its coordinates): the
+        # location head could only pin it into another country.
         return advise(country_probs, land)
     advice = advise_cells(np.asarray(cell_probs), cells)
     if land is not None:

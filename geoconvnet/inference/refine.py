@@ -69,6 +69,10 @@ def build_refiner(model: LoadedModel, data: DataRoot, device: torch.device,
         raise DataError(f"--refine knn: {data.location} gives no coordinates for its training "
                         "images; pass the root the model was trained on with --refine-data")
     samples = [samples[i] for i in known]
+    unreadable = data.scan([s for s, _ in samples])  # as training skipped them
+    if unreadable:
+        keep = [i for i, (s, _) in enumerate(samples) if s not in unreadable]
+        samples, known = [samples[i] for i in keep], known[keep]
     cache = EmbeddingCache(cache_dir, model, model.preprocessing.eval_view)
     vectors = cache.get(data, samples, device, batch_size, num_workers).numpy()
     cell = cells.assign(latlon[known], [model.class_names[label] for _, label in samples])

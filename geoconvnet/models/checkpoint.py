@@ -22,7 +22,7 @@ from ..data.geo import GeoCells
 from ..data.preprocessing import Preprocessing
 from ..utils.errors import CheckpointError, ConfigError
 from ..utils.io import atomic_path
-from .heads import COUNTRY, GEOCELL, head, output_size
+from .heads import COUNTRY, GEOCELL, head, heads_of, output_size
 from .registry import GeoNet, build_model
 from .weights import read_state_dict
 
@@ -139,11 +139,13 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Loa
 
 
 def load_all_weights(net: GeoNet, path: str | Path, class_names: list[str],
-                     pool: str = "avg") -> None:
+                     pool: str = "avg", extra_heads: list[dict] | None = None) -> None:
     """Every weight of a checkpoint (file or run folder), head included, into ``net``: to
     go on training from it, e.g. fine-tuning after a linear probe (``--init-from``). The
     spatial pool must be the checkpoint's; a view pool may be added (its attention starts
-    as the mean, which is what the checkpoint's crops were combined with)."""
+    as the mean, which is what the checkpoint's crops were combined with). When this run's
+    heads after the country head (``extra_heads``: its geocells) differ from the
+    checkpoint's, only the country head's rows are taken and the others start fresh."""
     path = resolve_checkpoint(path)
     meta = read_meta(path)
     if meta["class_names"] != list(class_names):
@@ -153,14 +155,15 @@ def load_all_weights(net: GeoNet, path: str | Path, class_names: list[str],
         raise CheckpointError(f"--init-from {path}: it pools with --pool "
                               f"{meta.get('pool', 'avg')}, this run with --pool {pool}; use "
                               "the same, or start from its backbone only with --weights PATH")
-    try:
-        missing, unexpected = net.load_state_dict(read_state_dict(path), strict=False)
-    except RuntimeError:  # the head's size: trained with other heads (e.g. other geocells)
-        raise CheckpointError(f"--init-from {path}: its heads ({output_size(meta)} outputs) "
-                              "differ from this run's (another set of geocells, or --geo "
-                              "on/off); use the same data and --geo settings, or start from "
-                              "its backbone only with --weights PATH") from None
-    missing = [k for k in missing if not k.startswith("view_pool.")]
+    state = read_state_dict(path)
+    if heads_of(meta)[1:] != list(extra_heads or []):
+        country = len(class_names)
+        for name, tensor in net.head.named_parameters():
+            saved = state.pop(f"head.{name}")
+            with torch.no_grad():
+                tensor[:country] = saved[:country]
+    missing, unexpected = net.load_state_dict(state, strict=False)
+    missing = [k for k in missing if not k.startswith(("view_pool.", "head."))]
     if missing or unexpected:
         raise CheckpointError(f"--init-from {path}: a {meta['arch']} checkpoint does not fit "
                               "this --arch")

@@ -49,27 +49,34 @@ class GeoTargets:
         """The checkpoint's entry for this head (:mod:`geoconvnet.models.heads`)."""
         return {"name": GEOCELL, "size": len(self.cells), "cells": self.cells.to_dict()}
 
-    def to(self, device: torch.device) -> "GeoTargets":
-        return GeoTargets(self.cells, self.latlon.to(device), self.cell.to(device), self.weight)
-
     def loss(self, logits: torch.Tensor, indices: torch.Tensor) -> torch.Tensor | None:
         """Soft cross-entropy of the geocell ``logits`` of the training images at
         ``indices`` (positions in the training split), over those with coordinates; None
         when the batch has none."""
-        indices = indices.to(self.cell.device)
+        # The lookups stay on the CPU, where the batch's indices are: no GPU sync per step.
+        indices = indices.cpu()
         cell = self.cell[indices]
         known = cell >= 0
         if not bool(known.any()):
             return None
-        targets = self.cells.smooth_targets(self.latlon[indices][known], cell[known])
-        log_probs = logits.float()[known.to(logits.device)].log_softmax(dim=1)
-        return -(targets.to(log_probs.device) * log_probs).sum(dim=1).mean()
+        device = logits.device
+        targets = self.cells.smooth_targets(
+            self.latlon[indices][known].to(device, non_blocking=True),
+            cell[known].to(device, non_blocking=True))
+        rows = known.nonzero()[:, 0].to(device, non_blocking=True)
+        log_probs = logits.float()[rows].log_softmax(dim=1)
+        return -(targets * log_probs).sum(dim=1).mean()
 
 
 def plan_geo(mode: str, index: DatasetIndex, *, cells: int, min_size: int, tau_km: float,
-             weight: float, seed: int) -> GeoTargets | None:
+             weight: float, seed: int, resumed: dict | None = None) -> GeoTargets | None:
     """Geocells of the training split's coordinates, or None: with ``mode`` ``off``, or
-    ``auto`` on a root without coordinates (``on`` there is an error)."""
+    ``auto`` on a root without coordinates (``on`` there is an error). ``resumed``: the
+    heads' entry of the run being resumed (its ``last.safetensors``): its cells, if any,
+    are kept (coordinates added or edited since cannot change the head the weights were
+    trained for), and a run that had none stays without."""
+    if resumed is not None:
+        return _resumed(index, resumed, weight)
     if mode == "off":
         return None
     latlon = index.data.coordinates(sources_of(index.train))
@@ -87,4 +94,18 @@ def plan_geo(mode: str, index: DatasetIndex, *, cells: int, min_size: int, tau_k
     cell[known] = assigned
     log(f"Location head: {len(geocells)} geocells from {int(known.sum())} of {len(latlon)} "
         f"training images with coordinates (the others train the country head only)")
+    without = sorted(set(index.classes) - set(geocells.countries))
+    if without:  # their images still get the country pin (see inference.pin.advise_model)
+        log(f"[yellow]No coordinates, so no geocells, for {len(without)} countries[/]: "
+            f"{', '.join(without[:10])}{' ...' if len(without) > 10 else ''}")
+    return GeoTargets(geocells, torch.from_numpy(latlon).float(), torch.from_numpy(cell), weight)
+
+
+def _resumed(index: DatasetIndex, entry: dict, weight: float) -> GeoTargets | None:
+    if entry is None or "cells" not in entry:
+        return None
+    geocells = GeoCells.from_dict(entry["cells"])
+    latlon = index.data.coordinates(sources_of(index.train))
+    countries = [index.classes[c] for c in labels_of(index.train)]
+    cell = geocells.assign(latlon, countries)  # a training place lands in its build cell
     return GeoTargets(geocells, torch.from_numpy(latlon).float(), torch.from_numpy(cell), weight)

@@ -33,9 +33,10 @@ from ..models.checkpoint import (
     LoadedModel,
     load_all_weights,
     make_meta,
+    read_meta,
     save_checkpoint,
 )
-from ..models.heads import COUNTRY, GEOCELL, heads_of, split_logits
+from ..models.heads import COUNTRY, GEOCELL, head, heads_of, split_logits
 from ..models.registry import (
     build_model,
     builder_for,
@@ -143,14 +144,16 @@ class Trainer:
         self.is_main = distributed.is_main()
         torch.manual_seed(cfg.seed)
         # The location head's cells come from the training coordinates (none: country only).
+        resumed = (head(read_meta(run_dir / LAST_NAME), GEOCELL) or {}) if resume else None
         self.geo = plan_geo(cfg.geo, index, cells=cfg.geocells, min_size=cfg.geocell_min,
-                            tau_km=cfg.geo_tau, weight=cfg.geo_weight, seed=cfg.seed)
+                            tau_km=cfg.geo_tau, weight=cfg.geo_weight, seed=cfg.seed,
+                            resumed=resumed)
         extra_heads = [self.geo.head] if self.geo is not None else []
         net = build_model(cfg.arch, len(index.classes) + sum(h["size"] for h in extra_heads),
                           "none" if resume or cfg.init_from else cfg.weights, cfg.dropout,
                           pool=cfg.pool, view_pool=cfg.view_pool)
         if cfg.init_from and not resume:
-            load_all_weights(net, cfg.init_from, index.classes, cfg.pool)
+            load_all_weights(net, cfg.init_from, index.classes, cfg.pool, extra_heads)
         pp = cfg.preprocessing(net.mean, net.std, net.input_size, net.interpolation)
         check_input_size(net, cfg.arch, pp.image_size, pp.eval_view)
         check_train_view(net, cfg.arch, pp.train_view)
@@ -160,7 +163,6 @@ class Trainer:
         meta = make_meta(cfg.arch, index.classes, cfg.dropout, pp, cfg.to_dict(),
                          pool=cfg.pool, view_pool=cfg.view_pool, extra_heads=extra_heads)
         self.heads = heads_of(meta)
-        self.geo = self.geo.to(self.device) if self.geo is not None else None
         self.model = LoadedModel(net.to(self.device), meta)
         if cfg.channels_last and self.device.type == "cuda":
             net.to(memory_format=torch.channels_last)

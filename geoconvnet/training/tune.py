@@ -419,7 +419,7 @@ def finalize_study(study: optuna.Study, study_dir: Path, base: TrainConfig | Non
                   epochs=final_epochs or base.epochs)
     console.rule(f"[bold]Final model[/]: trial {best.number}'s parameters, {cfg.epochs} epochs")
     run = train(cfg)
-    test = evaluate(run, cfg.data, split="test")
+    test = evaluate(run, cfg.data, split="test", pins=False)
     summary = write_summary(study, study_dir, run, test.metrics, objective)
     return run, summary
 
