@@ -96,7 +96,7 @@ def advise_model(country_probs: dict[str, float], cell_probs, cells: GeoCells | 
     """The pin of a model: from its location head when it has one (the country pin kept
     beside it for comparison, when the classes are countries), else from its countries."""
     top_country = max(country_probs, key=country_probs.get)
-    if cells is None or top_country not in cells.countries:
+    if cells is None or (land is not None and top_country not in cells.countries):
         # No cells for the likeliest country (trained without its coordinates): the
         # location head could only pin it into another country.
         return advise(country_probs, land)
