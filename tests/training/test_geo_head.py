@@ -168,3 +168,24 @@ def test_data_geocells_shows_the_cells_of_a_root_and_of_a_run(geo_run, tmp_path,
     assert f"{len(cells)} geocells" in from_root and f"{len(cells)} geocells" in from_run
     assert (tmp_path / "root.png").stat().st_size > 10_000
     assert (tmp_path / "run.png").stat().st_size > 10_000
+
+
+def test_resume_keeps_the_runs_geocells_when_coordinates_change(geo_run, tmp_path):
+    root, run = geo_run
+    copy = tmp_path / "runs"
+    shutil.copytree(run, copy / "geo")
+    cells_before = load_checkpoint(copy / "geo").geocells
+    with open(root / "coordinates.csv") as f:
+        rows = list(csv.reader(f))
+    edited = tmp_path / "coordinates.csv.bak"
+    shutil.copy(root / "coordinates.csv", edited)
+    try:  # every place moved: a fresh build would give other centres
+        with open(root / "coordinates.csv", "w", newline="") as f:
+            csv.writer(f).writerows(rows[:1] + [[r[0], float(r[1]) + 0.5, r[2]]
+                                                for r in rows[1:]])
+        resumed = train(resume=True, name="geo", runs_dir=str(copy), epochs=3)
+    finally:
+        shutil.copy(edited, root / "coordinates.csv")
+    cells_after = load_checkpoint(resumed / "last.safetensors").geocells
+    assert np.array_equal(cells_after.centres, cells_before.centres)
+    assert len(list(csv.DictReader(open(resumed / "metrics.csv")))) == 3
