@@ -11,6 +11,7 @@ import pytest
 from conftest import TINY_TRAIN
 
 from geoconvnet.cli import main
+from geoconvnet.data.index import index_dataset
 from geoconvnet.data.countries import resolve
 from geoconvnet.data.layout import image_files
 from geoconvnet.data.places import Places
@@ -19,6 +20,7 @@ from geoconvnet.inference.predict import predict
 from geoconvnet.models.checkpoint import load_checkpoint, read_meta, save_checkpoint
 from geoconvnet.models.heads import GEOCELL, heads_of
 from geoconvnet.models.weights import read_state_dict
+from geoconvnet.training.geohead import plan_geo
 from geoconvnet.training.train import train
 from geoconvnet.utils.errors import ConfigError
 
@@ -108,52 +110,51 @@ def test_knn_refinement_adds_a_third_pin(geo_run, tmp_path):
     assert result.metrics["geo"]["pin_knn"]["n"] == result.metrics["geo"]["pin"]["n"]
 
 
-def test_a_country_only_model_reports_the_country_pin_alone(geo_run, trained_run, tmp_path):
-    root, _ = geo_run
-    result = evaluate(trained_run, root, split="test", num_workers=0, write=False)
+def _country_only(run, path, keep_heads: bool = True):
+    """The geo run's model without its location head (the country rows of its layer); with
+    ``keep_heads`` False, metadata as written before heads existed."""
+    meta = read_meta(run)
+    k = len(meta["class_names"])
+    state = read_state_dict(run / "best.safetensors")
+    state["head.1.weight"], state["head.1.bias"] = state["head.1.weight"][:k], state["head.1.bias"][:k]
+    meta["heads"] = meta["heads"][:1]
+    if not keep_heads:
+        del meta["heads"]
+    return save_checkpoint(path, state, meta)
+
+
+def test_a_country_only_model_reports_the_country_pin_alone(geo_run, tmp_path):
+    root, run = geo_run
+    model = _country_only(run, tmp_path / "country.safetensors")
+    result = evaluate(model, root, split="test", num_workers=0, write=False)
     assert set(result.metrics["geo"]) == {"country_pin"}
     with pytest.raises(ConfigError, match="no location head"):
-        evaluate(trained_run, root, split="test", num_workers=0, write=False, refine="knn")
+        evaluate(model, root, split="test", num_workers=0, write=False, refine="knn")
 
 
-def test_geo_off_and_roots_without_coordinates_train_the_country_head_only(
-        geo_run, tiny_data, tmp_path):
+def test_geo_off_and_roots_without_coordinates_give_no_location_head(geo_run, tmp_path):
     root, _ = geo_run
-    off = train(data=str(root), runs_dir=str(tmp_path), name="off", geo="off",
-                **{**QUICK, "epochs": 1})
-    assert [h["name"] for h in heads_of(read_meta(off))] == ["country"]
+    index = index_dataset(root, 0.1, 0)
+    assert plan_geo("off", index, cells=8, min_size=4, tau_km=75, weight=1, seed=0) is None
+    no_coords = tmp_path / "plain"
+    shutil.copytree(root, no_coords, ignore=shutil.ignore_patterns("coordinates.csv"))
+    plain = index_dataset(no_coords, 0.1, 0)
+    assert plan_geo("auto", plain, cells=8, min_size=4, tau_km=75, weight=1, seed=0) is None
     with pytest.raises(ConfigError, match="no coordinates"):
-        train(data=str(tiny_data), runs_dir=str(tmp_path), name="on", geo="on", **QUICK)
+        plan_geo("on", plain, cells=8, min_size=4, tau_km=75, weight=1, seed=0)
 
 
-def test_a_checkpoint_from_before_heads_loads_and_predicts(trained_run, tiny_data, tmp_path):
-    meta = read_meta(trained_run)
-    old = {k: v for k, v in meta.items() if k != "heads"}
-    path = save_checkpoint(tmp_path / "old.safetensors",
-                           read_state_dict(trained_run / "best.safetensors"), old)
-    model = load_checkpoint(path)
-    assert model.geocells is None
-    image = image_files(tiny_data / "test")[0]
-    new, before = predict(path, [image], num_workers=0), predict(trained_run, [image],
-                                                                 num_workers=0)
-    assert new[0].top == before[0].top
-    assert np.isfinite(new[0].top[0][1])
-
-
-def test_the_onnx_export_carries_both_heads(geo_run, tmp_path):
-    pytest.importorskip("onnxruntime")
-    from geoconvnet.models.onnx import export_onnx
-
+def test_a_checkpoint_from_before_heads_loads_and_predicts(geo_run, tmp_path):
     root, run = geo_run
-    out = export_onnx(run, tmp_path / "geo.onnx")
-    images = image_files(root / "test")[:2]
-    torch_pins = predict(run, images, pin=True, num_workers=0)
-    onnx_pins = predict(out, images, pin=True, num_workers=0)
-    for a, b in zip(torch_pins, onnx_pins):
-        assert b.pin.source == "geocell"
-        assert [c for c, _ in a.top] == [c for c, _ in b.top]
-        assert abs(a.pin.suggested.lat - b.pin.suggested.lat) < 0.05
-        assert abs(a.pin.suggested.lon - b.pin.suggested.lon) < 0.05
+    with_heads = _country_only(run, tmp_path / "new.safetensors")
+    old = _country_only(run, tmp_path / "old.safetensors", keep_heads=False)
+    model = load_checkpoint(old)
+    assert model.geocells is None
+    image = image_files(root / "test")[0]
+    before, after = predict(with_heads, [image], num_workers=0), predict(old, [image],
+                                                                         num_workers=0)
+    assert after[0].top == before[0].top
+    assert np.isfinite(after[0].top[0][1])
 
 
 def test_data_geocells_shows_the_cells_of_a_root_and_of_a_run(geo_run, tmp_path, capsys):
