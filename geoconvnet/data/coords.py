@@ -45,7 +45,8 @@ def read_coordinates_csv(path: str | Path) -> Coordinates:
     """``file,lat,lon`` rows; a bad row is a DataError naming the file and line."""
     path = Path(path)
     try:
-        with open(path, newline="", encoding="utf-8") as f:
+        # utf-8-sig: a spreadsheet's "CSV UTF-8" starts with a byte-order mark
+        with open(path, newline="", encoding="utf-8-sig") as f:
             rows = list(csv.reader(f))
     except (OSError, UnicodeDecodeError) as exc:
         raise DataError(f"{path}: unreadable coordinates file ({exc})") from None
@@ -69,6 +70,9 @@ def _file(path: Path, number: int, row: list[str]) -> str:
 
 
 def _place(path: Path, number: int, row: list[str]) -> tuple[float, float]:
+    if len(row) != 3 and any(cell.strip() for cell in row[3:]):
+        raise DataError(f"{path} line {number}: {len(row)} columns, expected file,lat,lon "
+                        "(decimal commas? write 41.3, not 41,3)")
     try:
         lat, lon = float(row[1]), float(row[2])
     except (IndexError, ValueError):
