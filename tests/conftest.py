@@ -49,11 +49,18 @@ def chromium():
     pytest.skip("no Chromium on this machine (apt-get install chromium)")
 
 
+# Quiet flags for a headless Chromium in a container (no sandbox, no GPU, no updates).
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
 # The longest files first: with two pytest processes taking a file at a time, a long file
 # started last would leave one process running alone at the end.
 LONGEST_FIRST = ("training/test_views.py", "training/test_tune.py", "models/test_pooling.py",
                  "inference/test_explain.py", "test_cli.py", "training/test_pooling_runs.py",
-                 "report/test_analysis.py", "app/test_server.py")
+                 "report/test_analysis.py", "app/test_server.py",
+                 "training/test_geo_learning.py", "report/test_geo_report.py",
+                 "training/test_geo_head.py")
 
 
 def pytest_collection_modifyitems(items):

@@ -8,6 +8,7 @@ import shutil
 import numpy as np
 import pytest
 import yaml
+from conftest import CHROMIUM_ARGS
 
 from geoconvnet.inference.evaluate import EvalResult, write_results
 from geoconvnet.report import geo
@@ -231,9 +232,7 @@ def test_the_section_renders_in_headless_chromium(both_pins, chromium):
 
     errors = []
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--no-first-run"])
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         page = browser.new_page()
         page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
         page.on("pageerror", lambda exc: errors.append(str(exc)))

@@ -2,6 +2,7 @@ import json
 import tarfile
 
 import pytest
+from conftest import CHROMIUM_ARGS
 
 from geoconvnet.report.page import compare, report
 from geoconvnet.report.reference import reference_f1
@@ -49,9 +50,7 @@ def test_page_renders_in_headless_chromium(report_dir, chromium):
     executable = chromium
     errors = []
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=executable, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--no-first-run"])
+        browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         page = browser.new_page()
         page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
         page.on("pageerror", lambda exc: errors.append(str(exc)))
